@@ -127,21 +127,41 @@ impl Attachment {
         // SAFETY: without SHM_REMAP the kernel refuses to map over an existing
         // mapping, so no memory of ours can be replaced; with SHM_REMAP the caller
         // made the promise in the `unsafe fn AttachOptions::remap`.
-        let p = unsafe { sys::shmat(id, addr, options.flags()) }.map_err(|e| attach_error(id, options, e))?;
+        let p = unsafe { sys::shmat(id, addr, options.flags()) }
+            .map_err(|e| attach_error(id, options, e))?;
         let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| {
-            Error::new(Op::Attach, Object::Id(id), ErrorKind::InvalidAddress, None, "the kernel returned a null address")
+            Error::new(
+                Op::Attach,
+                Object::Id(id),
+                ErrorKind::InvalidAddress,
+                None,
+                "the kernel returned a null address",
+            )
         })?;
         // Owned from here on: an early return below detaches it.
-        let mut att = Attachment { ptr, len: 0, id, read_only: options.read_only };
+        let mut att = Attachment {
+            ptr,
+            len: 0,
+            id,
+            read_only: options.read_only,
+        };
         // We hold an attachment, so the segment exists; IPC_STAT may still be
         // refused (write-only mode bits do not allow attaching, so this is rare):
         // fall back to the public table.
         let len = match Segment::from_id(id).stat() {
             Ok(i) => i.size,
-            Err(e) => crate::info::public_info_by_id(id).map(|i| i.size).ok_or(e)?,
+            Err(e) => crate::info::public_info_by_id(id)
+                .map(|i| i.size)
+                .ok_or(e)?,
         };
         let len = usize::try_from(len).map_err(|_| {
-            Error::new(Op::Attach, Object::Id(id), ErrorKind::Overflow, None, "segment larger than the address space")
+            Error::new(
+                Op::Attach,
+                Object::Id(id),
+                ErrorKind::Overflow,
+                None,
+                "segment larger than the address space",
+            )
         })?;
         att.len = len;
         Ok(att)
@@ -247,7 +267,10 @@ impl Attachment {
                 Object::Address(addr),
                 ErrorKind::InvalidAddress,
                 Some(e),
-                format!("nothing of segment {id} is attached here any more ({})", crate::error::errno_text(e)),
+                format!(
+                    "nothing of segment {id} is attached here any more ({})",
+                    crate::error::errno_text(e)
+                ),
             )
         })
     }
@@ -293,7 +316,9 @@ fn attach_error(id: i32, options: &AttachOptions, errno: i32) -> Error {
         } else if let Some(a) = options.addr {
             let lba = shmlba();
             if !options.round && a % lba != 0 {
-                format!("address {a:#x} is not a multiple of SHMLBA ({lba:#x}); align it or ask for rounding (SHM_RND)")
+                format!(
+                    "address {a:#x} is not a multiple of SHMLBA ({lba:#x}); align it or ask for rounding (SHM_RND)"
+                )
             } else {
                 format!(
                     "cannot attach at {a:#x}: the range overlaps an existing mapping or is outside the address space; choose another address or let the kernel choose"
@@ -302,7 +327,13 @@ fn attach_error(id: i32, options: &AttachOptions, errno: i32) -> Error {
         } else {
             "the kernel refused the attach flags".to_string()
         };
-        return Error::new(Op::Attach, Object::Id(id), ErrorKind::InvalidAddress, Some(errno), msg);
+        return Error::new(
+            Op::Attach,
+            Object::Id(id),
+            ErrorKind::InvalidAddress,
+            Some(errno),
+            msg,
+        );
     }
     id_error(Op::Attach, id, errno)
 }

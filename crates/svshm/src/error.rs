@@ -180,8 +180,20 @@ pub struct Error {
 
 impl Error {
     /// Builds an error with a message of your own.
-    pub fn new(op: Op, object: Object, kind: ErrorKind, errno: Option<i32>, message: impl Into<String>) -> Self {
-        Error { op, object, errno, kind, message: message.into() }
+    pub fn new(
+        op: Op,
+        object: Object,
+        kind: ErrorKind,
+        errno: Option<i32>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error {
+            op,
+            object,
+            errno,
+            kind,
+            message: message.into(),
+        }
     }
 
     /// The operation that failed.
@@ -221,7 +233,9 @@ impl std::error::Error for Error {}
 impl From<Error> for std::io::Error {
     fn from(e: Error) -> Self {
         let kind = match e.kind {
-            ErrorKind::NotFound | ErrorKind::InvalidId | ErrorKind::Removed => std::io::ErrorKind::NotFound,
+            ErrorKind::NotFound | ErrorKind::InvalidId | ErrorKind::Removed => {
+                std::io::ErrorKind::NotFound
+            }
             ErrorKind::AlreadyExists => std::io::ErrorKind::AlreadyExists,
             ErrorKind::PermissionDenied
             | ErrorKind::NotOwner
@@ -318,8 +332,17 @@ mod tests {
 
     #[test]
     fn display_names_op_object_and_message() {
-        let e = Error::new(Op::Remove, Object::Id(7), ErrorKind::InvalidId, Some(libc::EINVAL), "no segment has this id");
-        assert_eq!(e.to_string(), "remove segment (id 7): no segment has this id");
+        let e = Error::new(
+            Op::Remove,
+            Object::Id(7),
+            ErrorKind::InvalidId,
+            Some(libc::EINVAL),
+            "no segment has this id",
+        );
+        assert_eq!(
+            e.to_string(),
+            "remove segment (id 7): no segment has this id"
+        );
         let io: std::io::Error = e.into();
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }

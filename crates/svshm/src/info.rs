@@ -59,7 +59,8 @@ fn time_from_secs(secs: i64) -> Option<SystemTime> {
 
 /// Seconds since the epoch of an optional time, 0 for `None` (the kernel's "not set").
 pub fn epoch_secs(t: Option<SystemTime>) -> i64 {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs() as i64)
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 impl SegmentInfo {
@@ -163,7 +164,9 @@ impl Limits {
 pub const SYSCTL_DIR: &str = "/proc/sys/kernel";
 
 fn read_sysctl(name: &str) -> Option<String> {
-    std::fs::read_to_string(Path::new(SYSCTL_DIR).join(name)).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(Path::new(SYSCTL_DIR).join(name))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// System-wide limits: shmctl(IPC_INFO) plus `/proc/sys/kernel/shm_rmid_forced`
@@ -176,7 +179,8 @@ fn read_sysctl(name: &str) -> Option<String> {
 /// ```
 #[doc(alias = "IPC_INFO")]
 pub fn limits() -> Result<Limits> {
-    let (_, buf) = sys::shmctl_out(0, sys::IPC_INFO).map_err(|e| errno_error(Op::Limits, Object::System, e))?;
+    let (_, buf) = sys::shmctl_out(0, sys::IPC_INFO)
+        .map_err(|e| errno_error(Op::Limits, Object::System, e))?;
     // SAFETY: IPC_INFO fills the `limits` variant of the union.
     let l = unsafe { buf.limits };
     Ok(Limits {
@@ -219,7 +223,8 @@ pub struct Usage {
 /// ```
 #[doc(alias = "SHM_INFO")]
 pub fn usage() -> Result<Usage> {
-    let (max, buf) = sys::shmctl_out(0, sys::SHM_INFO).map_err(|e| errno_error(Op::Usage, Object::System, e))?;
+    let (max, buf) =
+        sys::shmctl_out(0, sys::SHM_INFO).map_err(|e| errno_error(Op::Usage, Object::System, e))?;
     // SAFETY: SHM_INFO fills the `usage` variant of the union.
     let u = unsafe { buf.usage };
     Ok(Usage {
@@ -237,7 +242,11 @@ pub fn usage() -> Result<Usage> {
 /// Returns `Ok(None)` for an unused slot (EINVAL), and, for SHM_STAT, for a
 /// segment we may not read (EACCES).
 pub fn stat_index(index: i32, any: bool) -> Result<Option<SegmentInfo>> {
-    let cmd = if any { sys::SHM_STAT_ANY } else { sys::SHM_STAT };
+    let cmd = if any {
+        sys::SHM_STAT_ANY
+    } else {
+        sys::SHM_STAT
+    };
     match sys::shmctl_out(index, cmd) {
         // SAFETY: SHM_STAT(_ANY) fills the `ds` variant of the union.
         Ok((id, buf)) => Ok(Some(SegmentInfo::from_ds(id, unsafe { &buf.ds }))),
@@ -298,7 +307,11 @@ pub fn proc_segments_from(path: &Path) -> Result<Vec<SegmentInfo>> {
             format!("{e}; is /proc mounted and System V IPC enabled in this kernel?"),
         )
     })?;
-    Ok(text.lines().skip(1).filter_map(SegmentInfo::parse_proc_line).collect())
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(SegmentInfo::parse_proc_line)
+        .collect())
 }
 
 /// Looks a segment up by id in `/proc/sysvipc/shm`, needing no permission on it.
@@ -349,18 +362,34 @@ pub struct Attacher {
 /// ```
 pub fn attachers(id: i32) -> Result<Vec<Attacher>> {
     let dir = std::fs::read_dir("/proc").map_err(|e| {
-        Error::new(Op::Attachers, Object::Id(id), ErrorKind::Io, e.raw_os_error(), format!("cannot read /proc: {e}"))
+        Error::new(
+            Op::Attachers,
+            Object::Id(id),
+            ErrorKind::Io,
+            e.raw_os_error(),
+            format!("cannot read /proc: {e}"),
+        )
     })?;
     let mut out = Vec::new();
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
         let path: PathBuf = entry.path();
-        let Ok(maps) = std::fs::read_to_string(path.join("maps")) else { continue };
+        let Ok(maps) = std::fs::read_to_string(path.join("maps")) else {
+            continue;
+        };
         let mut found = parse_maps(&maps, id);
         if found.is_empty() {
             continue;
         }
-        let command = std::fs::read_to_string(path.join("comm")).map(|s| s.trim_end().to_string()).unwrap_or_default();
+        let command = std::fs::read_to_string(path.join("comm"))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default();
         for a in &mut found {
             a.pid = pid;
             a.command.clone_from(&command);
@@ -385,10 +414,14 @@ pub fn parse_maps(maps: &str, id: i32) -> Vec<Attacher> {
         if !name.starts_with("/SYSV") || inode.parse::<i64>().ok() != Some(i64::from(id)) {
             continue;
         }
-        let Some((s, e)) = range.split_once('-') else { continue };
-        let (Ok(start), Ok(end), Ok(off)) =
-            (usize::from_str_radix(s, 16), usize::from_str_radix(e, 16), u64::from_str_radix(off, 16))
-        else {
+        let Some((s, e)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end), Ok(off)) = (
+            usize::from_str_radix(s, 16),
+            usize::from_str_radix(e, 16),
+            u64::from_str_radix(off, 16),
+        ) else {
             continue;
         };
         let read_only = !perms.contains('w');
@@ -403,7 +436,17 @@ pub fn parse_maps(maps: &str, id: i32) -> Vec<Attacher> {
                 continue;
             }
         }
-        out.push((Attacher { pid: 0, command: String::new(), start, end, read_only, executable }, off));
+        out.push((
+            Attacher {
+                pid: 0,
+                command: String::new(),
+                start,
+                end,
+                read_only,
+                executable,
+            },
+            off,
+        ));
     }
     out.into_iter().map(|(a, _)| a).collect()
 }
@@ -464,15 +507,16 @@ mod tests {
         assert!(s.is_marked_for_destruction());
         assert!(!s.is_locked());
         assert_eq!(s.permissions(), 0o600);
-        assert_eq!((s.creator_pid, s.last_pid, s.attach_count), (12406, 12411, 1));
+        assert_eq!(
+            (s.creator_pid, s.last_pid, s.attach_count),
+            (12406, 12411, 1)
+        );
         assert_eq!(s.detach_time, None);
         assert_eq!(epoch_secs(s.attach_time), 1764215940);
         assert_eq!((s.rss, s.swap), (Some(4096), Some(0)));
         assert!(SegmentInfo::parse_proc_line("garbage").is_none());
-        let neg = SegmentInfo::parse_proc_line(
-            "-763040998 16   2644 1048576 1 2 1 0 0 0 0 0 0 0",
-        )
-        .unwrap();
+        let neg = SegmentInfo::parse_proc_line("-763040998 16   2644 1048576 1 2 1 0 0 0 0 0 0 0")
+            .unwrap();
         assert_eq!(neg.key.to_string(), "0xd284eb1a");
         assert!(neg.is_locked());
         assert_eq!(neg.rss, None);
@@ -489,8 +533,14 @@ mod tests {
 ";
         let a = parse_maps(maps, 5);
         assert_eq!(a.len(), 2);
-        assert_eq!((a[0].start, a[0].end, a[0].read_only), (0x7f0000000000, 0x7f0000002000, false));
-        assert_eq!((a[1].start, a[1].end, a[1].read_only), (0x7f0000010000, 0x7f0000012000, true));
+        assert_eq!(
+            (a[0].start, a[0].end, a[0].read_only),
+            (0x7f0000000000, 0x7f0000002000, false)
+        );
+        assert_eq!(
+            (a[1].start, a[1].end, a[1].read_only),
+            (0x7f0000010000, 0x7f0000012000, true)
+        );
         assert_eq!(parse_maps(maps, 6).len(), 1);
         assert!(!parse_maps(maps, 6)[0].read_only);
     }

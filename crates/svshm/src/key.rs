@@ -73,7 +73,9 @@ impl Key {
                 format!("{e}; the path must exist and be reachable by every process using the key"),
             )
         })?;
-        let raw = ((md.ino() & 0xffff) as u32) | (((md.dev() & 0xff) as u32) << 16) | ((proj as u32) << 24);
+        let raw = ((md.ino() & 0xffff) as u32)
+            | (((md.dev() & 0xff) as u32) << 16)
+            | ((proj as u32) << 24);
         Ok(Key(raw as i32))
     }
 
@@ -101,7 +103,12 @@ impl Key {
         const PRIME: u64 = 0x0000_0100_0000_01b3;
         let mut h = OFFSET;
         let uid = uid.to_le_bytes();
-        for &b in b"svshm\0".iter().chain(name.as_bytes()).chain(b"\0").chain(uid.iter()) {
+        for &b in b"svshm\0"
+            .iter()
+            .chain(name.as_bytes())
+            .chain(b"\0")
+            .chain(uid.iter())
+        {
             h ^= u64::from(b);
             h = h.wrapping_mul(PRIME);
         }
@@ -169,7 +176,9 @@ impl FromStr for Key {
                 Object::Text(s.to_string()),
                 ErrorKind::Parse,
                 None,
-                format!("{why}; give a key as decimal (4660), hexadecimal (0x1234) or octal (011064)"),
+                format!(
+                    "{why}; give a key as decimal (4660), hexadecimal (0x1234) or octal (011064)"
+                ),
             )
         };
         let v = parse_c_integer(s).ok_or_else(|| bad("not a number"))?;
@@ -188,11 +197,26 @@ mod tests {
     #[test]
     fn parse_forms() {
         assert_eq!("0".parse::<Key>().unwrap(), Key::PRIVATE);
-        assert_eq!("0xdeadbeef".parse::<Key>().unwrap().to_string(), "0xdeadbeef");
-        assert_eq!("-559038737".parse::<Key>().unwrap().to_string(), "0xdeadbeef");
+        assert_eq!(
+            "0xdeadbeef".parse::<Key>().unwrap().to_string(),
+            "0xdeadbeef"
+        );
+        assert_eq!(
+            "-559038737".parse::<Key>().unwrap().to_string(),
+            "0xdeadbeef"
+        );
         assert_eq!(" 0X10 ".parse::<Key>().unwrap(), Key::new(16));
         assert_eq!("010".parse::<Key>().unwrap(), Key::new(8));
-        for bad in ["", "x", "0x", "12a", "09", "0x1ffffffff", "-2147483649", "1.5"] {
+        for bad in [
+            "",
+            "x",
+            "0x",
+            "12a",
+            "09",
+            "0x1ffffffff",
+            "-2147483649",
+            "1.5",
+        ] {
             let e = bad.parse::<Key>().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Parse, "{bad}");
             assert!(e.to_string().contains("hexadecimal"), "{e}");
@@ -208,11 +232,17 @@ mod tests {
     #[test]
     fn name_hash_is_stable() {
         // Pinned values: changing the hash would strand existing channels.
-        assert_eq!(Key::from_name_for_uid("demo", 0), Key::from_name_for_uid("demo", 0));
+        assert_eq!(
+            Key::from_name_for_uid("demo", 0),
+            Key::from_name_for_uid("demo", 0)
+        );
         let pinned = Key::from_name_for_uid("svshm", 1000).raw();
         let again = Key::from_name_for_uid("svshm", 1000).raw();
         assert_eq!(pinned, again);
-        assert_ne!(Key::from_name_for_uid("a", 0), Key::from_name_for_uid("b", 0));
+        assert_ne!(
+            Key::from_name_for_uid("a", 0),
+            Key::from_name_for_uid("b", 0)
+        );
     }
 
     #[test]

@@ -36,18 +36,25 @@ pub struct Offset<T> {
 
 impl<T> Offset<T> {
     /// The null offset.
-    pub const NULL: Offset<T> = Offset { raw: 0, _t: PhantomData };
+    pub const NULL: Offset<T> = Offset {
+        raw: 0,
+        _t: PhantomData,
+    };
 
     /// An offset of `raw` bytes from the region start.
     pub const fn new(raw: u64) -> Self {
-        Offset { raw, _t: PhantomData }
+        Offset {
+            raw,
+            _t: PhantomData,
+        }
     }
 
     /// The offset of `ptr` inside `region`, if it lies inside it.
     pub fn from_ptr(region: &impl Region, ptr: *const T) -> Option<Self> {
         let base = region.base() as usize;
         let p = ptr as usize;
-        (p >= base && p + core::mem::size_of::<T>() <= base + region.len()).then(|| Offset::new((p - base) as u64))
+        (p >= base && p + core::mem::size_of::<T>() <= base + region.len())
+            .then(|| Offset::new((p - base) as u64))
     }
 
     /// The raw byte offset.
@@ -64,7 +71,8 @@ impl<T> Offset<T> {
     /// region and is aligned for `T`. Errors (never panics) on null, out of
     /// bounds, overflow or misalignment.
     pub fn resolve(self, region: &impl Region) -> Result<*mut T> {
-        let fail = |kind, msg: String| Err(Error::new(Op::Resolve, Object::System, kind, None, msg));
+        let fail =
+            |kind, msg: String| Err(Error::new(Op::Resolve, Object::System, kind, None, msg));
         if self.is_null() {
             return fail(ErrorKind::OutOfBounds, "null offset".into());
         }
@@ -74,7 +82,12 @@ impl<T> Offset<T> {
             _ => {
                 return fail(
                     ErrorKind::OutOfBounds,
-                    format!("offset {} + {} bytes is outside the {}-byte region", self.raw, size, region.len()),
+                    format!(
+                        "offset {} + {} bytes is outside the {}-byte region",
+                        self.raw,
+                        size,
+                        region.len()
+                    ),
                 );
             }
         }
@@ -83,7 +96,11 @@ impl<T> Offset<T> {
         if (p as usize) % core::mem::align_of::<T>() != 0 {
             return fail(
                 ErrorKind::Misaligned,
-                format!("offset {} is not aligned to {} bytes", self.raw, core::mem::align_of::<T>()),
+                format!(
+                    "offset {} is not aligned to {} bytes",
+                    self.raw,
+                    core::mem::align_of::<T>()
+                ),
             );
         }
         Ok(p.cast())

@@ -56,7 +56,8 @@ const HEAP_ALIGN: usize = 4096;
 impl HeapRegion {
     /// Allocates `len` zeroed bytes (at least 1), aligned to 4096.
     pub fn new(len: usize) -> HeapRegion {
-        let layout = Layout::from_size_align(len.max(1), HEAP_ALIGN).expect("region size overflows");
+        let layout =
+            Layout::from_size_align(len.max(1), HEAP_ALIGN).expect("region size overflows");
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));

@@ -83,7 +83,14 @@ impl CreateOptions {
     /// Options for a segment of `size` bytes (the kernel rounds the allocation
     /// up to whole pages but records `size`).
     pub fn new(size: usize) -> CreateOptions {
-        CreateOptions { key: Key::PRIVATE, size, mode: 0o600, exclusive: true, huge: None, noreserve: false }
+        CreateOptions {
+            key: Key::PRIVATE,
+            size,
+            mode: 0o600,
+            exclusive: true,
+            huge: None,
+            noreserve: false,
+        }
     }
 
     /// The key to create under (default [`Key::PRIVATE`]).
@@ -147,7 +154,10 @@ impl CreateOptions {
                 object,
                 ErrorKind::InvalidArgument,
                 None,
-                format!("mode {:#o} has bits beyond the permission bits 0777; give only permission bits", self.mode),
+                format!(
+                    "mode {:#o} has bits beyond the permission bits 0777; give only permission bits",
+                    self.mode
+                ),
             ));
         }
         sys::shmget(self.key.raw(), self.size, self.flags())
@@ -214,7 +224,8 @@ impl Segment {
     #[doc(alias = "IPC_STAT")]
     #[doc(alias = "shmctl")]
     pub fn stat(self) -> Result<SegmentInfo> {
-        let (_, buf) = sys::shmctl_out(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Stat, self.id, e))?;
+        let (_, buf) =
+            sys::shmctl_out(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Stat, self.id, e))?;
         // SAFETY: IPC_STAT fills the `ds` variant of the union.
         Ok(SegmentInfo::from_ds(self.id, unsafe { &buf.ds }))
     }
@@ -231,13 +242,13 @@ impl Segment {
                     Object::Id(self.id),
                     ErrorKind::InvalidArgument,
                     None,
-                    format!("mode {m:#o} has bits beyond the permission bits 0777; give only permission bits"),
+                    format!(
+                        "mode {m:#o} has bits beyond the permission bits 0777; give only permission bits"
+                    ),
                 ));
             }
         }
-        let (_, buf) = sys::shmctl_out(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Set, self.id, e))?;
-        // SAFETY: IPC_STAT fills the `ds` variant of the union.
-        let mut ds = unsafe { buf.ds };
+        let mut ds = self.current_owner_and_mode()?;
         if let Some(u) = uid {
             ds.shm_perm.uid = u;
         }
@@ -248,6 +259,30 @@ impl Segment {
             ds.shm_perm.mode = (u32::from(ds.shm_perm.mode) & !0o777 | m) as u16;
         }
         sys::shmctl_set(self.id, &ds).map_err(|e| id_error(Op::Set, self.id, e))
+    }
+
+    /// The `shmid_ds` that [`set`](Self::set) starts from: the kernel's record
+    /// (IPC_STAT). IPC_STAT needs read permission but IPC_SET only ownership, so
+    /// when IPC_STAT is refused (the owner of a mode-0 segment locking itself
+    /// out, or a non-owner) the owner, group and mode come from the public table
+    /// instead; the kernel then decides, and a non-owner gets EPERM
+    /// ([`ErrorKind::NotOwner`]) rather than a misleading EACCES.
+    fn current_owner_and_mode(self) -> Result<libc::shmid_ds> {
+        match sys::shmctl_out(self.id, sys::IPC_STAT) {
+            // SAFETY: IPC_STAT fills the `ds` variant of the union.
+            Ok((_, buf)) => Ok(unsafe { buf.ds }),
+            Err(libc::EACCES) => {
+                let public = info::public_info_by_id(self.id)
+                    .ok_or_else(|| id_error(Op::Set, self.id, libc::EACCES))?;
+                let mut ds = sys::zeroed_shmid_ds();
+                ds.shm_perm.uid = public.uid;
+                ds.shm_perm.gid = public.gid;
+                // IPC_SET reads only uid, gid and the nine permission bits.
+                ds.shm_perm.mode = (public.mode & 0o777) as u16;
+                Ok(ds)
+            }
+            Err(e) => Err(id_error(Op::Set, self.id, e)),
+        }
     }
 
     /// Changes the permission bits only.
@@ -332,7 +367,12 @@ impl Drop for RemoveOnDrop {
 }
 
 fn owner_text(info: &SegmentInfo) -> String {
-    format!("segment id {} is owned by {}, mode {:04o}", info.id, describe_uid(info.uid), info.permissions())
+    format!(
+        "segment id {} is owned by {}, mode {:04o}",
+        info.id,
+        describe_uid(info.uid),
+        info.permissions()
+    )
 }
 
 /// Error for a failed shmget.
@@ -438,12 +478,19 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
     let object = Object::Id(id);
     let public = || info::public_info_by_id(id);
     let (kind, msg) = match errno {
-        libc::EINVAL if id < 0 => (ErrorKind::InvalidId, "a segment id is never negative".to_string()),
+        libc::EINVAL if id < 0 => (
+            ErrorKind::InvalidId,
+            "a segment id is never negative".to_string(),
+        ),
         libc::EINVAL => (
             ErrorKind::InvalidId,
-            "no segment has this id (it may have been destroyed); list segments with `svshm ls`".to_string(),
+            "no segment has this id (it may have been destroyed); list segments with `svshm ls`"
+                .to_string(),
         ),
-        libc::EIDRM => (ErrorKind::Removed, "the segment was removed while the call ran".to_string()),
+        libc::EIDRM => (
+            ErrorKind::Removed,
+            "the segment was removed while the call ran".to_string(),
+        ),
         libc::EACCES => (
             ErrorKind::PermissionDenied,
             match public() {
@@ -467,19 +514,35 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
                 Op::Lock | Op::Unlock => "CAP_IPC_LOCK",
                 _ => "CAP_SYS_ADMIN",
             };
-            let extra = if op == Op::Lock { " (with RLIMIT_MEMLOCK above 0)" } else { "" };
-            (ErrorKind::NotOwner, format!("operation not permitted: {who}{extra}, or a process with {cap}, may do this"))
+            let extra = if op == Op::Lock {
+                " (with RLIMIT_MEMLOCK above 0)"
+            } else {
+                ""
+            };
+            (
+                ErrorKind::NotOwner,
+                format!(
+                    "operation not permitted: {who}{extra}, or a process with {cap}, may do this"
+                ),
+            )
         }
         libc::ENOMEM if op == Op::Lock => (
             ErrorKind::LockLimit,
-            "locking would exceed RLIMIT_MEMLOCK; raise it (`ulimit -l`) or run with CAP_IPC_LOCK".to_string(),
+            "locking would exceed RLIMIT_MEMLOCK; raise it (`ulimit -l`) or run with CAP_IPC_LOCK"
+                .to_string(),
         ),
-        libc::ENOMEM => (ErrorKind::OutOfMemory, "the kernel is out of memory".to_string()),
+        libc::ENOMEM => (
+            ErrorKind::OutOfMemory,
+            "the kernel is out of memory".to_string(),
+        ),
         libc::EOVERFLOW => (
             ErrorKind::Overflow,
             "a uid or gid of the segment does not fit the structure (32-bit caller?)".to_string(),
         ),
-        libc::EFAULT => (ErrorKind::Fault, "the kernel could not access the buffer".to_string()),
+        libc::EFAULT => (
+            ErrorKind::Fault,
+            "the kernel could not access the buffer".to_string(),
+        ),
         e => (ErrorKind::Other, crate::error::errno_text(e)),
     };
     Error::new(op, object, kind, Some(errno), msg)

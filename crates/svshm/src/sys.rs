@@ -79,8 +79,10 @@ pub struct ShmInfoUsage {
 // The kernel copies at most sizeof(struct shmid64_ds) into the buffer for every
 // command; both our structs must be at least that small or the union below large
 // enough. We always pass a buffer of the largest size.
-const _: () = assert!(core::mem::size_of::<ShmInfoLimits>() <= core::mem::size_of::<libc::shmid_ds>());
-const _: () = assert!(core::mem::size_of::<ShmInfoUsage>() <= core::mem::size_of::<libc::shmid_ds>());
+const _: () =
+    assert!(core::mem::size_of::<ShmInfoLimits>() <= core::mem::size_of::<libc::shmid_ds>());
+const _: () =
+    assert!(core::mem::size_of::<ShmInfoUsage>() <= core::mem::size_of::<libc::shmid_ds>());
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(core::mem::size_of::<ShmInfoUsage>() == 48);
 #[cfg(target_pointer_width = "64")]
@@ -108,7 +110,11 @@ pub unsafe fn shmat(id: i32, addr: *const c_void, flags: i32) -> Result<*mut c_v
     // SAFETY: the caller guarantees that mapping at `addr` (if non-null) does not
     // clobber memory in use; with a null address the kernel picks a free range.
     let r = unsafe { libc::shmat(id, addr, flags) };
-    if r as isize == -1 { Err(errno()) } else { Ok(r) }
+    if r as isize == -1 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
 }
 
 /// `shmdt(2)`.
@@ -142,6 +148,13 @@ pub fn shmctl_out(id: i32, cmd: i32) -> Result<(i32, CtlBuf), i32> {
     }
     // SAFETY: zero-initialised plain integer structs are valid for every field.
     Ok((r, unsafe { buf.assume_init() }))
+}
+
+/// An all-zero `shmid_ds`, to fill in for IPC_SET.
+pub fn zeroed_shmid_ds() -> libc::shmid_ds {
+    // SAFETY: shmid_ds is a C struct of plain integers (and padding); all-zero
+    // bytes are a valid value of every field.
+    unsafe { MaybeUninit::<libc::shmid_ds>::zeroed().assume_init() }
 }
 
 /// `shmctl(2)` for commands that take no buffer (IPC_RMID, SHM_LOCK, SHM_UNLOCK).
@@ -181,7 +194,9 @@ pub fn getegid() -> u32 {
 /// Runs a `get*_r` style lookup with a growing buffer. `call` gets the buffer
 /// pointer and length and returns the C function's result and whether an entry
 /// was found.
-fn with_nss_buffer<T>(mut call: impl FnMut(*mut libc::c_char, usize) -> (i32, Option<T>)) -> Option<T> {
+fn with_nss_buffer<T>(
+    mut call: impl FnMut(*mut libc::c_char, usize) -> (i32, Option<T>),
+) -> Option<T> {
     let mut len = 1024usize;
     loop {
         let mut buf = vec![0 as libc::c_char; len];
@@ -200,7 +215,11 @@ fn cstr_to_string(p: *const libc::c_char) -> Option<String> {
     }
     // SAFETY: NSS returns NUL-terminated strings inside the buffer we passed,
     // which outlives this call.
-    Some(unsafe { core::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { core::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// `getpwuid_r`: user name and primary gid of a uid.
