@@ -1,0 +1,215 @@
+//! The channel's error type.
+
+use crate::ring::RingError;
+use core::fmt;
+
+/// Which end of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The writing end (StreamWriter, Sender).
+    Writer,
+    /// The reading end (StreamReader, Receiver).
+    Reader,
+}
+
+impl Role {
+    /// The other end.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Writer => Role::Reader,
+            Role::Reader => Role::Writer,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        })
+    }
+}
+
+/// Everything that can go wrong on a channel. `Display` says what happened and
+/// what to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A System V call failed (creating, opening, attaching, stat…).
+    Sys(svshm::Error),
+    /// The other side did not come, or no data/space came, before the timeout.
+    Timeout {
+        /// What we were waiting for.
+        waiting_for: String,
+    },
+    /// The peer process died without closing its end. Everything it had
+    /// committed was delivered first.
+    PeerDied {
+        /// The dead side.
+        role: Role,
+        /// Its pid.
+        pid: i32,
+    },
+    /// The peer closed its end: for a writer, the reader is gone (like EPIPE);
+    /// for a message receiver, the sender closed and every message was received.
+    Closed {
+        /// The side that closed.
+        role: Role,
+    },
+    /// The segment's header or ring broke the protocol (a faulty or hostile
+    /// peer, or memory overwritten by someone else).
+    Corrupt {
+        /// Segment id.
+        id: i32,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The segment under our key belongs to someone we do not trust: another
+    /// owner or creator uid, or a mode wider than asked (squatting).
+    Foreign {
+        /// Segment id.
+        id: i32,
+        /// Why it is refused.
+        detail: String,
+    },
+    /// The segment is not an svshm channel, or one of another kind/version.
+    Mismatch {
+        /// Segment id.
+        id: i32,
+        /// What differs.
+        detail: String,
+    },
+    /// Our side of the channel is already held by a live process.
+    InUse {
+        /// Segment id.
+        id: i32,
+        /// The side that is taken.
+        role: Role,
+        /// The live holder.
+        pid: i32,
+    },
+    /// A message larger than the channel's maximum.
+    MessageTooLarge {
+        /// The message's length.
+        len: usize,
+        /// The channel's maximum.
+        max: usize,
+    },
+    /// `try_send`: no room in the ring now.
+    Full,
+    /// `try_recv`: no message now.
+    Empty,
+    /// Bad options or endpoint.
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn from_ring(
+        e: RingError,
+        id: i32,
+        role: Role,
+        peer_pid: i32,
+        waiting_for: &str,
+    ) -> Error {
+        match e {
+            RingError::Corrupt(detail) => Error::Corrupt { id, detail },
+            RingError::Closed => Error::Closed { role: role.peer() },
+            RingError::PeerDied => Error::PeerDied {
+                role: role.peer(),
+                pid: peer_pid,
+            },
+            RingError::Timeout => Error::Timeout {
+                waiting_for: waiting_for.to_string(),
+            },
+        }
+    }
+
+    /// Whether this is [`Error::PeerDied`].
+    pub fn is_peer_died(&self) -> bool {
+        matches!(self, Error::PeerDied { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys(e) => write!(f, "{e}"),
+            Error::Timeout { waiting_for } => {
+                write!(
+                    f,
+                    "timed out waiting for {waiting_for}; start the other side, or wait longer"
+                )
+            }
+            Error::PeerDied { role, pid } => write!(
+                f,
+                "the {role} (pid {pid}) died without closing the channel; everything it had committed was delivered"
+            ),
+            Error::Closed { role: Role::Reader } => {
+                f.write_str("the reader closed the channel; nothing more can be written")
+            }
+            Error::Closed { role: Role::Writer } => {
+                f.write_str("the writer closed the channel; no more messages")
+            }
+            Error::Corrupt { id, detail } => write!(
+                f,
+                "channel segment {id} is corrupt: {detail}; the peer is faulty or hostile, or another program wrote the segment"
+            ),
+            Error::Foreign { id, detail } => write!(
+                f,
+                "refusing segment {id}: {detail}; someone else holds this key — choose another channel name or key, or have its owner remove it"
+            ),
+            Error::Mismatch { id, detail } => write!(
+                f,
+                "segment {id} does not match: {detail}; both sides must use the same channel kind and svshm version"
+            ),
+            Error::InUse { id, role, pid } => write!(
+                f,
+                "channel segment {id} already has a {role} (pid {pid}, alive); a channel connects one writer and one reader"
+            ),
+            Error::MessageTooLarge { len, max } => write!(
+                f,
+                "message of {len} bytes exceeds the channel's maximum of {max} bytes; create the channel with a larger max_message"
+            ),
+            Error::Full => f.write_str("the channel is full"),
+            Error::Empty => f.write_str("the channel is empty"),
+            Error::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sys(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<svshm::Error> for Error {
+    fn from(e: svshm::Error) -> Error {
+        Error::Sys(e)
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        use std::io::ErrorKind as K;
+        let kind = match &e {
+            Error::Sys(_) => K::Other,
+            Error::Timeout { .. } => K::TimedOut,
+            Error::PeerDied { .. } => K::ConnectionAborted,
+            Error::Closed { .. } => K::BrokenPipe,
+            Error::Corrupt { .. } | Error::Mismatch { .. } => K::InvalidData,
+            Error::Foreign { .. } => K::PermissionDenied,
+            Error::InUse { .. } => K::AddrInUse,
+            Error::MessageTooLarge { .. } | Error::Invalid(_) => K::InvalidInput,
+            Error::Full | Error::Empty => K::WouldBlock,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
+/// Shorthand for `Result<T, svshm_channel::Error>`.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,0 +1,180 @@
+//! Looking at a channel from outside: for `svshm ls`, `svshm stat` and stale
+//! cleanup.
+
+use crate::error::{Error, Result};
+use crate::header::{self, Header, read_snapshot};
+use crate::peer::{ProcessId, pid_alive};
+use crate::sync::Ordering;
+use svshm::{ErrorKind, Segment, SegmentInfo};
+
+/// What kind of channel a segment holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A byte stream (StreamWriter/StreamReader).
+    Stream,
+    /// A message channel (Sender/Receiver).
+    Messages,
+}
+
+/// One side of a channel as seen from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// The holder's pid.
+    pub pid: i32,
+    /// Whether that process still runs (pid and start time match).
+    pub alive: bool,
+    /// Whether it closed its end.
+    pub closed: bool,
+}
+
+/// A channel segment's state, read from its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelStatus {
+    /// Segment id.
+    pub id: i32,
+    /// The name the creator stored (the endpoint's label).
+    pub name: String,
+    /// Stream or messages.
+    pub kind: Kind,
+    /// Whether the creator finished initialising the header.
+    pub ready: bool,
+    /// Ring capacity in bytes.
+    pub capacity: u64,
+    /// Bytes written and not yet consumed.
+    pub fill: u64,
+    /// Total bytes written (the writer's cursor).
+    pub written: u64,
+    /// The writer, once it connected.
+    pub writer: Option<PeerStatus>,
+    /// The reader, once it connected.
+    pub reader: Option<PeerStatus>,
+}
+
+impl ChannelStatus {
+    /// A one-word state: `initializing`, `waiting` (one side), `connected`,
+    /// `closed` (both left), `broken` (a side died without closing).
+    pub fn state(&self) -> &'static str {
+        if !self.ready {
+            return "initializing";
+        }
+        let dead = |p: &Option<PeerStatus>| p.is_some_and(|p| !p.alive && !p.closed);
+        if dead(&self.writer) || dead(&self.reader) {
+            return "broken";
+        }
+        match (self.writer, self.reader) {
+            (Some(w), Some(r)) if w.closed && r.closed => "closed",
+            (Some(w), _) if w.closed => "draining",
+            (Some(_), Some(_)) => "connected",
+            _ => "waiting",
+        }
+    }
+}
+
+fn peer_status(slot: &header::Slot) -> Option<PeerStatus> {
+    // SYNC: pairs with the Release stores of the slot state in rendezvous.
+    let s = slot.state.load(Ordering::Acquire);
+    if s != header::SLOT_ATTACHED && s != header::SLOT_CLOSED {
+        return None;
+    }
+    let id = ProcessId {
+        pid: slot.pid.load(Ordering::Relaxed) as i32,
+        start_time: slot.start_time.load(Ordering::Relaxed),
+    };
+    Some(PeerStatus {
+        pid: id.pid,
+        alive: id.is_alive(),
+        closed: s == header::SLOT_CLOSED,
+    })
+}
+
+/// Reads the channel header of segment `id`. `Ok(None)` if the segment is not
+/// an svshm channel (wrong size or magic). Attaches read-only, so it needs read
+/// permission; changes nothing.
+///
+/// ```
+/// let seg = svshm::Segment::create_private(8192).unwrap();
+/// let _rm = seg.remove_on_drop();
+/// assert_eq!(svshm_channel::inspect(seg.id()).unwrap(), None);
+/// ```
+pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
+    let seg = Segment::from_id(id);
+    let info = seg.stat()?;
+    if info.size < header::HEADER_SIZE as u64 + 64 {
+        return Ok(None);
+    }
+    let att = seg.attach_read_only()?;
+    let hdr = att.as_ptr().cast::<Header>();
+    // SAFETY: the attachment maps at least HEADER_SIZE bytes (checked above);
+    // only atomics are referenced, plain fields are read volatile.
+    let h = unsafe { &*hdr };
+    let magic: u64 = header::field!(hdr, magic);
+    if magic != header::MAGIC {
+        return Ok(None);
+    }
+    // SYNC: pairs with the creator's Release store of READY.
+    let ready = h.state.load(Ordering::Acquire) == header::STATE_READY;
+    if !ready {
+        return Ok(Some(ChannelStatus {
+            id,
+            name: String::new(),
+            kind: Kind::Stream,
+            ready,
+            capacity: 0,
+            fill: 0,
+            written: 0,
+            writer: peer_status(&h.writer.0),
+            reader: peer_status(&h.reader.0),
+        }));
+    }
+    // SAFETY: as above.
+    let snap =
+        unsafe { read_snapshot(hdr, info.size) }.map_err(|detail| Error::Corrupt { id, detail })?;
+    let head = h.cursors.head.0.load(Ordering::Acquire);
+    let tail = h.cursors.tail.0.load(Ordering::Acquire);
+    Ok(Some(ChannelStatus {
+        id,
+        name: snap.name,
+        kind: if snap.kind == header::KIND_STREAM {
+            Kind::Stream
+        } else {
+            Kind::Messages
+        },
+        ready,
+        capacity: snap.capacity,
+        fill: head.saturating_sub(tail).min(snap.capacity),
+        written: head,
+        writer: peer_status(&h.writer.0),
+        reader: peer_status(&h.reader.0),
+    }))
+}
+
+/// Whether a segment is a stale svshm channel: nobody attached, its creator is
+/// dead, and its header is ours. Such a segment can never be used again and is
+/// safe to remove (`svshm rm --stale`).
+pub fn is_stale(info: &SegmentInfo) -> bool {
+    if info.attach_count != 0 || pid_alive(info.creator_pid) {
+        return false;
+    }
+    matches!(inspect(info.id), Ok(Some(_)))
+}
+
+/// Removes every stale channel segment this process may remove; returns the
+/// removed segments. `dry_run` only lists them.
+pub fn remove_stale(dry_run: bool) -> Result<Vec<SegmentInfo>> {
+    let mut out = Vec::new();
+    for info in svshm::segments()? {
+        if !is_stale(&info) {
+            continue;
+        }
+        if !dry_run {
+            match Segment::from_id(info.id).remove() {
+                Ok(()) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.push(info);
+    }
+    Ok(out)
+}

@@ -1,0 +1,61 @@
+//! A fast writer→reader channel over one System V shared memory segment: TLPI's
+//! §48.4 transfer program done right.
+//!
+//! TLPI's writer and reader hand one 1 KiB buffer back and forth with two
+//! semaphores under a hard-coded key: two syscalls per KiB, the writer must
+//! start first, and a crash leaves the objects behind. Here:
+//!
+//! - **No fixed key**: an [`Endpoint`] is a name (hashed with your uid), a key, a
+//!   path (ftok), or a private segment's id.
+//! - **Either side starts first**: the first creates the segment (IPC_EXCL, mode
+//!   0600), the second verifies it — owner and creator uid from the kernel,
+//!   mode, magic, layout version, kind, capacity — and joins; each waits for the
+//!   other up to a timeout.
+//! - **No leaks on crash**: once both sides are attached the segment is marked
+//!   for destruction, so the kernel frees it when both are gone, however they
+//!   end. A segment left by a creator that crashed before its peer came is
+//!   reclaimed by the next connect ([`remove_stale`] / `svshm rm --stale`).
+//! - **Peer death detected**: each side records its pid and process start time;
+//!   a survivor blocked on a dead peer gets [`Error::PeerDied`] (not EOF) within
+//!   about 20 ms, after everything the dead side had committed.
+//! - **Fast**: an SPSC ring of bytes with cursors on separate cache lines, copy
+//!   or zero-copy, and no syscall on the fast path (see [`Wait`]).
+//!
+//! Two shapes over the same ring: a byte stream ([`StreamWriter`] is
+//! `io::Write`, [`StreamReader`] is `io::Read + io::BufRead`) and messages
+//! ([`Sender`] / [`Receiver`], whole messages or nothing).
+//!
+//! Every value read from the segment is validated against what this process
+//! recorded at connect time: a corrupt or hostile peer yields
+//! [`Error::Corrupt`], never a panic, an out-of-bounds access or an endless wait.
+
+mod futex;
+pub mod ring;
+mod sync;
+
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+mod header;
+#[cfg(not(loom))]
+mod inspect;
+#[cfg(not(loom))]
+mod message;
+#[cfg(not(loom))]
+pub mod peer;
+#[cfg(not(loom))]
+mod rendezvous;
+#[cfg(not(loom))]
+mod stream;
+
+#[cfg(not(loom))]
+pub use error::{Error, Result, Role};
+#[cfg(not(loom))]
+pub use inspect::{ChannelStatus, Kind, PeerStatus, inspect, is_stale, remove_stale};
+#[cfg(not(loom))]
+pub use message::{Loan, Receiver, Sender};
+#[cfg(not(loom))]
+pub use rendezvous::{Creator, DEFAULT_CAPACITY, Endpoint, MAX_CAPACITY, Options};
+pub use ring::Wait;
+#[cfg(not(loom))]
+pub use stream::{StreamReader, StreamWriter};

@@ -1,0 +1,647 @@
+//! Rendezvous: endpoint → segment; create-or-open; verification; stale
+//! reclaim; waiting for the peer; marking for destruction once both are in.
+
+use crate::error::{Error, Result, Role};
+use crate::header::{self, Header, field};
+use crate::peer::{ProcessId, pid_alive};
+use crate::ring::{Cursors, Liveness, RawMem, Wait};
+use crate::sync::Ordering;
+use core::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use svshm::{Attachment, CreateOptions, ErrorKind, Key, Segment};
+
+/// Where a channel lives: a name, a key, a path (ftok), a private segment's id,
+/// or a new private segment.
+///
+/// ```
+/// use svshm_channel::Endpoint;
+/// let by_name = Endpoint::name("logs");           // key = Key::from_name("logs") (per user)
+/// let by_key = Endpoint::key(svshm::Key::new(0x5eed));
+/// let by_path = Endpoint::path("/tmp", 7);        // key = ftok("/tmp", 7)
+/// assert_eq!(by_name.to_string(), "channel \"logs\"");
+/// # let _ = (by_key, by_path);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint(Repr);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Repr {
+    Name(String),
+    Key(Key),
+    Path(PathBuf, u8),
+    Id(i32),
+    Private,
+}
+
+impl Endpoint {
+    /// A channel named `name`: its key is [`Key::from_name`] (the name and our
+    /// uid), so the same name used by different users never collides.
+    pub fn name(name: impl Into<String>) -> Endpoint {
+        Endpoint(Repr::Name(name.into()))
+    }
+    /// A channel under an explicit key.
+    pub fn key(key: Key) -> Endpoint {
+        Endpoint(Repr::Key(key))
+    }
+    /// A channel under `ftok(path, proj)`.
+    pub fn path(path: impl Into<PathBuf>, proj: u8) -> Endpoint {
+        Endpoint(Repr::Path(path.into(), proj))
+    }
+    /// An existing channel segment by id (typically an IPC_PRIVATE one whose id
+    /// the creator passed on). Joins only; never creates.
+    pub fn id(id: i32) -> Endpoint {
+        Endpoint(Repr::Id(id))
+    }
+    /// A new IPC_PRIVATE segment: nobody can find it by key; hand its id
+    /// (`segment_id()`) to the peer, which connects with [`Endpoint::id`].
+    pub fn private() -> Endpoint {
+        Endpoint(Repr::Private)
+    }
+
+    fn key_of(&self) -> Result<Option<Key>> {
+        Ok(match &self.0 {
+            Repr::Name(n) => Some(Key::from_name(n)),
+            Repr::Key(k) => Some(*k),
+            Repr::Path(p, proj) => Some(Key::from_path(p, *proj)?),
+            Repr::Id(_) | Repr::Private => None,
+        })
+    }
+
+    fn label(&self) -> String {
+        match &self.0 {
+            Repr::Name(n) => n.clone(),
+            Repr::Key(k) => k.to_string(),
+            Repr::Path(p, proj) => format!("{}:{proj}", p.display()),
+            Repr::Id(id) => format!("id {id}"),
+            Repr::Private => "private".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Name(n) => write!(f, "channel {n:?}"),
+            Repr::Key(k) => write!(f, "channel with key {k}"),
+            Repr::Path(p, proj) => write!(f, "channel at {} (project {proj})", p.display()),
+            Repr::Id(id) => write!(f, "channel segment {id}"),
+            Repr::Private => f.write_str("private channel"),
+        }
+    }
+}
+
+/// Channel options. Both sides pass options; the creator's capacity and maximum
+/// message size win, the joiner adapts.
+///
+/// ```
+/// use std::time::Duration;
+/// use svshm_channel::{Options, Wait};
+/// let o = Options::new().capacity(1 << 20).mode(0o600).timeout(Some(Duration::from_secs(5))).wait(Wait::Block);
+/// assert_eq!(o.get_capacity(), 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    capacity: usize,
+    mode: u32,
+    timeout: Option<Duration>,
+    wait: Wait,
+    max_message: Option<usize>,
+    owner: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+/// Default ring capacity: 1 MiB.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// Largest ring capacity: 1 TiB.
+pub const MAX_CAPACITY: usize = 1 << 40;
+
+impl Options {
+    /// Defaults: 1 MiB ring, mode 0600, wait forever for the peer, adaptive
+    /// waiting, maximum message half the ring, peer must be our own uid.
+    pub fn new() -> Options {
+        Options {
+            capacity: DEFAULT_CAPACITY,
+            mode: 0o600,
+            timeout: None,
+            wait: Wait::Adaptive,
+            max_message: None,
+            owner: None,
+        }
+    }
+    /// Ring capacity in bytes, rounded up to a power of two (at least 4096).
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+    /// Permission bits of a segment we create (default 0600). Wider modes are
+    /// opt-in; a segment we join may not be wider than this.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// How long `connect` waits for the other side (`None`: forever).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// How to wait for data or space.
+    pub fn wait(mut self, wait: Wait) -> Self {
+        self.wait = wait;
+        self
+    }
+    /// Largest message (message channels); the ring grows to hold two.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = Some(bytes);
+        self
+    }
+    /// The uid that must own and have created a segment we join (default: our
+    /// effective uid). For channels between two users, the joiner names the
+    /// creator's uid here and the creator opens up `mode`.
+    pub fn owner(mut self, uid: u32) -> Self {
+        self.owner = Some(uid);
+        self
+    }
+    /// The ring capacity asked for.
+    pub fn get_capacity(&self) -> usize {
+        self.capacity
+    }
+    /// The wait mode.
+    pub fn get_wait(&self) -> Wait {
+        self.wait
+    }
+
+    /// Capacity and maximum message actually used for a new ring.
+    fn ring_geometry(&self, messages: bool) -> Result<(u64, u64)> {
+        if self.mode & !0o777 != 0 {
+            return Err(Error::Invalid(format!(
+                "mode {:#o} has bits beyond the permission bits 0777; give only permission bits",
+                self.mode
+            )));
+        }
+        let mut cap = self.capacity.max(4096);
+        if messages {
+            if let Some(m) = self.max_message {
+                if m == 0 || m > MAX_CAPACITY / 4 {
+                    return Err(Error::Invalid(format!(
+                        "maximum message size {m} must be between 1 and {}",
+                        MAX_CAPACITY / 4
+                    )));
+                }
+                cap = cap.max(2 * crate::message::frame_len(m as u64) as usize);
+            }
+        }
+        if cap > MAX_CAPACITY {
+            return Err(Error::Invalid(format!(
+                "ring capacity {cap} exceeds the maximum of {MAX_CAPACITY} bytes"
+            )));
+        }
+        let cap = cap.next_power_of_two() as u64;
+        let max = match (messages, self.max_message) {
+            (false, _) => 0,
+            (true, Some(m)) => m as u64,
+            (true, None) => cap / 2 - 8,
+        };
+        Ok((cap, max))
+    }
+}
+
+/// Kernel-attested facts about the channel segment (from IPC_STAT), not bytes a
+/// peer could forge: the Binder lesson.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Creator {
+    /// The segment id.
+    pub segment_id: i32,
+    /// Pid of the process that created the segment (`shm_cpid`).
+    pub pid: i32,
+    /// Uid that created it (`shm_perm.cuid`).
+    pub uid: u32,
+    /// Uid that owns it (`shm_perm.uid`).
+    pub owner_uid: u32,
+}
+
+/// One connected end of a channel: the attachment, the header, and the peer.
+pub(crate) struct Link {
+    hdr: *const Header,
+    pub(crate) role: Role,
+    pub(crate) capacity: u64,
+    pub(crate) max_message: u64,
+    pub(crate) name: String,
+    pub(crate) wait: Wait,
+    pub(crate) peer: ProcessId,
+    pub(crate) creator: Creator,
+    /// We hold our slot (and so must close it).
+    claimed: bool,
+    /// The peer came; the segment is marked for destruction.
+    connected: bool,
+    created: bool,
+    // Last: dropped after everything that points into it.
+    att: Attachment,
+}
+
+// SAFETY: `hdr` points into `att`, which is Send; the link is used by one thread
+// at a time (the owning endpoint takes `&mut self`).
+unsafe impl Send for Link {}
+
+impl Link {
+    pub(crate) fn segment_id(&self) -> i32 {
+        self.att.id()
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: `hdr` points to the header page of `att`, mapped while `self`
+        // lives. Only atomics are reached through this reference.
+        unsafe { &*self.hdr }
+    }
+
+    pub(crate) fn cursors(&self) -> *const Cursors {
+        &self.header().cursors
+    }
+
+    pub(crate) fn mem(&self) -> RawMem {
+        // SAFETY: the data area [HEADER_SIZE, HEADER_SIZE + capacity) lies inside
+        // the attachment (validated against the segment size) and stays mapped
+        // while the link lives; the ring outlives no link (fields order).
+        unsafe {
+            RawMem::new(
+                self.att.as_ptr().add(header::HEADER_SIZE),
+                self.capacity as usize,
+            )
+        }
+    }
+
+    fn slot(&self, role: Role) -> &header::Slot {
+        match role {
+            Role::Writer => &self.header().writer.0,
+            Role::Reader => &self.header().reader.0,
+        }
+    }
+
+    /// A liveness probe of the peer for the ring's waits.
+    pub(crate) fn liveness(&self) -> impl FnMut() -> Liveness + '_ {
+        let peer = self.peer;
+        move || {
+            if peer.is_alive() {
+                Liveness::Alive
+            } else {
+                Liveness::Dead
+            }
+        }
+    }
+
+    /// Marks our slot closed (the ring's own closed flag is set by the endpoint).
+    pub(crate) fn mark_closed(&self) {
+        // SYNC: pairs with Acquire loads of slot states in `inspect`/`join`.
+        self.slot(self.role)
+            .state
+            .store(header::SLOT_CLOSED, Ordering::Release);
+    }
+
+    pub(crate) fn error(&self, e: crate::ring::RingError, waiting_for: &str) -> Error {
+        Error::from_ring(e, self.segment_id(), self.role, self.peer.pid, waiting_for)
+    }
+
+    /// Claims our slot: EMPTY → CLAIMING (CAS), identity, → ATTACHED (Release).
+    fn claim(&mut self, me: ProcessId) -> bool {
+        let slot = self.slot(self.role);
+        if slot
+            .state
+            .compare_exchange(
+                header::SLOT_EMPTY,
+                header::SLOT_CLAIMING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        slot.pid.store(me.pid as u32, Ordering::Relaxed);
+        slot.start_time.store(me.start_time, Ordering::Relaxed);
+        // SYNC: publishes pid/start_time to the Acquire load of `state` in
+        // `read_slot` on the peer side.
+        slot.state.store(header::SLOT_ATTACHED, Ordering::Release);
+        self.claimed = true;
+        true
+    }
+
+    /// Waits until the peer has claimed its slot, then marks the segment for
+    /// destruction (the kernel frees it when both have detached, however they end).
+    fn wait_for_peer(&mut self, deadline: Option<Instant>, label: &str) -> Result<()> {
+        let mut sleep = Duration::from_micros(50);
+        let mut last_check = Instant::now();
+        loop {
+            if let Some(p) = read_slot(self.slot(self.role.peer())) {
+                self.peer = p;
+                break;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout {
+                    waiting_for: format!("the {} of {label} to connect", self.role.peer()),
+                });
+            }
+            if now.duration_since(last_check) >= Duration::from_millis(100) {
+                last_check = now;
+                // Someone removed the segment while we wait: the peer can never
+                // find it by key now.
+                if let Ok(info) = self.att.segment().stat() {
+                    if info.is_marked_for_destruction() && self.created {
+                        return Err(Error::Invalid(format!(
+                            "channel segment {} was removed by someone else while waiting for the {}",
+                            self.segment_id(),
+                            self.role.peer()
+                        )));
+                    }
+                }
+            }
+            std::thread::sleep(sleep);
+            sleep = (sleep * 2).min(Duration::from_millis(5));
+        }
+        self.connected = true;
+        // Both are attached: from now on the kernel owns the cleanup.
+        let _ = self.att.segment().remove();
+        Ok(())
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if !self.claimed {
+            return;
+        }
+        self.mark_closed();
+        if !self.connected {
+            // The peer never came: nobody else will clean up.
+            let _ = self.att.segment().remove();
+        }
+        // Wake the peer in case it sleeps on either word: it will see our slot.
+        let c = &self.header().cursors;
+        crate::futex::wake(&c.reader_wait.0);
+        crate::futex::wake(&c.writer_wait.0);
+    }
+}
+
+/// The identity in a slot, once it is ATTACHED or CLOSED.
+fn read_slot(slot: &header::Slot) -> Option<ProcessId> {
+    // SYNC: pairs with the Release store in `Link::claim`.
+    let s = slot.state.load(Ordering::Acquire);
+    if s != header::SLOT_ATTACHED && s != header::SLOT_CLOSED {
+        return None;
+    }
+    let pid = slot.pid.load(Ordering::Relaxed) as i32;
+    let start_time = slot.start_time.load(Ordering::Relaxed);
+    Some(ProcessId { pid, start_time })
+}
+
+fn kind_name(kind: u32) -> &'static str {
+    if kind == header::KIND_STREAM {
+        "byte stream"
+    } else {
+        "message channel"
+    }
+}
+
+/// Connects one end: create the segment or join the one that is there, then wait
+/// for the other end.
+pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> Result<Link> {
+    let (capacity, max_message) = opts.ring_geometry(kind == header::KIND_MESSAGES)?;
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let me = ProcessId::current();
+    let label = ep.to_string();
+    let key = ep.key_of()?;
+    let mut backoff = Duration::from_micros(100);
+    let mut link = loop {
+        let attempt = match (&ep.0, key) {
+            (Repr::Id(id), _) => join(Segment::from_id(*id), opts, role, kind, me, true)?,
+            (_, key) => {
+                let key = key.unwrap_or(Key::PRIVATE);
+                let total = header::HEADER_SIZE + capacity as usize;
+                match CreateOptions::new(total).key(key).mode(opts.mode).create() {
+                    Ok(seg) => Some(create(
+                        seg,
+                        opts,
+                        role,
+                        kind,
+                        capacity,
+                        max_message,
+                        me,
+                        &ep.label(),
+                    )?),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => match Segment::open(key, 0) {
+                        Ok(seg) => join(seg, opts, role, kind, me, false)?,
+                        // Removed between our create and open: try again.
+                        Err(e) if e.kind() == ErrorKind::NotFound => None,
+                        Err(e) => return Err(e.into()),
+                    },
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if let Some(link) = attempt {
+            break link;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout {
+                waiting_for: format!("{label} to become ready"),
+            });
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_millis(10));
+    };
+    link.wait.clone_from(&opts.wait);
+    link.wait_for_peer(deadline, &label)?;
+    Ok(link)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create(
+    seg: Segment,
+    opts: &Options,
+    role: Role,
+    kind: u32,
+    capacity: u64,
+    max_message: u64,
+    me: ProcessId,
+    name: &str,
+) -> Result<Link> {
+    let guard = seg.remove_on_drop();
+    let att = seg.attach()?;
+    let info = seg.stat()?;
+    let hdr = att.as_ptr().cast::<Header>();
+    // SAFETY: the segment is new (IPC_EXCL or IPC_PRIVATE) and at least
+    // HEADER_SIZE bytes; state is INITIALIZING so no joiner reads it yet.
+    unsafe { header::write_fresh(hdr, kind, capacity, max_message, name) };
+    let mut link = Link {
+        hdr,
+        role,
+        capacity,
+        max_message,
+        name: name.to_string(),
+        wait: opts.wait,
+        peer: ProcessId {
+            pid: 0,
+            start_time: 0,
+        },
+        creator: Creator {
+            segment_id: seg.id(),
+            pid: info.creator_pid,
+            uid: info.creator_uid,
+            owner_uid: info.uid,
+        },
+        claimed: false,
+        connected: false,
+        created: true,
+        att,
+    };
+    link.claim(me);
+    // SYNC: publishes the header fields written above to the Acquire load of
+    // `state` in `join` and `inspect`.
+    link.header()
+        .state
+        .store(header::STATE_READY, Ordering::Release);
+    // From here the link's Drop removes the segment if the peer never comes.
+    guard.disarm();
+    Ok(link)
+}
+
+/// Joins an existing segment. `Ok(None)`: not ready yet or reclaimed as stale —
+/// try again.
+fn join(
+    seg: Segment,
+    opts: &Options,
+    role: Role,
+    kind: u32,
+    me: ProcessId,
+    by_id: bool,
+) -> Result<Option<Link>> {
+    let id = seg.id();
+    let info = match seg.stat() {
+        Ok(i) => i,
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            return Err(Error::Foreign {
+                id,
+                detail: e.message().to_string(),
+            });
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => {
+            if by_id {
+                return Err(e.into());
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let expected = opts.owner.unwrap_or_else(svshm::euid);
+    if info.creator_uid != expected || info.uid != expected {
+        let who = |uid| {
+            svshm::info::user_name(uid).map_or(format!("uid {uid}"), |n| format!("{n} (uid {uid})"))
+        };
+        return Err(Error::Foreign {
+            id,
+            detail: format!(
+                "it is owned by {} and was created by {}, not by {} as expected",
+                who(info.uid),
+                who(info.creator_uid),
+                who(expected)
+            ),
+        });
+    }
+    if info.permissions() & !opts.mode != 0 {
+        return Err(Error::Foreign {
+            id,
+            detail: format!(
+                "its mode {:04o} is wider than the {:04o} asked for (anyone it admits could read or forge the data)",
+                info.permissions(),
+                opts.mode
+            ),
+        });
+    }
+    if info.size < header::HEADER_SIZE as u64 + 64 {
+        return Err(Error::Mismatch {
+            id,
+            detail: format!("a {}-byte segment is too small for a channel", info.size),
+        });
+    }
+    let att = seg.attach()?;
+    let hdr = att.as_ptr().cast::<Header>();
+    // SAFETY: `hdr` points to the attachment's first page, and the segment is at
+    // least HEADER_SIZE bytes (checked above). Only the atomic is referenced.
+    let state = unsafe { &(*hdr).state }.load(Ordering::Acquire);
+    if state != header::STATE_READY {
+        let magic: u64 = field!(hdr, magic);
+        if state != header::STATE_INITIALIZING || (magic != 0 && magic != header::MAGIC) {
+            return Err(Error::Mismatch {
+                id,
+                detail: "not an svshm channel".into(),
+            });
+        }
+        if !pid_alive(info.creator_pid) && info.attach_count == 0 {
+            // The creator died while initialising: reclaim.
+            drop(att);
+            let _ = seg.remove();
+        }
+        return Ok(None);
+    }
+    // SAFETY: as above; state READY means the creator finished writing.
+    let snap = unsafe { header::read_snapshot(hdr, info.size) }
+        .map_err(|detail| Error::Mismatch { id, detail })?;
+    if snap.kind != kind {
+        return Err(Error::Mismatch {
+            id,
+            detail: format!(
+                "it is a {}, opened as a {}",
+                kind_name(snap.kind),
+                kind_name(kind)
+            ),
+        });
+    }
+    let mut link = Link {
+        hdr,
+        role,
+        capacity: snap.capacity,
+        max_message: snap.max_message,
+        name: snap.name,
+        wait: opts.wait,
+        peer: ProcessId {
+            pid: 0,
+            start_time: 0,
+        },
+        creator: Creator {
+            segment_id: id,
+            pid: info.creator_pid,
+            uid: info.creator_uid,
+            owner_uid: info.uid,
+        },
+        claimed: false,
+        connected: false,
+        created: false,
+        att,
+    };
+    // Stale checks: a holder of either slot that is dead means this channel's
+    // story ended badly before we came (its peer is gone or never came).
+    for r in [role, role.peer()] {
+        if let Some(holder) = read_slot(link.slot(r)) {
+            if !holder.is_alive() {
+                let _ = seg.remove();
+                return Ok(None);
+            }
+            if r == role {
+                return Err(Error::InUse {
+                    id,
+                    role,
+                    pid: holder.pid,
+                });
+            }
+        }
+    }
+    if !link.claim(me) {
+        return Ok(None);
+    }
+    Ok(Some(link))
+}

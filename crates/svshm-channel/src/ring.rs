@@ -1,0 +1,819 @@
+//! The single-producer single-consumer ring protocol, over any memory.
+//!
+//! Two byte cursors that only grow: `head` (written only by the producer) and
+//! `tail` (written only by the consumer). The producer owns the bytes
+//! `[head, tail + capacity)`, the consumer owns `[tail, head)`; the position of
+//! cursor `c` in the data area is `c % capacity` (capacity is a power of two).
+//!
+//! Each side keeps its own cursor locally — it is the authority on it and never
+//! re-reads it from shared memory — and caches the other's. A cursor read from
+//! shared memory is validated before use (DESIGN.md rule 2): the peer's cursor
+//! may only move forward and never past what the protocol allows, else the ring
+//! is [corrupt](RingError::Corrupt).
+//!
+//! Waiting: each side has a wait word. A side that finds nothing to do spins
+//! (per [`Wait`]), then sets its word to 1, issues a SeqCst fence, re-checks, and
+//! futex-waits on the word. The other side, after publishing its cursor, issues
+//! a SeqCst fence and looks at the word; only if it is set does it clear it and
+//! make the wake syscall. The two fences order "publish, look" against "flag,
+//! re-check", so a wake-up cannot be lost, and the fast path has no syscall.
+
+use crate::futex;
+use crate::sync::{AtomicU32, AtomicU64, Ordering, fence, spin_hint};
+use core::fmt;
+use std::time::{Duration, Instant};
+
+/// How a side waits when the ring is full (producer) or empty (consumer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wait {
+    /// Spin until there is work: lowest latency, burns a core while waiting.
+    Spin,
+    /// Spin briefly (about 20 µs), then sleep on a shared futex. The default.
+    #[default]
+    Adaptive,
+    /// Sleep on the futex at once: least CPU, one wake syscall per hand-off
+    /// while the other side sleeps.
+    Block,
+}
+
+/// Spin iterations before sleeping in [`Wait::Adaptive`].
+const ADAPTIVE_SPINS: u32 = 4096;
+/// Longest single sleep: bounds how late a dead or closed peer is noticed.
+pub(crate) const POLL_SLICE: Duration = Duration::from_millis(20);
+
+/// Why a ring operation could not proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RingError {
+    /// A value read from shared memory broke the protocol (the peer is faulty
+    /// or hostile, or the memory was overwritten).
+    Corrupt(String),
+    /// The peer closed its end.
+    Closed,
+    /// The peer process died without closing.
+    PeerDied,
+    /// The deadline passed.
+    Timeout,
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RingError::Corrupt(m) => write!(f, "corrupt ring: {m}"),
+            RingError::Closed => f.write_str("the peer closed the channel"),
+            RingError::PeerDied => f.write_str("the peer process died"),
+            RingError::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+impl std::error::Error for RingError {}
+
+/// What the liveness probe says about the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// The peer is there.
+    Alive,
+    /// The peer process is gone.
+    Dead,
+}
+
+/// One 128-byte line (two 64-byte lines: adjacent-line prefetch pairs them).
+#[repr(C, align(128))]
+#[derive(Default)]
+pub struct Line<T>(pub T);
+
+/// The ring's shared control block: cursors, closed flags and wait words, each
+/// on its own line so the two sides do not false-share.
+#[repr(C)]
+#[derive(Default)]
+pub struct Cursors {
+    /// Producer cursor: bytes written and published.
+    pub head: Line<AtomicU64>,
+    /// Consumer cursor: bytes consumed and released.
+    pub tail: Line<AtomicU64>,
+    /// 1 while the consumer sleeps (or is about to) waiting for data.
+    pub reader_wait: Line<AtomicU32>,
+    /// 1 while the producer sleeps (or is about to) waiting for space.
+    pub writer_wait: Line<AtomicU32>,
+    /// Non-zero once the producer has closed its end.
+    pub writer_closed: Line<AtomicU32>,
+    /// Non-zero once the consumer has closed its end.
+    pub reader_closed: Line<AtomicU32>,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<Cursors>() == 6 * 128);
+
+/// The data area the ring copies into and out of.
+///
+/// # Safety
+///
+/// `write(pos, src)` and `read(pos, dst)` must be sound whenever
+/// `pos + len <= capacity` for the capacity the ring was created with, and the
+/// ring's cursor protocol gives the calling side exclusive use of those bytes.
+pub unsafe trait Mem {
+    /// Copies `src` to `pos..pos + src.len()`.
+    fn write(&self, pos: usize, src: &[u8]);
+    /// Copies `pos..pos + dst.len()` into `dst`.
+    fn read(&self, pos: usize, dst: &mut [u8]);
+    /// A raw pointer to `pos` for zero-copy access, if this memory has one.
+    fn ptr(&self, pos: usize) -> Option<*mut u8>;
+}
+
+/// [`Mem`] over raw memory (a segment's data area).
+#[derive(Debug, Clone, Copy)]
+pub struct RawMem {
+    base: *mut u8,
+    len: usize,
+}
+
+impl RawMem {
+    /// Memory at `base..base + len`.
+    ///
+    /// # Safety
+    ///
+    /// The range must stay mapped, readable and writable for as long as the
+    /// `RawMem` (and any ring using it) is used.
+    pub unsafe fn new(base: *mut u8, len: usize) -> RawMem {
+        RawMem { base, len }
+    }
+
+    /// The address of `pos` (at most `len`).
+    #[inline]
+    pub fn at(&self, pos: usize) -> *mut u8 {
+        debug_assert!(pos <= self.len);
+        self.base.wrapping_add(pos)
+    }
+}
+
+// SAFETY: a RawMem is an address range in a mapping that the owner keeps alive;
+// it may be used from any thread.
+unsafe impl Send for RawMem {}
+
+// SAFETY: callers keep pos + len <= capacity == self.len (debug-asserted); the
+// range is mapped for the RawMem's lifetime per `RawMem::new`'s contract; the
+// ring gives the caller exclusive use of the bytes it copies.
+unsafe impl Mem for RawMem {
+    #[inline]
+    fn write(&self, pos: usize, src: &[u8]) {
+        debug_assert!(pos + src.len() <= self.len);
+        // SAFETY: in bounds (above); `src` is private memory, not overlapping.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(pos), src.len()) };
+    }
+    #[inline]
+    fn read(&self, pos: usize, dst: &mut [u8]) {
+        debug_assert!(pos + dst.len() <= self.len);
+        // SAFETY: in bounds (above); `dst` is private memory, not overlapping.
+        unsafe { core::ptr::copy_nonoverlapping(self.base.add(pos), dst.as_mut_ptr(), dst.len()) };
+    }
+    #[inline]
+    fn ptr(&self, pos: usize) -> Option<*mut u8> {
+        Some(self.at(pos))
+    }
+}
+
+/// The waiting policy of one operation.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitPolicy {
+    /// Spin, adaptive or block.
+    pub wait: Wait,
+    /// Give up with [`RingError::Timeout`] at this instant.
+    pub deadline: Option<Instant>,
+}
+
+impl WaitPolicy {
+    /// Wait forever in `wait` mode.
+    pub fn forever(wait: Wait) -> WaitPolicy {
+        WaitPolicy {
+            wait,
+            deadline: None,
+        }
+    }
+    /// Do not wait: the operation times out at once.
+    pub fn none() -> WaitPolicy {
+        WaitPolicy {
+            wait: Wait::Block,
+            deadline: Some(Instant::now()),
+        }
+    }
+}
+
+/// Waits on `word` until `ready()` says so. `ready` returns `Ok(true)` when the
+/// caller can proceed, or an error (closed, corrupt). `alive` is probed at most
+/// every [`POLL_SLICE`] and when the deadline nears.
+fn block_on(
+    word: &AtomicU32,
+    policy: WaitPolicy,
+    mut ready: impl FnMut() -> Result<bool, RingError>,
+    mut alive: impl FnMut() -> Liveness,
+) -> Result<(), RingError> {
+    let spins = match policy.wait {
+        Wait::Spin => u32::MAX,
+        Wait::Adaptive => ADAPTIVE_SPINS,
+        Wait::Block => 0,
+    };
+    let mut last_probe = Instant::now();
+    loop {
+        // Spin phase.
+        let mut i = 0u32;
+        while i < spins {
+            if ready()? {
+                return Ok(());
+            }
+            spin_hint();
+            i += 1;
+            if i % 1024 == 0 {
+                let now = Instant::now();
+                if policy.deadline.is_some_and(|d| now >= d) {
+                    return Err(RingError::Timeout);
+                }
+                if now.duration_since(last_probe) >= POLL_SLICE {
+                    last_probe = now;
+                    if alive() == Liveness::Dead {
+                        return if ready()? {
+                            Ok(())
+                        } else {
+                            Err(RingError::PeerDied)
+                        };
+                    }
+                }
+            }
+        }
+        // Sleep phase: announce, re-check, sleep.
+        word.store(1, Ordering::Relaxed);
+        // SYNC: pairs with the fence in `wake_if_waiting` on the other side:
+        // either it sees our flag, or we see its published cursor below.
+        fence(Ordering::SeqCst);
+        if ready()? {
+            word.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        let now = Instant::now();
+        let slice = match policy.deadline {
+            Some(d) if now >= d => {
+                word.store(0, Ordering::Relaxed);
+                return Err(RingError::Timeout);
+            }
+            Some(d) => (d - now).min(POLL_SLICE),
+            None => POLL_SLICE,
+        };
+        futex::wait(word, 1, slice);
+        if last_probe.elapsed() >= POLL_SLICE || policy.deadline.is_some() {
+            last_probe = Instant::now();
+            if alive() == Liveness::Dead {
+                word.store(0, Ordering::Relaxed);
+                return if ready()? {
+                    Ok(())
+                } else {
+                    Err(RingError::PeerDied)
+                };
+            }
+        }
+    }
+}
+
+/// Wakes the other side if its wait word says it sleeps.
+#[inline]
+fn wake_if_waiting(word: &AtomicU32) {
+    // SYNC: pairs with the fence in `block_on` on the other side (see there).
+    fence(Ordering::SeqCst);
+    if word.load(Ordering::Relaxed) != 0 {
+        word.store(0, Ordering::Relaxed);
+        futex::wake(word);
+    }
+}
+
+fn corrupt(msg: String) -> RingError {
+    RingError::Corrupt(msg)
+}
+
+/// The producer (writer) side of a ring.
+pub struct Producer<M: Mem> {
+    cur: *const Cursors,
+    mem: M,
+    cap: u64,
+    /// Our cursor: the authority. `published` trails it until `publish`.
+    head: u64,
+    published: u64,
+    tail_cache: u64,
+}
+
+// SAFETY: the producer only touches the control block through atomics and the
+// data through `Mem`; it may move to another thread with its owner.
+unsafe impl<M: Mem + Send> Send for Producer<M> {}
+
+impl<M: Mem> Producer<M> {
+    /// The producer side of the ring whose control block is at `cur` and whose
+    /// data area of `capacity` bytes is `mem`. Reads the current cursors
+    /// (validated), so a producer can take over a ring.
+    ///
+    /// # Safety
+    ///
+    /// `cur` must point to a `Cursors` that stays valid for the producer's
+    /// lifetime; `mem` must hold `capacity` bytes; at most one producer may exist
+    /// for a ring at a time.
+    pub unsafe fn new(cur: *const Cursors, mem: M, capacity: u64) -> Result<Self, RingError> {
+        if !capacity.is_power_of_two() {
+            return Err(corrupt(format!(
+                "capacity {capacity} is not a power of two"
+            )));
+        }
+        // SAFETY: valid per the caller.
+        let c = unsafe { &*cur };
+        let head = c.head.0.load(Ordering::Acquire);
+        let tail = c.tail.0.load(Ordering::Acquire);
+        if tail > head || head - tail > capacity {
+            return Err(corrupt(format!(
+                "cursors head {head}, tail {tail} for capacity {capacity}"
+            )));
+        }
+        Ok(Producer {
+            cur,
+            mem,
+            cap: capacity,
+            head,
+            published: head,
+            tail_cache: tail,
+        })
+    }
+
+    #[inline]
+    fn cursors(&self) -> &Cursors {
+        // SAFETY: valid for our lifetime per `new`'s contract.
+        unsafe { &*self.cur }
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    /// Our cursor (bytes written, including unpublished ones).
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// Free bytes by the cached tail, refreshing it if fewer than `want`.
+    #[inline]
+    pub fn free(&mut self, want: u64) -> Result<u64, RingError> {
+        let free = self.cap - (self.head - self.tail_cache);
+        if free >= want {
+            return Ok(free);
+        }
+        self.refresh()?;
+        Ok(self.cap - (self.head - self.tail_cache))
+    }
+
+    #[inline]
+    fn refresh(&mut self) -> Result<(), RingError> {
+        // SYNC: pairs with the consumer's Release store of `tail` in
+        // `Consumer::publish`: the bytes before it are no longer read.
+        let t = self.cursors().tail.0.load(Ordering::Acquire);
+        if t < self.tail_cache || t > self.head {
+            return Err(corrupt(format!(
+                "reader cursor moved from {} to {t} (writer cursor {})",
+                self.tail_cache, self.head
+            )));
+        }
+        self.tail_cache = t;
+        Ok(())
+    }
+
+    /// Position of `head` in the data area and the contiguous free bytes there
+    /// (by the cached tail; call [`free`](Self::free) first).
+    #[inline]
+    pub fn contiguous_free(&self) -> (usize, usize) {
+        let pos = self.head & (self.cap - 1);
+        let free = self.cap - (self.head - self.tail_cache);
+        (pos as usize, free.min(self.cap - pos) as usize)
+    }
+
+    /// Copies `src` at `head` (wrapping) without publishing. The caller checked
+    /// that `src.len()` bytes are free.
+    #[inline]
+    pub fn put(&mut self, src: &[u8]) {
+        debug_assert!(src.len() as u64 <= self.cap - (self.head - self.tail_cache));
+        let pos = (self.head & (self.cap - 1)) as usize;
+        let first = src.len().min(self.cap as usize - pos);
+        self.mem.write(pos, &src[..first]);
+        if first < src.len() {
+            self.mem.write(0, &src[first..]);
+        }
+        self.head += src.len() as u64;
+    }
+
+    /// Moves `head` by `n` bytes written in place (zero-copy). The caller checked
+    /// that `n` bytes are free.
+    #[inline]
+    pub fn advance(&mut self, n: u64) {
+        debug_assert!(n <= self.cap - (self.head - self.tail_cache));
+        self.head += n;
+    }
+
+    /// The data memory.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Publishes everything written so far to the consumer, waking it if it sleeps.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.head == self.published {
+            return;
+        }
+        self.published = self.head;
+        // SYNC: publishes bytes [old head, head) to the consumer's Acquire load
+        // of `head` in `Consumer::refresh`.
+        self.cursors().head.0.store(self.head, Ordering::Release);
+        wake_if_waiting(&self.cursors().reader_wait.0);
+    }
+
+    /// Waits until at least `want` bytes are free.
+    pub fn wait_free(
+        &mut self,
+        want: u64,
+        policy: WaitPolicy,
+        alive: impl FnMut() -> Liveness,
+    ) -> Result<(), RingError> {
+        if self.free(want)? >= want {
+            return Ok(());
+        }
+        // Make sure the consumer can see everything before we sleep.
+        self.publish();
+        let cur = self.cur;
+        block_on(
+            // SAFETY: valid for our lifetime per `new`'s contract.
+            unsafe { &(*cur).writer_wait.0 },
+            policy,
+            || {
+                if self.free(want)? >= want {
+                    return Ok(true);
+                }
+                // SYNC: pairs with the consumer's Release store in `Consumer::close`.
+                if self.cursors().reader_closed.0.load(Ordering::Acquire) != 0 {
+                    return Err(RingError::Closed);
+                }
+                Ok(false)
+            },
+            alive,
+        )
+    }
+
+    /// Whether the consumer has closed its end.
+    pub fn peer_closed(&self) -> bool {
+        self.cursors().reader_closed.0.load(Ordering::Acquire) != 0
+    }
+
+    /// Publishes, then marks the producer's end closed and wakes the consumer.
+    pub fn close(&mut self) {
+        self.publish();
+        // SYNC: pairs with the consumer's Acquire load of `writer_closed` in
+        // `Consumer::wait_available`; `head` was published before it.
+        self.cursors().writer_closed.0.store(1, Ordering::Release);
+        wake_if_waiting(&self.cursors().reader_wait.0);
+    }
+}
+
+/// The consumer (reader) side of a ring.
+pub struct Consumer<M: Mem> {
+    cur: *const Cursors,
+    mem: M,
+    cap: u64,
+    /// Our cursor: the authority. `released` trails it until `publish`.
+    tail: u64,
+    released: u64,
+    head_cache: u64,
+}
+
+// SAFETY: as for Producer.
+unsafe impl<M: Mem + Send> Send for Consumer<M> {}
+
+impl<M: Mem> Consumer<M> {
+    /// The consumer side of the ring (see [`Producer::new`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Producer::new`], with "at most one consumer".
+    pub unsafe fn new(cur: *const Cursors, mem: M, capacity: u64) -> Result<Self, RingError> {
+        if !capacity.is_power_of_two() {
+            return Err(corrupt(format!(
+                "capacity {capacity} is not a power of two"
+            )));
+        }
+        // SAFETY: valid per the caller.
+        let c = unsafe { &*cur };
+        let tail = c.tail.0.load(Ordering::Acquire);
+        let head = c.head.0.load(Ordering::Acquire);
+        if tail > head || head - tail > capacity {
+            return Err(corrupt(format!(
+                "cursors head {head}, tail {tail} for capacity {capacity}"
+            )));
+        }
+        Ok(Consumer {
+            cur,
+            mem,
+            cap: capacity,
+            tail,
+            released: tail,
+            head_cache: head,
+        })
+    }
+
+    #[inline]
+    fn cursors(&self) -> &Cursors {
+        // SAFETY: valid for our lifetime per `new`'s contract.
+        unsafe { &*self.cur }
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    /// Our cursor (bytes consumed, including unreleased ones).
+    pub fn tail(&self) -> u64 {
+        self.tail
+    }
+
+    #[inline]
+    fn refresh(&mut self) -> Result<(), RingError> {
+        // SYNC: pairs with the producer's Release store of `head` in
+        // `Producer::publish`: bytes [tail, head) are written.
+        let h = self.cursors().head.0.load(Ordering::Acquire);
+        if h < self.head_cache || h - self.tail > self.cap {
+            return Err(corrupt(format!(
+                "writer cursor moved from {} to {h} (reader cursor {}, capacity {})",
+                self.head_cache, self.tail, self.cap
+            )));
+        }
+        self.head_cache = h;
+        Ok(())
+    }
+
+    /// Readable bytes by the cached head, refreshing it if fewer than `want`.
+    #[inline]
+    pub fn available(&mut self, want: u64) -> Result<u64, RingError> {
+        let avail = self.head_cache - self.tail;
+        if avail >= want {
+            return Ok(avail);
+        }
+        self.refresh()?;
+        Ok(self.head_cache - self.tail)
+    }
+
+    /// Position of `tail` and the contiguous readable bytes there (by the cache).
+    #[inline]
+    pub fn contiguous_available(&self) -> (usize, usize) {
+        let pos = self.tail & (self.cap - 1);
+        let avail = self.head_cache - self.tail;
+        (pos as usize, avail.min(self.cap - pos) as usize)
+    }
+
+    /// Copies `dst.len()` bytes from `tail` (wrapping) and moves `tail`, without
+    /// releasing. The caller checked that they are available.
+    #[inline]
+    pub fn take(&mut self, dst: &mut [u8]) {
+        debug_assert!(dst.len() as u64 <= self.head_cache - self.tail);
+        let pos = (self.tail & (self.cap - 1)) as usize;
+        let first = dst.len().min(self.cap as usize - pos);
+        self.mem.read(pos, &mut dst[..first]);
+        if first < dst.len() {
+            self.mem.read(0, &mut dst[first..]);
+        }
+        self.tail += dst.len() as u64;
+    }
+
+    /// Copies `dst.len()` bytes at `tail + skip` without moving `tail`.
+    #[inline]
+    pub fn peek_at(&self, skip: u64, dst: &mut [u8]) {
+        debug_assert!(skip + dst.len() as u64 <= self.head_cache - self.tail);
+        let pos = ((self.tail + skip) & (self.cap - 1)) as usize;
+        let first = dst.len().min(self.cap as usize - pos);
+        self.mem.read(pos, &mut dst[..first]);
+        if first < dst.len() {
+            self.mem.read(0, &mut dst[first..]);
+        }
+    }
+
+    /// Moves `tail` by `n` bytes consumed in place.
+    #[inline]
+    pub fn advance(&mut self, n: u64) {
+        debug_assert!(n <= self.head_cache - self.tail);
+        self.tail += n;
+    }
+
+    /// The data memory.
+    pub fn mem(&self) -> &M {
+        &self.mem
+    }
+
+    /// Releases everything consumed so far to the producer, waking it if it sleeps.
+    #[inline]
+    pub fn publish(&mut self) {
+        if self.tail == self.released {
+            return;
+        }
+        self.released = self.tail;
+        // SYNC: releases bytes [old tail, tail) to the producer's Acquire load of
+        // `tail` in `Producer::refresh`.
+        self.cursors().tail.0.store(self.tail, Ordering::Release);
+        wake_if_waiting(&self.cursors().writer_wait.0);
+    }
+
+    /// Waits until at least `want` bytes are readable. Returns `Ok(false)` if the
+    /// producer closed with fewer left (end of stream), `Err(PeerDied)` if it died
+    /// with fewer left — in both cases after everything published is readable.
+    pub fn wait_available(
+        &mut self,
+        want: u64,
+        policy: WaitPolicy,
+        alive: impl FnMut() -> Liveness,
+    ) -> Result<bool, RingError> {
+        if self.available(want)? >= want {
+            return Ok(true);
+        }
+        self.publish();
+        let cur = self.cur;
+        let mut closed = false;
+        let r = block_on(
+            // SAFETY: valid for our lifetime per `new`'s contract.
+            unsafe { &(*cur).reader_wait.0 },
+            policy,
+            || {
+                if self.available(want)? >= want {
+                    return Ok(true);
+                }
+                // SYNC: pairs with the Release store in `Producer::close`, which
+                // follows the producer's last publish of `head`.
+                if self.cursors().writer_closed.0.load(Ordering::Acquire) != 0 {
+                    self.refresh()?;
+                    closed = self.head_cache - self.tail < want;
+                    return Ok(true);
+                }
+                Ok(false)
+            },
+            alive,
+        );
+        match r {
+            Ok(()) => Ok(!closed),
+            Err(RingError::PeerDied) => {
+                // Drain: whatever the dead producer published is still valid.
+                self.refresh()?;
+                if self.head_cache - self.tail >= want {
+                    Ok(true)
+                } else {
+                    Err(RingError::PeerDied)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the producer has closed its end.
+    pub fn peer_closed(&self) -> bool {
+        self.cursors().writer_closed.0.load(Ordering::Acquire) != 0
+    }
+
+    /// Releases, then marks the consumer's end closed and wakes the producer.
+    pub fn close(&mut self) {
+        self.publish();
+        // SYNC: pairs with the producer's Acquire load of `reader_closed` in
+        // `Producer::wait_free`.
+        self.cursors().reader_closed.0.store(1, Ordering::Release);
+        wake_if_waiting(&self.cursors().writer_wait.0);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct Heap {
+        cur: Box<Cursors>,
+        data: Vec<u8>,
+    }
+
+    fn ring(cap: usize) -> (Producer<RawMem>, Consumer<RawMem>, Arc<Heap>) {
+        let mut h = Heap {
+            cur: Box::default(),
+            data: vec![0; cap],
+        };
+        let base = h.data.as_mut_ptr();
+        let h = Arc::new(h);
+        let cur: *const Cursors = &*h.cur;
+        // SAFETY: `h` outlives the ring in every test (returned alongside).
+        unsafe {
+            (
+                Producer::new(cur, RawMem::new(base, cap), cap as u64).unwrap(),
+                Consumer::new(cur, RawMem::new(base, cap), cap as u64).unwrap(),
+                h,
+            )
+        }
+    }
+
+    #[test]
+    fn wraps_and_preserves_bytes() {
+        let (mut p, mut c, _h) = ring(16);
+        let alive = || Liveness::Alive;
+        let mut out = Vec::new();
+        for round in 0u8..20 {
+            let data: Vec<u8> = (0..7)
+                .map(|i| round.wrapping_mul(7).wrapping_add(i))
+                .collect();
+            p.wait_free(7, WaitPolicy::none(), alive).unwrap();
+            p.put(&data);
+            p.publish();
+            assert!(c.wait_available(7, WaitPolicy::none(), alive).unwrap());
+            let mut buf = [0u8; 7];
+            c.take(&mut buf);
+            c.publish();
+            out.extend_from_slice(&buf);
+            assert_eq!(&buf[..], &data[..]);
+        }
+        assert_eq!(out.len(), 140);
+    }
+
+    #[test]
+    fn full_ring_times_out_and_close_gives_eof() {
+        let (mut p, mut c, _h) = ring(8);
+        let alive = || Liveness::Alive;
+        p.put(&[1; 8]);
+        assert_eq!(
+            p.wait_free(1, WaitPolicy::none(), alive),
+            Err(RingError::Timeout)
+        );
+        p.close();
+        let mut b = [0; 8];
+        assert!(c.wait_available(8, WaitPolicy::none(), alive).unwrap());
+        c.take(&mut b);
+        assert!(!c.wait_available(1, WaitPolicy::none(), alive).unwrap());
+    }
+
+    #[test]
+    fn dead_peer_is_reported_after_drain() {
+        let (mut p, mut c, _h) = ring(8);
+        p.put(&[5; 3]);
+        p.publish();
+        let dead = || Liveness::Dead;
+        let pol = WaitPolicy {
+            wait: Wait::Block,
+            deadline: None,
+        };
+        assert!(c.wait_available(3, pol, dead).unwrap());
+        c.take(&mut [0; 3]);
+        assert_eq!(c.wait_available(1, pol, dead), Err(RingError::PeerDied));
+    }
+
+    #[test]
+    fn hostile_cursors_are_errors() {
+        let (mut p, mut c, h) = ring(8);
+        h.cur.head.0.store(100, Ordering::Relaxed);
+        assert!(matches!(c.available(1), Err(RingError::Corrupt(_))));
+        h.cur.head.0.store(0, Ordering::Relaxed);
+        h.cur.tail.0.store(5, Ordering::Relaxed);
+        assert!(matches!(p.free(9), Err(RingError::Corrupt(_))));
+    }
+
+    #[test]
+    fn threads_stream_with_blocking_waits() {
+        for wait in [Wait::Spin, Wait::Adaptive, Wait::Block] {
+            let (mut p, mut c, h) = ring(64);
+            let n = 100_000u64;
+            let t = std::thread::spawn(move || {
+                let _keep = h;
+                let pol = WaitPolicy::forever(wait);
+                let mut sum = 0u64;
+                let mut got = 0u64;
+                let mut buf = [0u8; 13];
+                loop {
+                    if !c.wait_available(1, pol, || Liveness::Alive).unwrap() {
+                        break;
+                    }
+                    let k = (c.available(1).unwrap() as usize).min(buf.len());
+                    c.take(&mut buf[..k]);
+                    c.publish();
+                    for &b in &buf[..k] {
+                        sum += u64::from(b);
+                    }
+                    got += k as u64;
+                }
+                (got, sum)
+            });
+            let pol = WaitPolicy::forever(wait);
+            let mut want = 0u64;
+            let mut i = 0u64;
+            while i < n {
+                let k = ((n - i) as usize).min(11);
+                p.wait_free(k as u64, pol, || Liveness::Alive).unwrap();
+                let chunk: Vec<u8> = (i..i + k as u64).map(|x| x as u8).collect();
+                want += chunk.iter().map(|&b| u64::from(b)).sum::<u64>();
+                p.put(&chunk);
+                p.publish();
+                i += k as u64;
+            }
+            p.close();
+            assert_eq!(t.join().unwrap(), (n, want), "{wait:?}");
+        }
+    }
+}
