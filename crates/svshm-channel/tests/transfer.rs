@@ -1,0 +1,268 @@
+//! Cross-process transfers: random write and read sizes over many wraps,
+//! messages of random sizes, either side first.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, Read, Write};
+use std::process::Stdio;
+use std::time::Duration;
+use svshm_channel::{Endpoint, Options, Receiver, Sender, StreamReader, StreamWriter, Wait};
+
+const TOTAL: u64 = 24 << 20;
+const RING: usize = 4096;
+const MAX_MSG: usize = 1000;
+const MESSAGES: u64 = 30_000;
+
+fn opts(wait: &str) -> Options {
+    let w = match wait {
+        "spin" => Wait::Spin,
+        "block" => Wait::Block,
+        _ => Wait::Adaptive,
+    };
+    Options::new()
+        .capacity(RING)
+        .timeout(Some(Duration::from_secs(60)))
+        .wait(w)
+        .max_message(MAX_MSG)
+}
+
+/// Writes TOTAL pattern bytes in random chunk sizes, via write or reserve/commit.
+fn write_stream(name: &str, wait: &str, seed: u64) {
+    let mut w = StreamWriter::connect(&Endpoint::name(name), &opts(wait)).unwrap();
+    let mut rng = Rng(seed);
+    let mut at = 0u64;
+    let mut buf = vec![0u8; 3 * RING];
+    while at < TOTAL {
+        if rng.below(4) == 0 {
+            let slot = w.reserve().unwrap();
+            let n = (slot.len() as u64)
+                .min(TOTAL - at)
+                .min(1 + rng.below(2 * RING as u64)) as usize;
+            fill_pattern(at, &mut slot[..n]);
+            w.commit(n).unwrap();
+            at += n as u64;
+        } else {
+            let n = (1 + rng.below(buf.len() as u64)).min(TOTAL - at) as usize;
+            fill_pattern(at, &mut buf[..n]);
+            w.write_all(&buf[..n]).unwrap();
+            at += n as u64;
+        }
+    }
+    w.close().unwrap();
+}
+
+/// Reads to EOF in random sizes, via read or peek/consume; checks every byte.
+fn read_stream(name: &str, wait: &str, seed: u64) -> u64 {
+    let mut r = StreamReader::connect(&Endpoint::name(name), &opts(wait)).unwrap();
+    let mut rng = Rng(seed);
+    let mut at = 0u64;
+    let mut buf = vec![0u8; 3 * RING];
+    loop {
+        if rng.below(3) == 0 {
+            let data = r.fill_buf().unwrap();
+            if data.is_empty() {
+                break;
+            }
+            let n = data.len().min(1 + rng.below(RING as u64) as usize);
+            assert_eq!(check_pattern(at, &data[..n]), None, "bad byte");
+            r.consume(n);
+            at += n as u64;
+        } else {
+            let n = 1 + rng.below(buf.len() as u64) as usize;
+            let got = r.read(&mut buf[..n]).unwrap();
+            if got == 0 {
+                break;
+            }
+            assert_eq!(check_pattern(at, &buf[..got]), None, "bad byte");
+            at += got as u64;
+        }
+    }
+    at
+}
+
+fn send_messages(name: &str, wait: &str) {
+    let mut tx = Sender::connect(&Endpoint::name(name), &opts(wait)).unwrap();
+    for n in 0..MESSAGES {
+        let m = message(n, MAX_MSG);
+        if n % 5 == 0 {
+            let mut loan = tx.loan(m.len()).unwrap();
+            loan.copy_from_slice(&m);
+            loan.send();
+        } else {
+            tx.send(&m).unwrap();
+        }
+    }
+}
+
+fn recv_messages(name: &str, wait: &str) -> u64 {
+    let mut rx = Receiver::connect(&Endpoint::name(name), &opts(wait)).unwrap();
+    let mut n = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        let r = match n % 3 {
+            0 => rx
+                .recv()
+                .map(|m| assert_eq!(m, message(n, MAX_MSG), "message {n}")),
+            1 => rx
+                .recv_into(&mut buf)
+                .map(|_| assert_eq!(buf, message(n, MAX_MSG), "message {n}")),
+            _ => rx.recv_with(|m| assert_eq!(m, &message(n, MAX_MSG)[..], "message {n}")),
+        };
+        match r {
+            Ok(()) => n += 1,
+            Err(svshm_channel::Error::Closed { .. }) => break,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    n
+}
+
+#[test]
+fn child() {
+    let Some(role) = role() else { return };
+    let name = std::env::var("NAME").unwrap();
+    let wait = std::env::var("WAIT").unwrap();
+    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    match role.as_str() {
+        "writer" => write_stream(&name, &wait, seed),
+        "reader" => println!("READ {}", read_stream(&name, &wait, seed)),
+        "sender" => send_messages(&name, &wait),
+        "receiver" => println!("RECEIVED {}", recv_messages(&name, &wait)),
+        r => panic!("unknown role {r}"),
+    }
+}
+
+fn env(name: &str, wait: &str, seed: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("NAME", name.to_string()),
+        ("WAIT", wait.to_string()),
+        ("SEED", seed.to_string()),
+    ]
+}
+
+fn stream_between_processes(wait: &str, parent_writes: bool) {
+    let name = unique(&format!("stream-{wait}-{parent_writes}"));
+    let seed = rand_u64();
+    eprintln!("seed {seed}");
+    if parent_writes {
+        let mut c = spawn("child", "reader", &env(&name, wait, seed), Stdio::piped());
+        write_stream(&name, wait, seed);
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == format!("READ {TOTAL}"))
+        );
+    } else {
+        let mut c = spawn("child", "writer", &env(&name, wait, seed), Stdio::null());
+        assert_eq!(read_stream(&name, wait, seed), TOTAL);
+        assert!(wait_child(&mut c, Duration::from_secs(300)).success());
+    }
+}
+
+#[test]
+fn stream_adaptive_parent_writes() {
+    stream_between_processes("adaptive", true);
+}
+
+#[test]
+fn stream_block_parent_reads() {
+    stream_between_processes("block", false);
+}
+
+#[test]
+fn stream_spin_parent_reads() {
+    stream_between_processes("spin", false);
+}
+
+#[test]
+fn messages_between_processes() {
+    for (wait, parent_sends) in [("adaptive", true), ("block", false)] {
+        let name = unique(&format!("msg-{wait}"));
+        if parent_sends {
+            let c = spawn("child", "receiver", &env(&name, wait, 0), Stdio::piped());
+            send_messages(&name, wait);
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            assert!(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l == format!("RECEIVED {MESSAGES}"))
+            );
+        } else {
+            let mut c = spawn("child", "sender", &env(&name, wait, 0), Stdio::null());
+            assert_eq!(recv_messages(&name, wait), MESSAGES);
+            assert!(wait_child(&mut c, Duration::from_secs(300)).success());
+        }
+    }
+}
+
+#[test]
+fn either_side_first() {
+    for reader_first in [true, false] {
+        let name = unique(&format!("first-{reader_first}"));
+        let seed = rand_u64();
+        let first = if reader_first { "reader" } else { "writer" };
+        let mut c = spawn(
+            "child",
+            first,
+            &env(&name, "adaptive", seed),
+            Stdio::piped(),
+        );
+        // Let the child create the channel and wait for us.
+        std::thread::sleep(Duration::from_millis(300));
+        if reader_first {
+            write_stream(&name, "adaptive", seed);
+        } else {
+            assert_eq!(read_stream(&name, "adaptive", seed), TOTAL);
+        }
+        assert!(wait_child(&mut c, Duration::from_secs(300)).success());
+    }
+}
+
+#[test]
+fn private_segment_by_id() {
+    // The creator makes an IPC_PRIVATE channel and passes its id.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let id = rx.recv().unwrap();
+        let mut r = StreamReader::connect(&Endpoint::id(id), &Options::new()).unwrap();
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).unwrap();
+        v
+    });
+    let ep = Endpoint::private();
+    // connect() blocks until the reader joins, so learn the id from the
+    // segment list: the newest private channel created by us.
+    let before: Vec<i32> = svshm::segments().unwrap().iter().map(|s| s.id).collect();
+    let writer = std::thread::spawn(move || {
+        let mut w =
+            StreamWriter::connect(&ep, &Options::new().timeout(Some(Duration::from_secs(30))))
+                .unwrap();
+        w.write_all(b"private hello").unwrap();
+    });
+    let id = loop {
+        let new: Vec<i32> = svshm::segments()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                !before.contains(&s.id)
+                    && svshm_channel::inspect(s.id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|c| c.name == "private")
+            })
+            .map(|s| s.id)
+            .collect();
+        if let Some(&id) = new.first() {
+            break id;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    tx.send(id).unwrap();
+    writer.join().unwrap();
+    assert_eq!(t.join().unwrap(), b"private hello");
+    assert!(segment_gone(id));
+}
