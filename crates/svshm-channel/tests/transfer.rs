@@ -146,7 +146,7 @@ fn stream_between_processes(wait: &str, parent_writes: bool) {
     let seed = rand_u64();
     eprintln!("seed {seed}");
     if parent_writes {
-        let mut c = spawn("child", "reader", &env(&name, wait, seed), Stdio::piped());
+        let c = spawn("child", "reader", &env(&name, wait, seed), Stdio::piped());
         write_stream(&name, wait, seed);
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success());
