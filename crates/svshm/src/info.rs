@@ -35,7 +35,9 @@ pub struct SegmentInfo {
     pub mode: u32,
     /// Size in bytes as requested at creation (`shm_segsz`).
     pub size: u64,
-    /// Number of current attaches (`shm_nattch`).
+    /// Number of current attaches (`shm_nattch`). The kernel counts mappings:
+    /// an attachment that `mprotect` split into pieces counts once per piece
+    /// (see [`Attacher::pieces`]), and `fork` adds the child's copies.
     pub attach_count: u64,
     /// Pid of the creator (`shm_cpid`), kernel-attested.
     pub creator_pid: i32,
@@ -343,15 +345,21 @@ pub struct Attacher {
     pub read_only: bool,
     /// Whether the mapping is executable (SHM_EXEC).
     pub executable: bool,
+    /// How many mappings (VMAs) the attachment spans: 1, or more once
+    /// `mprotect` split it. The kernel's [`SegmentInfo::attach_count`] counts
+    /// each piece.
+    pub pieces: u64,
 }
 
 /// The processes that have segment `id` attached, and where — the seed's "where
 /// does the segment land in virtual memory", answered for every process.
 ///
 /// Scans `/proc/*/maps` for mappings of `/SYSV%08x` whose inode is the shmid.
-/// Adjacent pieces of one attachment (split by `mprotect`) are merged. Processes
-/// whose maps we may not read are skipped; compare the count with
-/// [`SegmentInfo::attach_count`] to tell whether the list is complete.
+/// Adjacent pieces of one attachment (split by `mprotect`) are merged into one
+/// [`Attacher`]. Processes whose maps we may not read (other users' processes,
+/// unless we are root) are skipped: the list is complete when the sum of
+/// [`Attacher::pieces`] equals [`SegmentInfo::attach_count`], and a larger
+/// count means attachers we cannot see.
 ///
 /// ```
 /// let seg = svshm::Segment::create_private(4096).unwrap();
@@ -433,6 +441,7 @@ pub fn parse_maps(maps: &str, id: i32) -> Vec<Attacher> {
                 prev.end = end;
                 prev.read_only &= read_only;
                 prev.executable |= executable;
+                prev.pieces += 1;
                 continue;
             }
         }
@@ -444,6 +453,7 @@ pub fn parse_maps(maps: &str, id: i32) -> Vec<Attacher> {
                 end,
                 read_only,
                 executable,
+                pieces: 1,
             },
             off,
         ));
@@ -541,6 +551,7 @@ mod tests {
             (a[1].start, a[1].end, a[1].read_only),
             (0x7f0000010000, 0x7f0000012000, true)
         );
+        assert_eq!((a[0].pieces, a[1].pieces), (2, 1));
         assert_eq!(parse_maps(maps, 6).len(), 1);
         assert!(!parse_maps(maps, 6)[0].read_only);
     }

@@ -366,9 +366,17 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Who holds a segment, for messages. The owner uid can be set to anything by
+/// the owner or creator (IPC_SET), so the creator uid, which never changes, is
+/// named too when it differs: that is the kernel's word on who made it.
 fn owner_text(info: &SegmentInfo) -> String {
+    let creator = if info.creator_uid == info.uid {
+        String::new()
+    } else {
+        format!(" but was created by {}", describe_uid(info.creator_uid))
+    };
     format!(
-        "segment id {} is owned by {}, mode {:04o}",
+        "segment id {} is owned by {}{creator}, mode {:04o}",
         info.id,
         describe_uid(info.uid),
         info.permissions()

@@ -27,6 +27,21 @@ fn child_entry() {
                     .expect("squat the key");
                 report("id", seg.id());
             }
+            "squat-and-disguise" => {
+                // Squat the key, then hand ownership to root: the segment now
+                // looks like root's, but the creator stays us, and the creator
+                // keeps the owner's rights.
+                let key = Key::new(arg("SVSHM_TEST_KEY"));
+                let seg = Segment::create(key, 4096).expect("squat the key");
+                report("id", seg.id());
+                seg.set(Some(0), Some(0), None)
+                    .expect("give the segment to root");
+                seg.attach()
+                    .expect("the creator still attaches rw")
+                    .write_at(0, b"forged")
+                    .unwrap();
+                seg.set_mode(0o600).expect("the creator may still IPC_SET");
+            }
             other => panic!("permissions has no child role {other:?}"),
         }
         0
@@ -326,4 +341,43 @@ fn root_bypasses_the_mode_bits() {
     assert_eq!(seg.stat().unwrap().mode, 0);
     let att = seg.attach().unwrap();
     att.write_at(0, b"root").unwrap();
+}
+
+#[test]
+fn only_the_creator_uid_attests_who_made_a_segment() {
+    if let Some(why) = common::nobody_unavailable() {
+        common::skip("only_the_creator_uid_attests_who_made_a_segment", &why);
+        return;
+    }
+    let key = key_for("squat_and_disguise");
+    let mut c = child_as_nobody("squat-and-disguise");
+    c.env("SVSHM_TEST_KEY", key.raw().to_string());
+    let done = common::run(c);
+    let _rm = Segment::open(key, 0).map(Segment::remove_on_drop);
+    done.assert_success();
+
+    let seg = Segment::open(key, 0).unwrap();
+    let info = seg.stat().unwrap();
+    // Owner, group and mode all look like a root-made 0600 segment ...
+    assert_eq!((info.uid, info.gid, info.permissions()), (0, 0, 0o600));
+    // ... only the kernel's creator record tells the truth.
+    assert_eq!(
+        (info.creator_uid, info.creator_gid),
+        (common::NOBODY, common::NOBODY)
+    );
+    let mut b = [0u8; 6];
+    seg.attach().unwrap().read_at(0, &mut b).unwrap();
+    assert_eq!(&b, b"forged");
+    // An exclusive create names the creator, not just the (forged) owner.
+    let err = assert_kind(
+        "exclusive create",
+        Segment::create(key, 4096),
+        ErrorKind::AlreadyExists,
+        libc::EEXIST,
+    );
+    assert!(
+        err.to_string()
+            .contains("owned by root (uid 0) but was created by nobody (uid 65534)"),
+        "{err}"
+    );
 }

@@ -205,11 +205,13 @@ fn attachers_finds_this_process_and_a_child_at_their_addresses() {
     let child_addr: usize = other.get("addr").parse().unwrap();
 
     let found = svshm::attachers(seg.id()).unwrap();
+    let pieces: u64 = found.iter().map(|a| a.pieces).sum();
     assert_eq!(
-        found.len() as u64,
+        pieces,
         seg.stat().unwrap().attach_count,
         "complete as root or same uid: {found:?}"
     );
+    assert_eq!(found.len(), 2);
     let me = std::process::id() as i32;
     let mine = found
         .iter()
@@ -239,5 +241,43 @@ fn attachers_finds_this_process_and_a_child_at_their_addresses() {
 fn attachers_of_an_unattached_segment_is_empty() {
     let seg = Segment::create_private(4096).unwrap();
     let _rm = seg.remove_on_drop();
+    assert!(svshm::attachers(seg.id()).unwrap().is_empty());
+}
+
+#[test]
+fn attachment_split_by_mprotect_is_one_attacher_and_detaches_fully() {
+    // LTP shmat04: the kernel counts each piece of a split attachment in
+    // shm_nattch, and shmdt must remove every piece (nattch back to 0).
+    let page = svshm::page_size();
+    let seg = Segment::create_private(3 * page).unwrap();
+    let _rm = seg.remove_on_drop();
+    let att = seg.attach().unwrap();
+    let middle = att.range_ptr(page, page).unwrap();
+    // SAFETY: [page, 2 * page) lies inside this attachment (checked by
+    // range_ptr), no reference into it exists, and nothing writes it after it
+    // becomes read-only.
+    let rc = unsafe { libc::mprotect(middle.cast(), page, libc::PROT_READ) };
+    assert_eq!(rc, 0, "mprotect: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        seg.stat().unwrap().attach_count,
+        3,
+        "one attachment, three VMAs"
+    );
+
+    let found = svshm::attachers(seg.id()).unwrap();
+    assert_eq!(found.len(), 1, "the pieces are merged: {found:?}");
+    let a = &found[0];
+    assert_eq!(
+        (a.start, a.end, a.pieces),
+        (att.address(), att.address() + 3 * page, 3)
+    );
+    assert!(!a.read_only, "the outer pieces are writable");
+
+    att.detach().unwrap();
+    assert_eq!(
+        seg.stat().unwrap().attach_count,
+        0,
+        "shmdt unmapped every piece"
+    );
     assert!(svshm::attachers(seg.id()).unwrap().is_empty());
 }
