@@ -173,3 +173,37 @@ pub(crate) unsafe fn write_fresh(
         core::ptr::addr_of_mut!((*hdr).name).write_volatile(name_buf);
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes in the header page and any segment size: a validated
+        /// snapshot or an error, never a panic, and an accepted ring always fits.
+        #[test]
+        fn hostile_headers_are_contained(
+            bytes in proptest::collection::vec(any::<u8>(), 128),
+            magic_ok in any::<bool>(),
+            size in 0u64..(1 << 24),
+        ) {
+            let region = svshm::HeapRegion::new(HEADER_SIZE);
+            let base = svshm::Region::base(&region);
+            // SAFETY: 128 bytes into a HEADER_SIZE allocation we own.
+            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base, bytes.len()) };
+            if magic_ok {
+                // SAFETY: in bounds, aligned (page-aligned region).
+                unsafe { base.cast::<u64>().write(MAGIC) };
+                // SAFETY: offset 8 is inside the region and 4-aligned.
+                unsafe { base.add(8).cast::<u32>().write(VERSION) };
+            }
+            // SAFETY: the region holds HEADER_SIZE readable bytes.
+            if let Ok(s) = unsafe { read_snapshot(base.cast(), size) } {
+                prop_assert!(s.capacity.is_power_of_two());
+                prop_assert!(HEADER_SIZE as u64 + s.capacity <= size);
+                prop_assert!(s.name.len() <= NAME_MAX * 3);
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result, Role};
 use crate::header::KIND_MESSAGES;
 use crate::rendezvous::{Creator, Endpoint, Link, Options, connect};
-use crate::ring::{Consumer, Producer, RawMem, RingError, WaitPolicy};
+use crate::ring::{Consumer, Mem, Producer, RawMem, RingError, WaitPolicy};
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,64 @@ fn encode(len: u32) -> [u8; 8] {
     h[..4].copy_from_slice(&len.to_le_bytes());
     h[4..].copy_from_slice(&(!len).to_le_bytes());
     h
+}
+
+/// Parses the frame at the consumer's read position, skipping wrap markers.
+/// `Ok(None)`: fewer than a frame header is published yet (wait, then call
+/// again). Every length and position is validated against the ring: a hostile
+/// writer gets [`RingError::Corrupt`], never an out-of-bounds read.
+pub(crate) fn parse_frame<M: Mem>(
+    cons: &mut Consumer<M>,
+    max_message: u64,
+) -> Result<Option<(usize, usize)>, RingError> {
+    let cap = cons.capacity();
+    loop {
+        if cons.available(FRAME_HEADER)? < FRAME_HEADER {
+            return Ok(None);
+        }
+        let mut h = [0u8; 8];
+        cons.peek_at(0, &mut h);
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let check = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        if check != !len {
+            return Err(RingError::Corrupt(format!(
+                "frame header {h:02x?} fails its check"
+            )));
+        }
+        let pos = cons.tail() & (cap - 1);
+        if len == SKIP {
+            let to_end = cap - pos;
+            if pos == 0 {
+                return Err(RingError::Corrupt(
+                    "skip marker at the start of the ring".into(),
+                ));
+            }
+            if cons.available(to_end)? < to_end {
+                return Err(RingError::Corrupt(
+                    "skip marker past the published data".into(),
+                ));
+            }
+            cons.advance(to_end);
+            continue;
+        }
+        if u64::from(len) > max_message {
+            return Err(RingError::Corrupt(format!(
+                "frame of {len} bytes exceeds the channel's maximum of {max_message}"
+            )));
+        }
+        let frame = frame_len(u64::from(len));
+        if pos + frame > cap {
+            return Err(RingError::Corrupt(format!(
+                "frame of {frame} bytes at {pos} straddles the ring's end"
+            )));
+        }
+        if cons.available(frame)? < frame {
+            return Err(RingError::Corrupt(
+                "frame extends past the published data".into(),
+            ));
+        }
+        return Ok(Some(((pos + FRAME_HEADER) as usize, len as usize)));
+    }
 }
 
 /// The sending end of a message channel.
@@ -286,78 +344,36 @@ impl Receiver {
 
     /// Waits for the next whole frame; returns its payload position and length.
     fn next_frame(&mut self, policy: WaitPolicy) -> Result<(usize, usize)> {
-        let cap = self.cons.capacity();
         loop {
-            let avail = self
+            let id = self.link.segment_id();
+            match parse_frame(&mut self.cons, self.link.max_message) {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Error::from_ring(
+                        e,
+                        id,
+                        Role::Reader,
+                        self.link.peer.pid,
+                        "a message",
+                    ));
+                }
+            }
+            let more = self
                 .cons
-                .available(FRAME_HEADER)
-                .map_err(|e| self.link.error(e, "a message"))?;
-            if avail < FRAME_HEADER {
-                let more = self
-                    .cons
-                    .wait_available(FRAME_HEADER, policy, self.link.liveness())
-                    .map_err(|e| match e {
-                        RingError::Timeout
-                            if policy.deadline.is_some_and(|d| d <= Instant::now()) =>
-                        {
-                            Error::Empty
-                        }
-                        e => self.link.error(e, "a message"),
-                    })?;
-                if !more {
-                    if self.cons.available(1).unwrap_or(0) != 0 {
-                        return Err(
-                            self.corrupt("the writer closed in the middle of a frame".into())
-                        );
+                .wait_available(FRAME_HEADER, policy, self.link.liveness())
+                .map_err(|e| match e {
+                    RingError::Timeout if policy.deadline.is_some_and(|d| d <= Instant::now()) => {
+                        Error::Empty
                     }
-                    return Err(Error::Closed { role: Role::Writer });
+                    e => self.link.error(e, "a message"),
+                })?;
+            if !more {
+                if self.cons.available(1).unwrap_or(0) != 0 {
+                    return Err(self.corrupt("the writer closed in the middle of a frame".into()));
                 }
+                return Err(Error::Closed { role: Role::Writer });
             }
-            let mut h = [0u8; 8];
-            self.cons.peek_at(0, &mut h);
-            let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes"));
-            let check = u32::from_le_bytes(h[4..].try_into().expect("4 bytes"));
-            if check != !len {
-                return Err(self.corrupt(format!("frame header {h:02x?} fails its check")));
-            }
-            let pos = self.cons.tail() & (cap - 1);
-            if len == SKIP {
-                let to_end = cap - pos;
-                if pos == 0 {
-                    return Err(self.corrupt("skip marker at the start of the ring".into()));
-                }
-                if self
-                    .cons
-                    .available(to_end)
-                    .map_err(|e| self.link.error(e, "a message"))?
-                    < to_end
-                {
-                    return Err(self.corrupt("skip marker past the published data".into()));
-                }
-                self.cons.advance(to_end);
-                continue;
-            }
-            if u64::from(len) > self.link.max_message {
-                return Err(self.corrupt(format!(
-                    "frame of {len} bytes exceeds the channel's maximum of {}",
-                    self.link.max_message
-                )));
-            }
-            let frame = frame_len(u64::from(len));
-            if pos + frame > cap {
-                return Err(self.corrupt(format!(
-                    "frame of {frame} bytes at {pos} straddles the ring's end"
-                )));
-            }
-            if self
-                .cons
-                .available(frame)
-                .map_err(|e| self.link.error(e, "a message"))?
-                < frame
-            {
-                return Err(self.corrupt("frame extends past the published data".into()));
-            }
-            return Ok(((pos + FRAME_HEADER) as usize, len as usize));
         }
     }
 
@@ -447,5 +463,43 @@ mod tests {
         assert_eq!(frame_len(8), 16);
         assert_eq!(frame_len(9), 24);
         assert_eq!(encode(5)[4..], (!5u32).to_le_bytes());
+    }
+
+    use crate::ring::Cursors;
+    use crate::sync::Ordering;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a hostile writer puts in the ring and the head cursor, the
+        /// frame parser returns frames inside the ring or an error; it never
+        /// panics, reads out of bounds, or loops forever.
+        #[test]
+        fn hostile_frames_are_contained(
+            data in proptest::collection::vec(any::<u8>(), 64..512),
+            head in 0u64..2048,
+            tail_frac in 0u64..64,
+            max in 1u64..200,
+        ) {
+            let cap = (data.len().next_power_of_two() / 2).max(64) as u64;
+            let mut bytes = data.clone();
+            bytes.resize(cap as usize, 0);
+            let cur = Cursors::default();
+            let tail = (tail_frac * 8).min(head);
+            cur.head.0.store(head, Ordering::Relaxed);
+            cur.tail.0.store(tail, Ordering::Relaxed);
+            // SAFETY: `bytes` and `cur` outlive the consumer (same scope).
+            let cons = unsafe { Consumer::new(&cur, RawMem::new(bytes.as_mut_ptr(), cap as usize), cap) };
+            let Ok(mut cons) = cons else { return Ok(()) };
+            for _ in 0..64 {
+                match parse_frame(&mut cons, max) {
+                    Ok(Some((pos, len))) => {
+                        prop_assert!(pos as u64 + len as u64 <= cap);
+                        prop_assert!(len as u64 <= max);
+                        cons.advance(frame_len(len as u64));
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
     }
 }

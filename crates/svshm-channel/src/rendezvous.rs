@@ -581,10 +581,20 @@ fn join(
                 detail: "not an svshm channel".into(),
             });
         }
-        if !pid_alive(info.creator_pid) && info.attach_count == 0 {
-            // The creator died while initialising: reclaim.
-            drop(att);
-            let _ = seg.remove();
+        if !pid_alive(info.creator_pid) {
+            if magic == 0 {
+                // Never proven ours: a zeroed segment under the key whose
+                // creator is gone. Refuse rather than remove someone's data.
+                return Err(Error::Mismatch {
+                    id,
+                    detail: "not an svshm channel (no header, creator gone)".into(),
+                });
+            }
+            if info.attach_count == 0 {
+                // Our magic, never READY, creator dead: it died initialising.
+                drop(att);
+                let _ = seg.remove();
+            }
         }
         return Ok(None);
     }
