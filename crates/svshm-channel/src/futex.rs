@@ -8,7 +8,9 @@
 //! variable attached to the ring's control block, with the same semantics as the
 //! kernel's: the value check and going to sleep are atomic with respect to wake.
 
+#[cfg(not(loom))]
 use crate::sync::AtomicU32;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on wake, on
