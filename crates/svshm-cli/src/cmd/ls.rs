@@ -1,0 +1,405 @@
+//! `svshm ls`: the modern listing (lsipc-like columns), with `--json`.
+
+use crate::util::{
+    Field, Obj, group_or_gid, human_1letter, iso_time, perms_string, process_cmdline, short_time,
+    status_words, user_or_uid, write_json,
+};
+use anyhow::{Result, bail};
+use serde_json::json;
+use std::io::Write;
+use svshm::SegmentInfo;
+
+const AFTER_HELP: &str = "\
+Columns (for -o; `+LIST` adds to the default ones):
+  KEY ID PERMS MODE OWNER CUID CUSER CGID CGROUP UID USER GID GROUP SIZE NATTCH
+  STATUS CTIME ATTACH DETACH CPID LPID COMMAND RSS SWAP
+  and, for svshm channels: CHANNEL (its name) KIND STATE FILL CAPACITY WRITER READER
+  (WRITER/READER: the pid, marked (closed) or (dead)).
+Default: KEY ID PERMS OWNER SIZE NATTCH STATUS CTIME CPID LPID CHANNEL STATE FILL
+WRITER READER COMMAND. Channel columns attach each candidate segment read-only for a
+moment to read its header; leave them out with -o to avoid that.
+
+Examples:
+  svshm ls                           every segment
+  svshm ls -b -o ID,SIZE,NATTCH      chosen columns, sizes in bytes
+  svshm ls -o +CUSER,RSS             the default columns and two more
+  svshm ls --json | jq '.[] | select(.nattch == 0) | .id'";
+
+/// List segments (like `lsipc -m`), with typed `--json`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// Print a JSON array of objects (numbers as numbers, sizes in bytes, times ISO 8601).
+    #[arg(short = 'J', long)]
+    json: bool,
+    /// Columns to show, comma-separated; a leading `+` adds to the defaults.
+    #[arg(short = 'o', long = "output", value_name = "COLUMNS")]
+    output: Option<String>,
+    /// Print sizes in bytes rather than 4K/1.5M.
+    #[arg(short, long)]
+    bytes: bool,
+    /// Do not print the header line.
+    #[arg(long)]
+    noheadings: bool,
+}
+
+/// One column of the listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Key,
+    Id,
+    Perms,
+    Mode,
+    Owner,
+    Cuid,
+    Cuser,
+    Cgid,
+    Cgroup,
+    Uid,
+    User,
+    Gid,
+    Group,
+    Size,
+    Nattch,
+    Status,
+    Ctime,
+    Attach,
+    Detach,
+    Cpid,
+    Lpid,
+    Command,
+    Rss,
+    Swap,
+    Channel,
+    Kind,
+    State,
+    Fill,
+    Capacity,
+    Writer,
+    Reader,
+}
+
+/// A segment and, when it is an svshm channel, its channel header.
+struct Row {
+    info: SegmentInfo,
+    chan: Option<svshm_channel::ChannelStatus>,
+}
+
+const ALL: &[(Col, &str)] = &[
+    (Col::Key, "KEY"),
+    (Col::Id, "ID"),
+    (Col::Perms, "PERMS"),
+    (Col::Mode, "MODE"),
+    (Col::Owner, "OWNER"),
+    (Col::Cuid, "CUID"),
+    (Col::Cuser, "CUSER"),
+    (Col::Cgid, "CGID"),
+    (Col::Cgroup, "CGROUP"),
+    (Col::Uid, "UID"),
+    (Col::User, "USER"),
+    (Col::Gid, "GID"),
+    (Col::Group, "GROUP"),
+    (Col::Size, "SIZE"),
+    (Col::Nattch, "NATTCH"),
+    (Col::Status, "STATUS"),
+    (Col::Ctime, "CTIME"),
+    (Col::Attach, "ATTACH"),
+    (Col::Detach, "DETACH"),
+    (Col::Cpid, "CPID"),
+    (Col::Lpid, "LPID"),
+    (Col::Command, "COMMAND"),
+    (Col::Rss, "RSS"),
+    (Col::Swap, "SWAP"),
+    (Col::Channel, "CHANNEL"),
+    (Col::Kind, "KIND"),
+    (Col::State, "STATE"),
+    (Col::Fill, "FILL"),
+    (Col::Capacity, "CAPACITY"),
+    (Col::Writer, "WRITER"),
+    (Col::Reader, "READER"),
+];
+
+const DEFAULT: &[Col] = &[
+    Col::Key,
+    Col::Id,
+    Col::Perms,
+    Col::Owner,
+    Col::Size,
+    Col::Nattch,
+    Col::Status,
+    Col::Ctime,
+    Col::Cpid,
+    Col::Lpid,
+    Col::Channel,
+    Col::State,
+    Col::Fill,
+    Col::Writer,
+    Col::Reader,
+    Col::Command,
+];
+
+impl Col {
+    fn name(self) -> &'static str {
+        ALL.iter().find(|(c, _)| *c == self).map_or("?", |(_, n)| n)
+    }
+
+    fn right_aligned(self) -> bool {
+        matches!(
+            self,
+            Col::Id
+                | Col::Owner
+                | Col::Cuid
+                | Col::Cgid
+                | Col::Uid
+                | Col::Gid
+                | Col::Size
+                | Col::Nattch
+                | Col::Cpid
+                | Col::Lpid
+                | Col::Rss
+                | Col::Swap
+                | Col::Fill
+                | Col::Capacity
+        )
+    }
+
+    fn is_channel_column(self) -> bool {
+        matches!(
+            self,
+            Col::Channel
+                | Col::Kind
+                | Col::State
+                | Col::Fill
+                | Col::Capacity
+                | Col::Writer
+                | Col::Reader
+        )
+    }
+
+    fn cell(self, row: &Row, bytes: bool) -> String {
+        let s = &row.info;
+        let size = |n: u64| {
+            if bytes {
+                n.to_string()
+            } else {
+                human_1letter(n)
+            }
+        };
+        let ch = row.chan.as_ref();
+        match self {
+            Col::Key => s.key.to_string(),
+            Col::Id => s.id.to_string(),
+            Col::Perms => perms_string(s.mode),
+            Col::Mode => format!("{:04o}", s.permissions()),
+            Col::Owner | Col::User => user_or_uid(s.uid),
+            Col::Cuid => s.creator_uid.to_string(),
+            Col::Cuser => user_or_uid(s.creator_uid),
+            Col::Cgid => s.creator_gid.to_string(),
+            Col::Cgroup => group_or_gid(s.creator_gid),
+            Col::Uid => s.uid.to_string(),
+            Col::Gid => s.gid.to_string(),
+            Col::Group => group_or_gid(s.gid),
+            Col::Size => size(s.size),
+            Col::Nattch => s.attach_count.to_string(),
+            Col::Status => status_words(s).join(","),
+            Col::Ctime => short_time(s.change_time),
+            Col::Attach => short_time(s.attach_time),
+            Col::Detach => short_time(s.detach_time),
+            Col::Cpid => s.creator_pid.to_string(),
+            Col::Lpid => s.last_pid.to_string(),
+            Col::Command => process_cmdline(s.creator_pid).unwrap_or_default(),
+            Col::Rss => s.rss.map(size).unwrap_or_default(),
+            Col::Swap => s.swap.map(size).unwrap_or_default(),
+            Col::Channel => ch.map(|c| c.name.clone()).unwrap_or_default(),
+            Col::Kind => ch
+                .map(|c| crate::chan::kind_name(c.kind).to_string())
+                .unwrap_or_default(),
+            Col::State => ch.map(|c| c.state().to_string()).unwrap_or_default(),
+            Col::Fill => ch.map(|c| size(c.fill)).unwrap_or_default(),
+            Col::Capacity => ch.map(|c| size(c.capacity)).unwrap_or_default(),
+            Col::Writer => ch
+                .map(|c| crate::chan::peer_cell(c.writer))
+                .unwrap_or_default(),
+            Col::Reader => ch
+                .map(|c| crate::chan::peer_cell(c.reader))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn json(self, row: &Row) -> Field {
+        let s = &row.info;
+        let ch = row.chan.as_ref();
+        Field::Val(match self {
+            Col::Key => json!(s.key.to_string()),
+            Col::Id => json!(s.id),
+            Col::Perms => json!(perms_string(s.mode)),
+            Col::Mode => json!(s.permissions()),
+            Col::Owner | Col::User => json!(user_or_uid(s.uid)),
+            Col::Cuid => json!(s.creator_uid),
+            Col::Cuser => json!(user_or_uid(s.creator_uid)),
+            Col::Cgid => json!(s.creator_gid),
+            Col::Cgroup => json!(group_or_gid(s.creator_gid)),
+            Col::Uid => json!(s.uid),
+            Col::Gid => json!(s.gid),
+            Col::Group => json!(group_or_gid(s.gid)),
+            Col::Size => json!(s.size),
+            Col::Nattch => json!(s.attach_count),
+            Col::Status => json!(status_words(s)),
+            Col::Ctime => json!(iso_time(s.change_time)),
+            Col::Attach => json!(iso_time(s.attach_time)),
+            Col::Detach => json!(iso_time(s.detach_time)),
+            Col::Cpid => json!(s.creator_pid),
+            Col::Lpid => json!(s.last_pid),
+            Col::Command => json!(process_cmdline(s.creator_pid)),
+            Col::Rss => json!(s.rss),
+            Col::Swap => json!(s.swap),
+            Col::Channel => json!(ch.map(|c| c.name.clone())),
+            Col::Kind => json!(ch.map(|c| crate::chan::kind_name(c.kind))),
+            Col::State => json!(ch.map(|c| c.state())),
+            Col::Fill => json!(ch.map(|c| c.fill)),
+            Col::Capacity => json!(ch.map(|c| c.capacity)),
+            Col::Writer => return crate::chan::peer_obj(ch.and_then(|c| c.writer)),
+            Col::Reader => return crate::chan::peer_obj(ch.and_then(|c| c.reader)),
+        })
+    }
+}
+
+fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
+    let Some(list) = list else {
+        return Ok(DEFAULT.to_vec());
+    };
+    let (mut cols, rest) = match list.strip_prefix('+') {
+        Some(rest) => (DEFAULT.to_vec(), rest),
+        None => (Vec::new(), list),
+    };
+    for name in rest.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match ALL.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)) {
+            Some((c, _)) => cols.push(*c),
+            None => {
+                let names: Vec<&str> = ALL.iter().map(|(_, n)| *n).collect();
+                bail!(
+                    "unknown column '{name}' in -o {list}; choose from {}",
+                    names.join(",")
+                );
+            }
+        }
+    }
+    if cols.is_empty() {
+        bail!("-o '{list}' names no column; give e.g. -o ID,SIZE,NATTCH");
+    }
+    Ok(cols)
+}
+
+/// Renders rows as an aligned table: one space between columns, numbers
+/// right-aligned, no trailing blanks.
+pub fn write_table(
+    out: &mut dyn Write,
+    headers: &[&str],
+    right: &[bool],
+    rows: &[Vec<String>],
+    with_header: bool,
+) -> Result<()> {
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|h| if with_header { h.chars().count() } else { 0 })
+        .collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut s = String::new();
+        for (i, c) in cells.enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let w = widths[i];
+            if right[i] {
+                s.push_str(&format!("{c:>w$}"));
+            } else {
+                s.push_str(&format!("{c:<w$}"));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    if with_header {
+        writeln!(out, "{}", line(&mut headers.iter().copied()))?;
+    }
+    for r in rows {
+        writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;
+    }
+    Ok(())
+}
+
+/// Runs `svshm ls`.
+pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
+    let cols = parse_columns(args.output.as_deref())?;
+    let want_chan = cols.iter().any(|c| c.is_channel_column());
+    let segs: Vec<Row> = svshm::proc_segments()?
+        .into_iter()
+        .map(|info| {
+            let chan = if want_chan {
+                crate::chan::inspect(&info)
+            } else {
+                None
+            };
+            Row { info, chan }
+        })
+        .collect();
+    if args.json {
+        let arr: Vec<Obj> = segs
+            .iter()
+            .map(|s| {
+                let mut o = Obj::default();
+                for c in &cols {
+                    o.push(c.name().to_ascii_lowercase(), c.json(s));
+                }
+                o
+            })
+            .collect();
+        return write_json(out, &arr);
+    }
+    let headers: Vec<&str> = cols.iter().map(|c| c.name()).collect();
+    let right: Vec<bool> = cols.iter().map(|c| c.right_aligned()).collect();
+    let rows: Vec<Vec<String>> = segs
+        .iter()
+        .map(|s| cols.iter().map(|c| c.cell(s, args.bytes)).collect())
+        .collect();
+    write_table(out, &headers, &right, &rows, !args.noheadings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns() {
+        assert_eq!(parse_columns(None).unwrap(), DEFAULT);
+        assert_eq!(
+            parse_columns(Some("id,SIZE")).unwrap(),
+            vec![Col::Id, Col::Size]
+        );
+        assert_eq!(parse_columns(Some("+RSS")).unwrap().last(), Some(&Col::Rss));
+        let e = parse_columns(Some("ID,BOGUS")).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown column 'BOGUS'") && e.contains("NATTCH"),
+            "{e}"
+        );
+        assert!(parse_columns(Some(",")).is_err());
+    }
+
+    #[test]
+    fn table_alignment() {
+        let mut v = Vec::new();
+        let rows = vec![
+            vec!["a".to_string(), "1".to_string()],
+            vec!["bbb".to_string(), "100".to_string()],
+        ];
+        write_table(&mut v, &["NAME", "N"], &[false, true], &rows, true).unwrap();
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "NAME   N\na      1\nbbb  100\n"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! One module per subcommand.
+
+pub mod attach;
+pub mod create;
+pub mod dump;
+pub mod ipcs;
+pub mod limits;
+pub mod lock;
+pub mod ls;
+pub mod rm;
+pub mod set;
+pub mod stat;
+pub mod usage;
+pub mod who;

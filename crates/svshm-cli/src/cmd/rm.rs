@@ -1,0 +1,191 @@
+//! `svshm rm` (ipcrm) and `svshm gc` (= `rm --stale`).
+
+use crate::util::{AlreadyReported, creator_alive, human_size, id_for_key, warn};
+use anyhow::Result;
+use std::io::Write;
+use svshm::{Key, Segment, SegmentInfo};
+
+const AFTER_HELP: &str = "\
+Removing marks a segment for destruction (IPC_RMID): the kernel frees it at once if
+no process has it attached, else when the last one detaches. Errors on one segment
+do not stop the others; the exit status is then 1.
+
+--stale selects segments that svshm channels left behind: no process attached, the
+creating process gone, and an svshm channel header inside. `svshm gc` is the same.
+
+Examples:
+  svshm rm 5 6                  remove segments 5 and 6
+  svshm rm -k 0x5eed0001        remove the segment under a key
+  svshm rm --stale --dry-run    show what `svshm gc` would remove
+  svshm rm --all -v             remove every segment you may remove";
+
+/// Remove segments (ipcrm).
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["ids", "keys", "all", "stale"])))]
+pub struct Args {
+    /// Segment ids to remove.
+    #[arg(value_name = "ID", value_parser = crate::util::id_arg)]
+    ids: Vec<i32>,
+    /// Remove the segment under this key (repeatable).
+    #[arg(short = 'k', long = "key", value_name = "KEY", value_parser = crate::util::key_arg)]
+    keys: Vec<Key>,
+    /// Remove every segment (that you are allowed to remove).
+    #[arg(short, long, conflicts_with = "stale")]
+    all: bool,
+    /// Remove segments left behind by svshm channels whose processes died.
+    #[arg(long)]
+    stale: bool,
+    /// Show what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Print each segment as it is removed.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// Remove stale segments left by svshm channels (same as `svshm rm --stale`).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  svshm gc --dry-run     list what would be removed\n  svshm gc -v            remove it, one line per segment"
+)]
+pub struct GcArgs {
+    /// Show what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Print each segment as it is removed.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+impl GcArgs {
+    /// The equivalent `rm --stale`.
+    pub fn into_rm(self) -> Args {
+        Args {
+            ids: Vec::new(),
+            keys: Vec::new(),
+            all: false,
+            stale: true,
+            dry_run: self.dry_run,
+            verbose: self.verbose,
+        }
+    }
+}
+
+fn describe(info: Option<&SegmentInfo>) -> String {
+    match info {
+        Some(i) => {
+            let mut s = format!("key {}, {}", i.key, human_size(i.size));
+            if i.attach_count > 0 {
+                s.push_str(&format!(
+                    ", attached {} time(s): freed when the last process detaches",
+                    i.attach_count
+                ));
+            }
+            s
+        }
+        None => "not in /proc/sysvipc/shm".to_string(),
+    }
+}
+
+/// Whether a segment is a stale svshm channel: nothing attached, its creator
+/// gone, and an svshm channel header inside.
+fn is_stale(info: &SegmentInfo) -> Result<bool> {
+    if info.attach_count > 0 || info.is_marked_for_destruction() {
+        return Ok(false);
+    }
+    if creator_alive(info.creator_pid, info.change_time) {
+        return Ok(false);
+    }
+    crate::chan::is_channel(info)
+}
+
+/// Runs `svshm rm`.
+pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
+    let mut failed = false;
+    // (id, what the user typed, for messages)
+    let mut targets: Vec<(i32, String)> = args
+        .ids
+        .iter()
+        .map(|&id| (id, format!("id {id}")))
+        .collect();
+    for key in &args.keys {
+        if key.is_private() {
+            warn(format_args!(
+                "illegal key 0 (IPC_PRIVATE): it names no single segment; remove such segments by id"
+            ));
+            failed = true;
+            continue;
+        }
+        match id_for_key(*key) {
+            Ok(id) => targets.push((id, format!("key {key}"))),
+            Err(e) => {
+                warn(format_args!("{e:#}"));
+                failed = true;
+            }
+        }
+    }
+    if args.all || args.stale {
+        for info in svshm::proc_segments()? {
+            if args.stale {
+                match is_stale(&info) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        warn(format_args!(
+                            "segment id {}: cannot tell whether it is stale: {e:#}",
+                            info.id
+                        ));
+                        failed = true;
+                        continue;
+                    }
+                }
+            }
+            targets.push((info.id, format!("id {}", info.id)));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut count = 0usize;
+    for (id, what) in targets {
+        if !seen.insert(id) {
+            continue;
+        }
+        let info = svshm::info::public_info_by_id(id);
+        if args.dry_run {
+            if info.is_some() {
+                writeln!(
+                    out,
+                    "would remove segment id {id} ({})",
+                    describe(info.as_ref())
+                )?;
+                count += 1;
+            } else {
+                warn(format_args!(
+                    "{what}: no segment has this id; list segments with `svshm ls`"
+                ));
+                failed = true;
+            }
+            continue;
+        }
+        match Segment::from_id(id).remove() {
+            Ok(()) => {
+                count += 1;
+                if args.verbose {
+                    writeln!(out, "removed segment id {id} ({})", describe(info.as_ref()))?;
+                }
+            }
+            Err(e) => {
+                warn(format_args!("{e}"));
+                failed = true;
+            }
+        }
+    }
+    if (args.verbose || args.dry_run) && count == 0 && !failed && (args.stale || args.all) {
+        writeln!(out, "nothing to remove")?;
+    }
+    if failed {
+        Err(AlreadyReported.into())
+    } else {
+        Ok(())
+    }
+}

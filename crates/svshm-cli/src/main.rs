@@ -1,0 +1,123 @@
+//! `svshm`: inspect, manage and transfer through System V shared memory.
+//!
+//! One tool for what `ipcs`, `ipcrm`, `ipcmk`, `lsipc` and TLPI's `svshm_*`
+//! programs do for shared memory, plus a fast writer→reader channel. Thin over
+//! the `svshm` library; no unsafe code here.
+//!
+//! Exit status: 0 success, 1 error, 2 usage error. A closed stdout (EPIPE, e.g.
+//! `svshm ls | head -1`) ends the program quietly with 0.
+
+#![forbid(unsafe_code)]
+
+mod chan;
+mod cmd;
+mod util;
+
+use clap::{Parser, Subcommand};
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+Examples:
+  svshm create -n demo -s 1M         create a 1 MiB segment under the name \"demo\", print its id
+  svshm ls                           list every segment (channels too)
+  svshm stat 5                       every field of segment 5, and who attaches it
+  svshm ipcs -t                      exactly what `ipcs -m -t` prints
+  svshm rm --stale -v                remove segments left behind by crashed svshm processes
+
+Run `svshm help COMMAND` for the options and an example of each command.";
+
+/// Inspect, manage and transfer through System V shared memory.
+///
+/// A superset of ipcs/ipcrm/ipcmk/lsipc (for shared memory) and of the TLPI
+/// svshm_* programs.
+#[derive(Debug, Parser)]
+#[command(name = "svshm", version, about, long_about = None, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Ipcs(cmd::ipcs::Args),
+    Ls(cmd::ls::Args),
+    Stat(cmd::stat::Args),
+    Create(cmd::create::Args),
+    Rm(cmd::rm::Args),
+    Gc(cmd::rm::GcArgs),
+    Set(cmd::set::Args),
+    Lock(cmd::lock::LockArgs),
+    Unlock(cmd::lock::UnlockArgs),
+    Limits(cmd::limits::Args),
+    Usage(cmd::usage::Args),
+    Attach(cmd::attach::Args),
+    Who(cmd::who::Args),
+    Dump(cmd::dump::Args),
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Ipcs(a) => cmd::ipcs::run(a, out),
+        Command::Ls(a) => cmd::ls::run(a, out),
+        Command::Stat(a) => cmd::stat::run(a, out),
+        Command::Create(a) => cmd::create::run(a, out),
+        Command::Rm(a) => cmd::rm::run(a, out),
+        Command::Gc(a) => cmd::rm::run(a.into_rm(), out),
+        Command::Set(a) => cmd::set::run(a, out),
+        Command::Lock(a) => cmd::lock::run_lock(a, out),
+        Command::Unlock(a) => cmd::lock::run_unlock(a, out),
+        Command::Limits(a) => cmd::limits::run(a, out),
+        Command::Usage(a) => cmd::usage::run(a, out),
+        Command::Attach(a) => cmd::attach::run(a, out),
+        Command::Who(a) => cmd::who::run(a, out),
+        Command::Dump(a) => cmd::dump::run(a, out),
+    }
+}
+
+/// Whether the error chain holds an EPIPE on our output.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            let code = match e.kind() {
+                K::DisplayHelp
+                | K::DisplayVersion
+                | K::DisplayHelpOnMissingArgumentOrSubcommand
+                    if e.exit_code() == 0 =>
+                {
+                    0
+                }
+                // `svshm ipcs` keeps ipcs's exit status: 1 for a bad option.
+                _ if std::env::args().nth(1).as_deref() == Some("ipcs") => 1,
+                _ => 2,
+            };
+            // Printing help to a closed pipe is not an error either.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = run(cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Whatever was printed before the error still goes out (if it can).
+            let _ = out.flush();
+            if e.downcast_ref::<util::AlreadyReported>().is_none() {
+                let _ = writeln!(io::stderr().lock(), "svshm: {e:#}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! Parsing and formatting shared by the subcommands: sizes, modes, ids, keys,
+//! times, user names and process facts from `/proc`.
+
+use anyhow::{Result, anyhow, bail};
+use chrono::{Datelike, Local, TimeZone};
+use std::io::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+use svshm::{Key, SegmentInfo};
+
+/// Error that has already been reported to the user on stderr: `main` exits 1
+/// without printing anything more.
+#[derive(Debug)]
+pub struct AlreadyReported;
+
+impl std::fmt::Display for AlreadyReported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed (see the messages above)")
+    }
+}
+
+impl std::error::Error for AlreadyReported {}
+
+/// Prints a warning or per-object error on stderr, prefixed like every message
+/// of this program.
+pub fn warn(msg: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "svshm: {msg}");
+}
+
+// ---------------------------------------------------------------- JSON
+
+/// A JSON object whose keys keep the order given (serde_json's `Map` sorts
+/// them unless a workspace-wide feature is switched on).
+#[derive(Debug, Clone, Default)]
+pub struct Obj(Vec<(String, Field)>);
+
+/// A value inside an [`Obj`]: plain JSON, or nested ordered objects.
+#[derive(Debug, Clone)]
+pub enum Field {
+    /// Any JSON value.
+    Val(serde_json::Value),
+    /// An ordered object, or null.
+    Obj(Option<Obj>),
+    /// An array of ordered objects.
+    Objs(Vec<Obj>),
+}
+
+impl Obj {
+    /// An object from `(key, value)` pairs, in order.
+    pub fn new<K: Into<String>>(pairs: impl IntoIterator<Item = (K, serde_json::Value)>) -> Obj {
+        Obj(pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), Field::Val(v)))
+            .collect())
+    }
+
+    /// Appends a field.
+    pub fn push(&mut self, key: impl Into<String>, value: Field) {
+        self.0.push((key.into(), value));
+    }
+}
+
+impl serde::Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Val(v) => v.serialize(s),
+            Field::Obj(o) => o.serialize(s),
+            Field::Objs(v) => v.serialize(s),
+        }
+    }
+}
+
+impl serde::Serialize for Obj {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// Writes a value as pretty JSON and a newline.
+pub fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- parsing
+
+/// Parses a byte size: `4096`, `0x1000`, `4K`, `4KiB`, `1.5M`, `2G`, `1T` (all
+/// binary, 1024-based; `B` and `KB`-style decimal units are accepted too, with
+/// `KB` = 1000 as in `ipcmk`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let fix = "give a size like 4096, 64K, 1.5MiB or 2G (K/M/G/T = KiB/MiB/GiB/TiB)";
+    if t.is_empty() {
+        return Err(format!("empty size; {fix}"));
+    }
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).map_err(|_| format!("'{text}' is not a size; {fix}"));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "p" | "pib" => 1 << 50,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(format!("unknown unit '{unit}' in '{text}'; {fix}")),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() || frac.contains('.') {
+        return Err(format!("'{text}' is not a size; {fix}"));
+    }
+    let too_big = || format!("'{text}' is too large (more than 2^64 - 1 bytes)");
+    let int_v: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| too_big())?
+    };
+    let mut total = int_v.checked_mul(mult).ok_or_else(too_big)?;
+    if !frac.is_empty() {
+        // Exact: frac_digits * mult / 10^len must be a whole number of bytes.
+        let digits: u128 = frac
+            .parse()
+            .map_err(|_| format!("'{text}' is not a size; {fix}"))?;
+        let scale = 10u128.checked_pow(frac.len() as u32).ok_or_else(too_big)?;
+        let num = digits * u128::from(mult);
+        if num % scale != 0 {
+            return Err(format!("'{text}' is not a whole number of bytes; {fix}"));
+        }
+        let extra = u64::try_from(num / scale).map_err(|_| too_big())?;
+        total = total.checked_add(extra).ok_or_else(too_big)?;
+    }
+    Ok(total)
+}
+
+/// Clap value parser for sizes.
+pub fn size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text)
+}
+
+/// Parses an octal mode that may hold only the nine permission bits:
+/// `600`, `0640`, `0o644`.
+pub fn parse_mode(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let digits = t.strip_prefix("0o").unwrap_or(t);
+    if digits.is_empty() || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err(format!(
+            "'{text}' is not an octal mode; give permission bits in octal, e.g. 600 or 0640"
+        ));
+    }
+    let v = u32::from_str_radix(digits, 8).map_err(|_| format!("mode '{text}' is too large"))?;
+    if v & !0o777 != 0 {
+        let mut extra = Vec::new();
+        if v & 0o1000 != 0 {
+            extra.push("01000 is SHM_DEST, set only by the kernel");
+        }
+        if v & 0o2000 != 0 {
+            extra.push("02000 is SHM_LOCKED, use `svshm lock`");
+        }
+        if v & 0o4000 != 0 {
+            extra.push("04000 is SHM_HUGETLB, use --hugetlb");
+        }
+        let why = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extra.join("; "))
+        };
+        return Err(format!(
+            "mode {v:#o} has bits beyond the permission bits 0777{why}; give only permission bits, e.g. 600 or 0640"
+        ));
+    }
+    Ok(v)
+}
+
+/// Clap value parser for modes.
+pub fn mode_arg(text: &str) -> Result<u32, String> {
+    parse_mode(text)
+}
+
+/// Parses a segment id: a non-negative decimal number.
+pub fn parse_id(text: &str) -> Result<i32, String> {
+    let t = text.trim();
+    match t.parse::<i64>() {
+        Ok(v) if v < 0 => Err(format!(
+            "'{text}' is not a segment id: ids are never negative; list ids with `svshm ls`"
+        )),
+        Ok(v) if v > i64::from(i32::MAX) => Err(format!(
+            "'{text}' is out of the range of segment ids (0..=2147483647)"
+        )),
+        Ok(v) => Ok(v as i32),
+        Err(_) => Err(format!(
+            "'{text}' is not a segment id; give the decimal id shown by `svshm ls` (for a key use -k)"
+        )),
+    }
+}
+
+/// Clap value parser for segment ids.
+pub fn id_arg(text: &str) -> Result<i32, String> {
+    parse_id(text)
+}
+
+/// Parses a key: decimal, `0x` hex or `0` octal, as `ipcs` prints it.
+pub fn key_arg(text: &str) -> Result<Key, String> {
+    text.parse::<Key>().map_err(|e| e.message().to_string())
+}
+
+// ---------------------------------------------------------------- formatting
+
+/// util-linux `size_to_human_string(SIZE_SUFFIX_1LETTER, bytes)`: `4K`, `1.5K`,
+/// `9.8K`, `1024K`, `16E`, `512B`.
+pub fn human_1letter(bytes: u64) -> String {
+    const LETTERS: &[u8] = b"BKMGTPE";
+    let mut exp = 10u32;
+    while exp <= 60 {
+        if bytes < (1u64 << exp) {
+            break;
+        }
+        exp += 10;
+    }
+    let exp = exp - 10;
+    let c = LETTERS[(exp / 10) as usize] as char;
+    let (mut dec, mut frac) = if exp > 0 {
+        (bytes >> exp, bytes & ((1u64 << exp) - 1))
+    } else {
+        (bytes, 0)
+    };
+    if frac != 0 {
+        frac = if frac >= u64::MAX / 1000 {
+            ((frac / 1024) * 1000) / (1u64 << (exp - 10))
+        } else {
+            (frac * 1000) / (1u64 << exp)
+        };
+        frac = (frac + 50) / 100 * 10;
+        if frac == 100 {
+            dec += 1;
+            frac = 0;
+        }
+    }
+    if frac != 0 {
+        let mut s = format!("{dec}.{frac:02}");
+        if s.ends_with('0') {
+            s.pop();
+        }
+        s.push(c);
+        s
+    } else {
+        format!("{dec}{c}")
+    }
+}
+
+/// A byte count with a binary unit: `4 KiB`, `1.5 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    svshm::error::human_size(bytes)
+}
+
+/// `rw-r-----` for the nine permission bits.
+pub fn perms_string(mode: u32) -> String {
+    let mut s = String::with_capacity(9);
+    for shift in [6, 3, 0] {
+        let b = (mode >> shift) & 7;
+        s.push(if b & 4 != 0 { 'r' } else { '-' });
+        s.push(if b & 2 != 0 { 'w' } else { '-' });
+        s.push(if b & 1 != 0 { 'x' } else { '-' });
+    }
+    s
+}
+
+/// Status words of a segment: `dest`, `locked`.
+pub fn status_words(info: &SegmentInfo) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if info.is_marked_for_destruction() {
+        v.push("dest");
+    }
+    if info.is_locked() {
+        v.push("locked");
+    }
+    v
+}
+
+fn local(t: SystemTime) -> Option<chrono::DateTime<Local>> {
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Local.timestamp_opt(i64::try_from(secs).ok()?, 0).single()
+}
+
+/// `ctime(3)` text without the newline: `Fri Nov 27 03:59:00 2026` (local time).
+pub fn ctime(t: SystemTime) -> String {
+    match local(t) {
+        Some(d) => d.format("%a %b %e %H:%M:%S %Y").to_string(),
+        None => "?".to_string(),
+    }
+}
+
+/// ISO 8601 local time with offset, `2026-11-27T03:53:00+00:00`.
+pub fn iso_time(t: Option<SystemTime>) -> Option<String> {
+    t.and_then(local)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+}
+
+/// lsipc's short time: `HH:MM` today, `Nov27` this year, `2025-Nov27` before.
+pub fn short_time(t: Option<SystemTime>) -> String {
+    let Some(d) = t.and_then(local) else {
+        return String::new();
+    };
+    let now = Local::now();
+    if d.date_naive() == now.date_naive() {
+        d.format("%H:%M").to_string()
+    } else if d.year() == now.year() {
+        d.format("%b%d").to_string()
+    } else {
+        d.format("%Y-%b%d").to_string()
+    }
+}
+
+/// User name of a uid, or the number.
+pub fn user_or_uid(uid: u32) -> String {
+    svshm::info::user_name(uid).unwrap_or_else(|| uid.to_string())
+}
+
+/// Group name of a gid, or the number.
+pub fn group_or_gid(gid: u32) -> String {
+    svshm::info::group_name(gid).unwrap_or_else(|| gid.to_string())
+}
+
+// ---------------------------------------------------------------- /proc
+
+/// The command line of a process (`/proc/PID/cmdline`, NULs as spaces), `None`
+/// if it has exited or has none (kernel threads, zombies).
+pub fn process_cmdline(pid: i32) -> Option<String> {
+    if pid <= 0 {
+        return None;
+    }
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let s: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if s.is_empty() {
+        None
+    } else {
+        Some(s.join(" "))
+    }
+}
+
+/// Start time of a process as wall-clock time, from `/proc/PID/stat` field 22
+/// (clock ticks after boot) and `btime` in `/proc/stat`.
+fn process_start_time(pid: i32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // Linux exports USER_HZ = 100 to user space on every architecture.
+    const USER_HZ: u64 = 100;
+    Some(UNIX_EPOCH + std::time::Duration::from_millis(btime * 1000 + ticks * 1000 / USER_HZ))
+}
+
+/// Whether `pid` is a live process that could be the one that created a segment
+/// at `created` (it did not start after that moment: a later start means the pid
+/// was reused). Zombies count as dead.
+pub fn creator_alive(pid: i32, created: Option<SystemTime>) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    if let Some(i) = stat.rfind(')') {
+        if matches!(
+            stat[i + 1..].split_whitespace().next(),
+            Some("Z") | Some("X")
+        ) {
+            return false;
+        }
+    }
+    match (created, process_start_time(pid)) {
+        // Allow 2 s for the rounding of btime and of the ctime seconds.
+        (Some(c), Some(start)) => start <= c + std::time::Duration::from_secs(2),
+        _ => true,
+    }
+}
+
+/// Everything known about segment `id`: IPC_STAT when permitted, else the
+/// world-readable `/proc/sysvipc/shm` line; resident/swapped bytes from the
+/// latter when present.
+pub fn segment_info(id: i32) -> Result<SegmentInfo> {
+    let public = svshm::info::public_info_by_id(id);
+    match svshm::Segment::from_id(id).stat() {
+        Ok(mut info) => {
+            if let Some(p) = &public {
+                info.rss = p.rss;
+                info.swap = p.swap;
+            }
+            Ok(info)
+        }
+        Err(e) => public.ok_or_else(|| anyhow!(e)),
+    }
+}
+
+/// The segment id for a key, from `/proc/sysvipc/shm` (or shmget as a fallback).
+pub fn id_for_key(key: Key) -> Result<i32> {
+    if key.is_private() {
+        bail!(
+            "key 0 is IPC_PRIVATE: many segments share it and none can be found by it; give the segment id instead (`svshm ls` lists them)"
+        );
+    }
+    if let Some(info) = svshm::info::public_info_by_key(key) {
+        return Ok(info.id);
+    }
+    let seg = svshm::Segment::open(key, 0)?;
+    Ok(seg.id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("0x1000"), Ok(4096));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("1.5K"), Ok(1536));
+        assert_eq!(parse_size("2M"), Ok(2 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("3 G"), Ok(3 << 30));
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in [
+            "",
+            "abc",
+            "1.2.3K",
+            "4X",
+            "1.0001K",
+            "99999999999999999999",
+            "16384P",
+            "K",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("600"), Ok(0o600));
+        assert_eq!(parse_mode("0640"), Ok(0o640));
+        assert_eq!(parse_mode("0o644"), Ok(0o644));
+        assert_eq!(parse_mode("0"), Ok(0));
+        let e = parse_mode("1600").unwrap_err();
+        assert!(e.contains("SHM_DEST"), "{e}");
+        assert!(parse_mode("4600").unwrap_err().contains("--hugetlb"));
+        assert!(parse_mode("800").is_err());
+        assert!(parse_mode("").is_err());
+        assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("17"), Ok(17));
+        assert!(parse_id("-1").is_err());
+        assert!(parse_id("0x1").is_err());
+        assert!(parse_id("99999999999").is_err());
+    }
+
+    #[test]
+    fn human_like_util_linux() {
+        for (n, s) in [
+            (0, "0B"),
+            (512, "512B"),
+            (1024, "1K"),
+            (1536, "1.5K"),
+            (4096, "4K"),
+            (10000, "9.8K"),
+            (1984, "1.9K"),
+            (1074, "1K"),
+            (1048575, "1024K"),
+            (1 << 20, "1M"),
+            (18446744073692774399, "16E"),
+            (u64::MAX, "16E"),
+        ] {
+            assert_eq!(human_1letter(n), s, "{n}");
+        }
+    }
+
+    #[test]
+    fn perms() {
+        assert_eq!(perms_string(0o600), "rw-------");
+        assert_eq!(perms_string(0o754), "rwxr-xr--");
+    }
+
+    #[test]
+    fn self_is_alive() {
+        let me = std::process::id() as i32;
+        assert!(creator_alive(me, Some(SystemTime::now())));
+        assert!(!creator_alive(
+            me,
+            Some(UNIX_EPOCH + std::time::Duration::from_secs(1000))
+        ));
+        assert!(!creator_alive(0, None));
+    }
+}

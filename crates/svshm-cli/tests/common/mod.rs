@@ -1,0 +1,91 @@
+//! Helpers shared by the CLI tests: run the built `svshm`, make unique keys,
+//! and remove every segment a test creates, even when it fails.
+
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use svshm::{Key, Segment};
+
+/// `svshm` (the binary under test) as an assert_cmd command.
+pub fn svshm() -> Command {
+    Command::cargo_bin("svshm").expect("the svshm binary is built")
+}
+
+/// Path of the built binary, for std::process::Command.
+pub fn svshm_path() -> std::path::PathBuf {
+    assert_cmd::cargo::cargo_bin("svshm")
+}
+
+/// A name no other test (in this or another process) uses.
+pub fn unique_name(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "svshm-cli-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A key no other test uses (derived from a unique name).
+pub fn unique_key(tag: &str) -> Key {
+    Key::from_name(&unique_name(tag))
+}
+
+/// Removes segment `id` when dropped (IPC_RMID; errors ignored: it may be gone).
+#[derive(Debug)]
+pub struct Guard(pub i32);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Segment::from_id(self.0).remove();
+    }
+}
+
+/// Parses the id `svshm create` printed and guards it.
+pub fn guard_from_stdout(stdout: &[u8]) -> Guard {
+    let text = String::from_utf8_lossy(stdout);
+    let id: i32 = text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("create printed {text:?}, not an id"));
+    Guard(id)
+}
+
+/// Creates a segment through the CLI; returns its guard.
+pub fn create(args: &[&str]) -> Guard {
+    let out = svshm().arg("create").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "svshm create {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    guard_from_stdout(&out.stdout)
+}
+
+/// Creates a private segment with the library.
+pub fn private(size: usize) -> Guard {
+    Guard(Segment::create_private(size).unwrap().id())
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    svshm::euid() == 0
+}
+
+/// stdout of a successful run, as text.
+pub fn stdout_of(args: &[&str]) -> String {
+    let out = svshm().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "svshm {args:?} exited {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Whether a segment with this id exists.
+pub fn exists(id: i32) -> bool {
+    svshm::proc_segments().unwrap().iter().any(|s| s.id == id)
+}
