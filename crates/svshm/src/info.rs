@@ -359,7 +359,10 @@ pub struct Attacher {
 /// [`Attacher`]. Processes whose maps we may not read (other users' processes,
 /// unless we are root) are skipped: the list is complete when the sum of
 /// [`Attacher::pieces`] equals [`SegmentInfo::attach_count`], and a larger
-/// count means attachers we cannot see.
+/// count means attachers we cannot see. A process caught between `vfork` (or
+/// `posix_spawn`) and `exec` shares its parent's address space, so it is listed
+/// with the parent's attachments for that moment, though the kernel does not
+/// count it.
 ///
 /// ```
 /// let seg = svshm::Segment::create_private(4096).unwrap();

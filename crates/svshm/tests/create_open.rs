@@ -177,14 +177,16 @@ fn mode_beyond_permission_bits_is_refused() {
 fn create_records_size_creator_and_mode() {
     // LTP shmget01: shm_segsz, shm_cpid and the mode as asked.
     let key = key_for("create_records_size_creator_and_mode");
-    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    // shm_ctime is whole seconds from the kernel's coarse clock, which may lag
+    // SystemTime::now() a little: compare seconds, with a second of slack.
+    let before = svshm::info::epoch_secs(Some(std::time::SystemTime::now())) - 1;
     let seg = CreateOptions::new(2048)
         .key(key)
         .mode(0o640)
         .create()
         .unwrap();
     let _rm = seg.remove_on_drop();
-    let after = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+    let after = svshm::info::epoch_secs(Some(std::time::SystemTime::now())) + 1;
 
     let info = seg.stat().unwrap();
     assert_eq!(info.id, seg.id());
@@ -200,10 +202,10 @@ fn create_records_size_creator_and_mode() {
     assert_eq!((info.gid, info.creator_gid), (svshm::egid(), svshm::egid()));
     assert_eq!((info.attach_count, info.last_pid), (0, 0));
     assert_eq!((info.attach_time, info.detach_time), (None, None));
-    let ctime = info.change_time.expect("creation sets shm_ctime");
+    let ctime = svshm::info::epoch_secs(Some(info.change_time.expect("creation sets shm_ctime")));
     assert!(
-        before <= ctime && ctime <= after,
-        "ctime {ctime:?} within the creation window"
+        (before..=after).contains(&ctime),
+        "ctime {ctime} within the creation window {before}..={after}"
     );
 }
 

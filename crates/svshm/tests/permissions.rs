@@ -42,6 +42,29 @@ fn child_entry() {
                     .unwrap();
                 seg.set_mode(0o600).expect("the creator may still IPC_SET");
             }
+            "attach-wait-write" => {
+                let att = Segment::from_id(arg("SVSHM_TEST_ID"))
+                    .attach()
+                    .expect("attach rw");
+                common::ready_then_wait();
+                // The parent has narrowed the mode meanwhile; the mapping stays.
+                att.write_at(0, b"after").expect("write");
+            }
+            "attach-denied" => {
+                let seg = Segment::from_id(arg("SVSHM_TEST_ID"));
+                assert_kind(
+                    "attach read-only",
+                    seg.attach_read_only(),
+                    ErrorKind::PermissionDenied,
+                    libc::EACCES,
+                );
+                assert_kind(
+                    "attach",
+                    seg.attach(),
+                    ErrorKind::PermissionDenied,
+                    libc::EACCES,
+                );
+            }
             other => panic!("permissions has no child role {other:?}"),
         }
         0
@@ -380,4 +403,36 @@ fn only_the_creator_uid_attests_who_made_a_segment() {
             .contains("owned by root (uid 0) but was created by nobody (uid 65534)"),
         "{err}"
     );
+}
+
+#[test]
+fn narrowing_the_mode_does_not_revoke_an_existing_attachment() {
+    if let Some(why) = common::nobody_unavailable() {
+        common::skip(
+            "narrowing_the_mode_does_not_revoke_an_existing_attachment",
+            &why,
+        );
+        return;
+    }
+    let seg = CreateOptions::new(4096).mode(0o606).create().unwrap();
+    let _rm = seg.remove_on_drop();
+    let mut c = child_as_nobody("attach-wait-write");
+    c.env("SVSHM_TEST_ID", seg.id().to_string());
+    let other = common::spawn_waiting(c);
+
+    // The kernel checks the mode bits at shmat only.
+    seg.set_mode(0o600).unwrap();
+    let status = other.finish();
+    assert!(status.success(), "{status}");
+    let mut b = [0u8; 5];
+    seg.attach().unwrap().read_at(0, &mut b).unwrap();
+    assert_eq!(
+        &b, b"after",
+        "the other user wrote through its old attachment"
+    );
+
+    // A new attach by that user is refused now.
+    let mut c = child_as_nobody("attach-denied");
+    c.env("SVSHM_TEST_ID", seg.id().to_string());
+    common::run(c).assert_success();
 }
