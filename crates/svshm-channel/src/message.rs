@@ -379,7 +379,7 @@ impl Receiver {
 
     fn finish_frame(&mut self, len: usize) {
         self.cons.advance(frame_len(len as u64));
-        self.cons.publish();
+        self.cons.publish_lazy();
     }
 
     fn recv_policy(&mut self, policy: WaitPolicy) -> Result<Vec<u8>> {

@@ -285,7 +285,7 @@ impl StreamReader {
             .map_err(|e| self.link.error(e, "data"))?;
         let n = buf.len().min(avail as usize);
         self.cons.take(&mut buf[..n]);
-        self.cons.publish();
+        self.cons.publish_lazy();
         Ok(n)
     }
 
@@ -318,7 +318,7 @@ impl StreamReader {
             )));
         }
         self.cons.advance(n as u64);
-        self.cons.publish();
+        self.cons.publish_lazy();
         Ok(())
     }
 
@@ -343,7 +343,7 @@ impl io::BufRead for StreamReader {
     fn consume(&mut self, amt: usize) {
         let (_, len) = self.cons.contiguous_available();
         self.cons.advance(amt.min(len) as u64);
-        self.cons.publish();
+        self.cons.publish_lazy();
     }
 }
 

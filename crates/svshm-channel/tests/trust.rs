@@ -221,7 +221,10 @@ fn hostile_cursor_is_reported_not_obeyed() {
 fn hostile_frame_is_reported_not_obeyed() {
     let name = unique("frame");
     let n1 = name.clone();
-    let t = std::thread::spawn(move || Receiver::connect(&Endpoint::name(n1), &quick()).unwrap());
+    // Both sides ask for the same maximum: whichever creates decides it.
+    let t = std::thread::spawn(move || {
+        Receiver::connect(&Endpoint::name(n1), &quick().max_message(100)).unwrap()
+    });
     let mut tx = Sender::connect(&Endpoint::name(&name), &quick().max_message(100)).unwrap();
     let mut rx = t.join().unwrap();
     tx.send(b"hello").unwrap();
@@ -241,7 +244,9 @@ fn hostile_frame_is_reported_not_obeyed() {
 fn oversized_message_is_refused_before_sending() {
     let name = unique("big");
     let n1 = name.clone();
-    let t = std::thread::spawn(move || Receiver::connect(&Endpoint::name(n1), &quick()).unwrap());
+    let t = std::thread::spawn(move || {
+        Receiver::connect(&Endpoint::name(n1), &quick().max_message(64)).unwrap()
+    });
     let mut tx = Sender::connect(&Endpoint::name(&name), &quick().max_message(64)).unwrap();
     let mut rx = t.join().unwrap();
     let err = tx.send(&[0; 65]).unwrap_err();
