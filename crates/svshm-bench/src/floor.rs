@@ -1,0 +1,274 @@
+//! The floor: the same work between two threads of one process, with a plain
+//! in-process SPSC byte ring (memcpy in, memcpy out, cursors on their own
+//! cache lines, cached peer cursor) and a single-cache-line ping-pong. No
+//! system calls, no cross-process set-up: what this machine's cores and
+//! caches allow.
+
+use crate::roles::{ChildConfig, ChildReport, Workload};
+use crate::stats::Latency;
+use crate::util::{
+    body_matches, now_ns, pattern, pin_current_thread, read_stamp, stamp, stamp_sum,
+};
+use anyhow::{Result, bail};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+#[repr(C, align(128))]
+struct Line(AtomicU64);
+
+/// A single-producer single-consumer byte ring on the heap.
+pub struct Ring {
+    buf: *mut u8,
+    cap: usize,
+    head: Line,
+    tail: Line,
+}
+
+// SAFETY: the writer only writes bytes in [head, tail + cap) and the reader only
+// reads bytes in [tail, head); the Release/Acquire pairs on head and tail hand
+// each byte range from one thread to the other, so no byte is accessed by both
+// at once.
+unsafe impl Sync for Ring {}
+// SAFETY: the buffer is a heap allocation owned by the ring.
+unsafe impl Send for Ring {}
+
+impl Ring {
+    /// A ring of `cap` bytes (a power of two).
+    pub fn new(cap: usize) -> Ring {
+        assert!(
+            cap.is_power_of_two(),
+            "ring capacity must be a power of two"
+        );
+        let b: Box<[u8]> = vec![0u8; cap].into_boxed_slice();
+        Ring {
+            buf: Box::into_raw(b).cast::<u8>(),
+            cap,
+            head: Line(AtomicU64::new(0)),
+            tail: Line(AtomicU64::new(0)),
+        }
+    }
+
+    /// Writer: copies all of `data` in, waiting (spinning) for room.
+    /// `head` is the writer's own cursor, `tail` its cached copy of the reader's.
+    pub fn write(&self, data: &[u8], head: &mut u64, tail: &mut u64) {
+        let mut off = 0;
+        while off < data.len() {
+            let mut free = self.cap - (*head - *tail) as usize;
+            if free == 0 {
+                // SYNC: pairs with the reader's Release store of tail in read():
+                // the reader no longer touches the bytes before it.
+                *tail = self.tail.0.load(Ordering::Acquire);
+                free = self.cap - (*head - *tail) as usize;
+                if free == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+            }
+            let n = free.min(data.len() - off);
+            let pos = (*head as usize) & (self.cap - 1);
+            let first = n.min(self.cap - pos);
+            // SAFETY: [pos, pos + first) and [0, n - first) lie inside the buffer
+            // and inside the free span the reader has released (see Sync).
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr().add(off), self.buf.add(pos), first);
+                std::ptr::copy_nonoverlapping(data.as_ptr().add(off + first), self.buf, n - first);
+            }
+            *head += n as u64;
+            // SYNC: publishes the bytes just written to the Acquire load in read().
+            self.head.0.store(*head, Ordering::Release);
+            off += n;
+        }
+    }
+
+    /// Reader: fills all of `out`, waiting (spinning) for data.
+    pub fn read(&self, out: &mut [u8], tail: &mut u64, head: &mut u64) {
+        let mut off = 0;
+        while off < out.len() {
+            let mut avail = (*head - *tail) as usize;
+            if avail == 0 {
+                // SYNC: pairs with the writer's Release store of head in write().
+                *head = self.head.0.load(Ordering::Acquire);
+                avail = (*head - *tail) as usize;
+                if avail == 0 {
+                    std::hint::spin_loop();
+                    continue;
+                }
+            }
+            let n = avail.min(out.len() - off);
+            let pos = (*tail as usize) & (self.cap - 1);
+            let first = n.min(self.cap - pos);
+            // SAFETY: [pos, pos + first) and [0, n - first) lie inside the buffer
+            // and inside the span the writer has published (see Sync).
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.buf.add(pos), out.as_mut_ptr().add(off), first);
+                std::ptr::copy_nonoverlapping(
+                    self.buf,
+                    out.as_mut_ptr().add(off + first),
+                    n - first,
+                );
+            }
+            *tail += n as u64;
+            // SYNC: releases the bytes just read to the writer's Acquire load in write().
+            self.tail.0.store(*tail, Ordering::Release);
+            off += n;
+        }
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `buf` came from Box::into_raw of a boxed slice of `cap` bytes
+        // and is freed exactly once, here.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.buf, self.cap)) });
+    }
+}
+
+fn pin(cpus: &[usize], i: usize) -> Result<()> {
+    match cpus.get(i) {
+        Some(&c) => pin_current_thread(c),
+        None => Ok(()),
+    }
+}
+
+/// Runs the floor for `cfg.workload` in two threads; `ready` is the start barrier.
+pub fn run(cfg: &ChildConfig, ready: fn() -> Result<()>) -> Result<ChildReport> {
+    match cfg.workload {
+        Workload::Stream { chunk, bytes } => one_way(cfg, ready, chunk, bytes / chunk as u64),
+        Workload::Messages { size, count } => one_way(cfg, ready, size, count),
+        Workload::PingPong { iters, warmup, .. } => cache_line(cfg, ready, iters, warmup),
+    }
+}
+
+fn one_way(
+    cfg: &ChildConfig,
+    ready: fn() -> Result<()>,
+    len: usize,
+    n: u64,
+) -> Result<ChildReport> {
+    let ring = Ring::new(cfg.ring.next_power_of_two().max(len.next_power_of_two()));
+    let cpus = cfg.cpus.clone();
+    ready()?;
+    std::thread::scope(|s| {
+        let r = &ring;
+        let cpus_w = cpus.clone();
+        let w = s.spawn(move || -> Result<u64> {
+            pin(&cpus_w, 0)?;
+            let mut buf = pattern(len);
+            let (mut head, mut tail) = (0, 0);
+            let t0 = now_ns();
+            for i in 0..n {
+                stamp(&mut buf, i);
+                r.write(&buf, &mut head, &mut tail);
+            }
+            Ok(t0)
+        });
+        let rd = s.spawn(move || -> Result<(u64, bool)> {
+            pin(&cpus, 1)?;
+            let mut buf = vec![1u8; len];
+            let (mut tail, mut head) = (0, 0);
+            let (mut ok, mut sum) = (true, 0u64);
+            for i in 0..n {
+                r.read(&mut buf, &mut tail, &mut head);
+                let st = read_stamp(&buf);
+                ok &= st == Some(i);
+                sum = sum.wrapping_add(st.unwrap_or(u64::MAX));
+                if i == 0 || i + 1 == n {
+                    ok &= body_matches(&buf);
+                }
+            }
+            Ok((now_ns(), ok && sum == stamp_sum(n)))
+        });
+        let t_start = w
+            .join()
+            .map_err(|_| anyhow::anyhow!("floor writer panicked"))??;
+        let (t_end, verified) = rd
+            .join()
+            .map_err(|_| anyhow::anyhow!("floor reader panicked"))??;
+        Ok(ChildReport {
+            t_start,
+            t_end,
+            verified,
+            ..Default::default()
+        })
+    })
+}
+
+fn cache_line(
+    cfg: &ChildConfig,
+    ready: fn() -> Result<()>,
+    iters: u64,
+    warmup: u64,
+) -> Result<ChildReport> {
+    let line = Line(AtomicU64::new(0));
+    let cpus = cfg.cpus.clone();
+    let total = warmup + iters;
+    ready()?;
+    std::thread::scope(|s| {
+        let l = &line;
+        let cpus_p = cpus.clone();
+        let pong = s.spawn(move || -> Result<()> {
+            pin(&cpus_p, 1)?;
+            for i in 0..total {
+                // SYNC: pairs with ping's Release store of 2i+1.
+                while l.0.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                // SYNC: pairs with ping's Acquire load waiting for 2i+2.
+                l.0.store(2 * i + 2, Ordering::Release);
+            }
+            Ok(())
+        });
+        pin(&cpus, 0)?;
+        let mut samples = Vec::with_capacity(iters as usize);
+        let t_start = now_ns();
+        for i in 0..total {
+            let t = Instant::now();
+            // SYNC: pairs with pong's Acquire load.
+            l.0.store(2 * i + 1, Ordering::Release);
+            // SYNC: pairs with pong's Release store of 2i+2.
+            while l.0.load(Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+            let dt = t.elapsed().as_nanos() as u64;
+            if i >= warmup {
+                samples.push(dt);
+            }
+        }
+        let t_end = now_ns();
+        if pong.join().is_err() {
+            bail!("floor pong panicked");
+        }
+        Ok(ChildReport {
+            t_start,
+            t_end,
+            verified: true,
+            latency: Some(Latency::from_samples(&mut samples)),
+            rss_peak_kib: 0,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_moves_bytes_in_order_across_wraps() {
+        let ring = Ring::new(64);
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let (mut h, mut t) = (0, 0);
+                for c in data.chunks(37) {
+                    ring.write(c, &mut h, &mut t);
+                }
+            });
+            let mut out = vec![0u8; data.len()];
+            let (mut t, mut h) = (0, 0);
+            for c in out.chunks_mut(53) {
+                ring.read(c, &mut t, &mut h);
+            }
+            assert_eq!(out, data);
+        });
+    }
+}

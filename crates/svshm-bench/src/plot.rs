@@ -1,0 +1,237 @@
+//! The SVG plot: stream throughput by chunk size, and ping-pong latency
+//! percentiles (spin and block), one line per transport.
+
+use crate::bench::{CaseKind, CaseResult};
+use crate::driver::Target;
+use crate::report::latency_stats;
+use crate::transport::{Kind, Wait};
+use crate::util::fmt_size;
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use std::path::Path;
+
+fn color(t: Target) -> RGBColor {
+    match t {
+        Target::Floor => RGBColor(0, 0, 0),
+        Target::Transport(k) => match k {
+            Kind::Pipe => RGBColor(140, 140, 140),
+            Kind::Unix => RGBColor(90, 90, 200),
+            Kind::Tlpi1k => RGBColor(200, 150, 50),
+            Kind::Tlpi64k => RGBColor(170, 100, 0),
+            Kind::Iceoryx2 => RGBColor(30, 150, 60),
+            Kind::SvshmStream => RGBColor(220, 30, 30),
+            Kind::SvshmMsg => RGBColor(200, 0, 160),
+            Kind::SvshmZc => RGBColor(255, 120, 0),
+        },
+    }
+}
+
+fn targets(results: &[CaseResult]) -> Vec<Target> {
+    let mut v: Vec<Target> = Vec::new();
+    for cr in results {
+        for s in &cr.series {
+            if !v.contains(&s.target) {
+                v.push(s.target);
+            }
+        }
+    }
+    v
+}
+
+/// Writes the plot to `path`.
+pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &str) -> Result<()> {
+    let root = SVGBackend::new(path, (1500, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let (title, body) = root.split_vertically(40);
+    title
+        .draw(&Text::new(
+            format!("svshm-bench — {subtitle}"),
+            (10, 12),
+            ("sans-serif", 16).into_font(),
+        ))
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let panels = body.split_evenly((1, 3));
+    let all = targets(results);
+
+    // Panel 1: throughput by chunk size.
+    let streams: Vec<&CaseResult> = results
+        .iter()
+        .filter(|c| matches!(c.kind, CaseKind::Stream { .. }))
+        .collect();
+    let mut ymax: f64 = 1.0;
+    for cr in &streams {
+        for s in &cr.series {
+            if let Some(v) = s.median(&cr.kind, "value").filter(|v| v.is_finite()) {
+                ymax = ymax.max(v);
+            }
+        }
+    }
+    let xs: Vec<f64> = streams
+        .iter()
+        .filter_map(|c| match c.kind {
+            CaseKind::Stream { chunk } => Some((chunk as f64).log2()),
+            _ => None,
+        })
+        .collect();
+    let (x0, x1) = (
+        xs.iter().copied().fold(f64::INFINITY, f64::min),
+        xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let (x0, x1) = if x0.is_finite() {
+        (x0 - 0.5, x1 + 0.5)
+    } else {
+        (11.5, 20.5)
+    };
+    {
+        let mut chart = ChartBuilder::on(&panels[0])
+            .caption("stream throughput (GB/s, median)", ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(x0..x1, 0f64..ymax * 1.15)
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("chunk size")
+            .y_desc("GB/s")
+            .x_labels(((x1 - x0) as usize + 1).max(2))
+            .x_label_formatter(&|x| {
+                let r = x.round();
+                if (x - r).abs() < 0.01 && r >= 0.0 {
+                    fmt_size(1u64 << (r as u32))
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        for &t in &all {
+            let pts: Vec<(f64, f64)> = streams
+                .iter()
+                .filter_map(|cr| {
+                    let CaseKind::Stream { chunk } = cr.kind else {
+                        return None;
+                    };
+                    let v = cr.get(t)?.median(&cr.kind, "value")?;
+                    v.is_finite().then_some(((chunk as f64).log2(), v))
+                })
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            let c = color(t);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(t.name())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(|e| anyhow!("{e:?}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 11))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
+
+    // Panels 2 and 3: latency percentiles, spin and block.
+    for (i, wait) in [Wait::Spin, Wait::Block].into_iter().enumerate() {
+        let Some(cr) = results
+            .iter()
+            .find(|c| matches!(c.kind, CaseKind::PingPong { wait: w, .. } if w == wait))
+        else {
+            continue;
+        };
+        let stats = latency_stats();
+        let mut lo = f64::INFINITY;
+        let mut hi: f64 = 1.0;
+        for s in &cr.series {
+            for st in stats {
+                if let Some(v) = s.median(&cr.kind, st).filter(|v| v.is_finite() && *v > 0.0) {
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+            }
+        }
+        let lo = if lo.is_finite() {
+            (lo / 2.0).max(1.0)
+        } else {
+            1.0
+        };
+        let CaseKind::PingPong { size, .. } = cr.kind else {
+            continue;
+        };
+        let mut chart = ChartBuilder::on(&panels[i + 1])
+            .caption(
+                format!("round trip, {size} B, {} wait (ns, log)", wait.name()),
+                ("sans-serif", 15),
+            )
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(
+                -0.3f64..(stats.len() as f64 - 0.7),
+                (lo..hi * 2.0).log_scale(),
+            )
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_labels(stats.len())
+            .x_label_formatter(&|x| {
+                let r = x.round();
+                if (x - r).abs() < 0.01 && r >= 0.0 {
+                    stats
+                        .get(r as usize)
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_desc("ns")
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        for s in &cr.series {
+            if s.error.is_some() || s.outcomes.is_empty() {
+                continue;
+            }
+            let pts: Vec<(f64, f64)> = stats
+                .iter()
+                .enumerate()
+                .filter_map(|(j, st)| {
+                    s.median(&cr.kind, st)
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                        .map(|v| (j as f64, v))
+                })
+                .collect();
+            let c = color(s.target);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(s.target.name())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(|e| anyhow!("{e:?}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 11))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
