@@ -8,6 +8,11 @@ use std::sync::Mutex;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 const PEERS: &[&str] = &["pipe", "unix", "tlpi-1k", "tlpi-64k", "iceoryx2"];
+const SVSHM: &[&str] = &["svshm-stream", "svshm-msg", "svshm-zc"];
+
+fn all() -> Vec<&'static str> {
+    PEERS.iter().chain(SVSHM).copied().collect()
+}
 
 struct Run {
     ok: bool,
@@ -80,8 +85,8 @@ fn check(r: &Run, workload: &str, names: &[&str]) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn peers_stream_bytes_across_processes() {
-    let t = PEERS.join(",");
+fn every_transport_streams_bytes_across_processes() {
+    let t = all().join(",");
     // 4 KiB chunks through 1 KiB TLPI buffers exercise the splitting; the last
     // chunk is compared whole and every chunk's stamps are checked.
     let r = bench(&[
@@ -98,17 +103,17 @@ fn peers_stream_bytes_across_processes() {
         "--json",
         "-",
     ]);
-    let res = check(&r, "stream", PEERS);
+    let res = check(&r, "stream", &all());
     let streams = res.iter().filter(|j| j["workload"] == "stream");
     assert!(
-        streams.clone().count() == PEERS.len()
+        streams.clone().count() == all().len()
             && streams.clone().all(|j| j["parameters"]["bytes"] == 1 << 20)
     );
 }
 
 #[test]
-fn peers_ping_pong_spin_and_block() {
-    let t = PEERS.join(",");
+fn every_transport_ping_pongs_spin_and_block() {
+    let t = all().join(",");
     for wait in ["spin", "block"] {
         let r = bench(&[
             "pingpong",
@@ -126,11 +131,11 @@ fn peers_ping_pong_spin_and_block() {
             "--json",
             "-",
         ]);
-        let res = check(&r, "pingpong", PEERS);
-        for name in PEERS {
+        let res = check(&r, "pingpong", &all());
+        for name in all() {
             let stats: Vec<&str> = res
                 .iter()
-                .filter(|j| j["transport"] == *name && j["workload"] == "pingpong")
+                .filter(|j| j["transport"] == name && j["workload"] == "pingpong")
                 .filter_map(|j| j["parameters"]["stat"].as_str())
                 .collect();
             assert_eq!(stats, ["p50", "p99", "p99.9", "max"], "{name}");
@@ -139,12 +144,12 @@ fn peers_ping_pong_spin_and_block() {
 }
 
 #[test]
-fn peers_messages_and_floor() {
-    let t = PEERS.join(",");
+fn every_transport_sends_messages_and_the_floor_runs() {
+    let t = all().join(",");
     let r = bench(&[
         "messages", "--size", "64", "--count", "2000", "--runs", "1", "-t", &t, "--json", "-",
     ]);
-    let mut names = PEERS.to_vec();
+    let mut names = all();
     names.push("floor");
     check(&r, "messages", &names);
 }
@@ -180,7 +185,7 @@ fn no_system_v_object_is_left_behind() {
         "{exe} stream --chunk 4K --bytes 256K --runs 1 -t {t} >/dev/null && \
          {exe} pingpong --iters 100 --wait block --runs 1 --no-floor -t {t} >/dev/null && \
          ipcs -m | awk 'NR>3 && NF' | wc -l && ipcs -s | awk 'NR>3 && NF' | wc -l",
-        t = PEERS.join(",")
+        t = all().join(",")
     );
     let out = Command::new("unshare")
         .args(["--ipc", "sh", "-c", &script])

@@ -1,27 +1,168 @@
-//! svshm channel transports (stream, messages, zero-copy). Placeholder until
-//! svshm-channel builds.
+//! svshm channel transports, each over one svshm-channel segment per direction:
+//!
+//! - `svshm-stream`: [`StreamWriter`] / [`StreamReader`] as `io::Write` /
+//!   `io::Read` (`write_all` of each chunk, `read_exact` into the reader's buffer).
+//! - `svshm-msg`: [`Sender::send`] of each chunk as one message;
+//!   [`Receiver::recv_with`] copying it into the reader's buffer.
+//! - `svshm-zc`: zero-copy messages: the writer fills a [`Sender::loan`]
+//!   straight from its buffer; the reader reads the message where it lies
+//!   (`recv_with`) without copying it out.
+//!
+//! Channels are named (unique per run) with the ring capacity of the session;
+//! message channels ask for `max_message` = the payload, and the library grows
+//! the ring to hold two such messages if needed.
 
 use super::{Kind, Rx, Tx, Wait};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
+use std::time::Duration;
+use svshm_channel::{Endpoint, Error, Options, Receiver, Sender, StreamReader, StreamWriter};
+
+fn options(capacity: usize, max_message: usize, wait: Wait) -> Options {
+    Options::new()
+        .capacity(capacity)
+        .timeout(Some(Duration::from_secs(30)))
+        .max_message(max_message)
+        .wait(match wait {
+            Wait::Spin => svshm_channel::Wait::Spin,
+            Wait::Block => svshm_channel::Wait::Block,
+            Wait::Adaptive => svshm_channel::Wait::Adaptive,
+        })
+}
 
 /// Opens the sending end of an svshm channel.
 pub fn open_tx(
     kind: Kind,
-    _name: &str,
-    _capacity: usize,
-    _max_message: usize,
-    _wait: Wait,
+    name: &str,
+    capacity: usize,
+    max_message: usize,
+    wait: Wait,
 ) -> Result<Box<dyn Tx>> {
-    bail!("{}: svshm-channel is not integrated yet", kind.name())
+    let ep = Endpoint::name(name);
+    let o = options(capacity, max_message, wait);
+    Ok(match kind {
+        Kind::SvshmStream => Box::new(StreamTx(Some(
+            StreamWriter::connect(&ep, &o)
+                .with_context(|| format!("svshm stream writer {name}"))?,
+        ))),
+        Kind::SvshmMsg | Kind::SvshmZc => Box::new(MsgTx {
+            s: Some(Sender::connect(&ep, &o).with_context(|| format!("svshm sender {name}"))?),
+            zero_copy: kind == Kind::SvshmZc,
+        }),
+        _ => bail!("{} is not an svshm transport", kind.name()),
+    })
 }
 
 /// Opens the receiving end of an svshm channel.
 pub fn open_rx(
     kind: Kind,
-    _name: &str,
-    _capacity: usize,
-    _max_message: usize,
-    _wait: Wait,
+    name: &str,
+    capacity: usize,
+    max_message: usize,
+    wait: Wait,
 ) -> Result<Box<dyn Rx>> {
-    bail!("{}: svshm-channel is not integrated yet", kind.name())
+    let ep = Endpoint::name(name);
+    let o = options(capacity, max_message, wait);
+    Ok(match kind {
+        Kind::SvshmStream => Box::new(StreamRx(
+            StreamReader::connect(&ep, &o)
+                .with_context(|| format!("svshm stream reader {name}"))?,
+        )),
+        Kind::SvshmMsg | Kind::SvshmZc => Box::new(MsgRx(
+            Receiver::connect(&ep, &o).with_context(|| format!("svshm receiver {name}"))?,
+        )),
+        _ => bail!("{} is not an svshm transport", kind.name()),
+    })
+}
+
+struct StreamTx(Option<StreamWriter>);
+
+impl Tx for StreamTx {
+    fn send(&mut self, data: &[u8]) -> Result<()> {
+        self.0
+            .as_mut()
+            .context("stream already closed")?
+            .write_all(data)
+            .context("svshm stream write")
+    }
+    fn close(&mut self) -> Result<()> {
+        match self.0.take() {
+            Some(w) => w.close().context("svshm stream close"),
+            None => Ok(()),
+        }
+    }
+}
+
+struct StreamRx(StreamReader);
+
+impl Rx for StreamRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.0.read_exact(buf).context("svshm stream read")
+    }
+    fn finish(&mut self) -> Result<()> {
+        let mut b = [0u8; 1];
+        match self.0.read_some(&mut b).context("svshm stream end")? {
+            0 => Ok(()),
+            _ => bail!("svshm stream: data after the expected end"),
+        }
+    }
+}
+
+struct MsgTx {
+    s: Option<Sender>,
+    zero_copy: bool,
+}
+
+impl Tx for MsgTx {
+    fn send(&mut self, data: &[u8]) -> Result<()> {
+        let s = self.s.as_mut().context("sender already closed")?;
+        if self.zero_copy {
+            let mut loan = s.loan(data.len()).context("svshm loan")?;
+            loan.copy_from_slice(data);
+            loan.send();
+            Ok(())
+        } else {
+            s.send(data).context("svshm send")
+        }
+    }
+    fn close(&mut self) -> Result<()> {
+        match self.s.take() {
+            Some(s) => s.close().context("svshm sender close"),
+            None => Ok(()),
+        }
+    }
+}
+
+struct MsgRx(Receiver);
+
+impl MsgRx {
+    fn next(&mut self, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.0
+            .recv_with(|m| {
+                if m.len() != len {
+                    return Err(m.len());
+                }
+                f(m);
+                Ok(())
+            })
+            .context("svshm recv")?
+            .map_err(|got| anyhow::anyhow!("svshm: received {got} bytes, expected {len}"))
+    }
+}
+
+impl Rx for MsgRx {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+        let len = buf.len();
+        self.next(len, &mut |m| buf.copy_from_slice(m))
+    }
+    fn recv_in_place(&mut self, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.next(len, f)
+    }
+    fn finish(&mut self) -> Result<()> {
+        match self.0.recv_with(|m| m.len()) {
+            Err(Error::Closed { .. }) => Ok(()),
+            Ok(n) => bail!("svshm: a {n}-byte message after the expected end"),
+            Err(e) => Err(e).context("svshm end of messages"),
+        }
+    }
 }
