@@ -62,7 +62,7 @@ impl CaseKind {
         !matches!(
             self,
             CaseKind::PingPong {
-                wait: Wait::Block | Wait::Adaptive,
+                wait: Wait::Adaptive,
                 ..
             }
         )
@@ -161,8 +161,10 @@ pub struct Series {
     pub workload: Workload,
     /// One outcome per measured run.
     pub outcomes: Vec<Outcome>,
-    /// Why it failed, if it did.
+    /// Why it failed, if it did (calibration failed: no measured runs).
     pub error: Option<String>,
+    /// Measured runs that failed (reported, not retried, not in the median).
+    pub failures: Vec<String>,
 }
 
 impl Series {
@@ -281,6 +283,7 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
                         wait: Some(wait),
                         workload: case.kind.workload_for(n),
                         outcomes: Vec::new(),
+                        failures: Vec::new(),
                         error: None,
                     },
                     Err(e) => {
@@ -290,6 +293,7 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
                             wait: Some(wait),
                             workload: case.kind.workload_for(1),
                             outcomes: Vec::new(),
+                            failures: Vec::new(),
                             error: Some(format!("{e:#}")),
                         }
                     }
@@ -332,7 +336,7 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
                             round + 1,
                             s.target.name()
                         );
-                        s.error = Some(format!("{e:#}"));
+                        s.failures.push(format!("round {}: {e:#}", round + 1));
                     }
                 }
             }
@@ -383,6 +387,9 @@ pub struct JsonLine {
     /// Why the series failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Measured runs that failed (not in `runs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 /// Flattens results into JSON lines.
@@ -412,13 +419,10 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                     }
                 };
                 if let Some(w) = s.wait {
-                    p["wait"] = serde_json::json!(if s.target == Target::Floor {
-                        "spin"
-                    } else {
-                        w.name()
-                    });
+                    p["wait"] = serde_json::json!(w.name());
                 }
-                p["ring"] = serde_json::json!(ctx.ring);
+                p["ring"] =
+                    serde_json::json!(crate::driver::ring_for(ctx.ring, s.workload.payload()));
                 let runs = s.values(&cr.kind, stat);
                 let value = if runs.is_empty() {
                     f64::NAN
@@ -437,6 +441,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                     vs_best_peer: bp.filter(|v| v.is_finite()),
                     vs_floor: fl.filter(|v| v.is_finite()),
                     error: s.error.clone(),
+                    failures: s.failures.clone(),
                 });
             }
         }
@@ -459,7 +464,8 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                 };
                 for o in &s.outcomes {
                     for &r in &o.rss_peak_kib {
-                        let beyond = r as f64 - (rings * ctx.ring / 1024) as f64;
+                        let ring = crate::driver::ring_for(ctx.ring, s.workload.payload());
+                        let beyond = r as f64 - (rings * ring / 1024) as f64;
                         if worst.is_none_or(|(w, _)| beyond > w) {
                             worst = Some((beyond, r));
                         }
@@ -482,6 +488,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                 vs_best_peer: None,
                 vs_floor: None,
                 error: None,
+                failures: Vec::new(),
             });
         }
     }

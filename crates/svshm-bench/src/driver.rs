@@ -78,6 +78,13 @@ impl Drop for Prepared {
     }
 }
 
+/// The ring / buffer size a run of `payload`-byte units gets: the session's
+/// ring, but at least two units (so a writer can fill one while the reader
+/// drains the other, as with iceoryx2's minimum queue of two samples).
+pub fn ring_for(ring: usize, payload: usize) -> usize {
+    ring.max(2 * payload.next_power_of_two())
+}
+
 /// iceoryx2 subscriber queue depth: as many payloads as fit in the ring.
 pub fn ice_depth(ring: usize, payload: usize) -> usize {
     (ring / payload.max(1)).clamp(2, 4096)
@@ -295,7 +302,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
                 cpus: ctx.cpus.map(|c| vec![c.0, c.1]).unwrap_or_default(),
                 chans: Vec::new(),
                 close_fds: Vec::new(),
-                ring: ctx.ring,
+                ring: ring_for(ctx.ring, workload.payload()),
             };
             let mut p = Proc::spawn(&cfg, "floor".into())?;
             let dog = Watchdog::start(vec![p.child.id()], ctx.timeout);
@@ -326,7 +333,12 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
     };
     let pingpong = matches!(workload, Workload::PingPong { .. });
     let nchan = if pingpong { 2 } else { 1 };
-    let mut prep = prepare(kind, nchan, workload.payload(), ctx.ring)?;
+    let mut prep = prepare(
+        kind,
+        nchan,
+        workload.payload(),
+        ring_for(ctx.ring, workload.payload()),
+    )?;
     let (role_a, role_b) = if pingpong {
         (Role::Ping, Role::Pong)
     } else {
@@ -351,7 +363,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
         cpus,
         chans: prep.specs.clone(),
         close_fds: fds_to_close(&prep.specs, uses),
-        ring: ctx.ring,
+        ring: ring_for(ctx.ring, workload.payload()),
     };
     let cfg_a = mk(role_a, cpus_a, uses_a);
     let cfg_b = mk(role_b, cpus_b, uses_b);

@@ -6,11 +6,12 @@
 
 use crate::roles::{ChildConfig, ChildReport, Workload};
 use crate::stats::Latency;
+use crate::transport::Wait;
 use crate::util::{
     body_matches, now_ns, pattern, pin_current_thread, read_stamp, stamp, stamp_sum,
 };
 use anyhow::{Result, bail};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 #[repr(C, align(128))]
@@ -135,7 +136,9 @@ pub fn run(cfg: &ChildConfig, ready: fn() -> Result<()>) -> Result<ChildReport> 
     match cfg.workload {
         Workload::Stream { chunk, bytes } => one_way(cfg, ready, chunk, bytes / chunk as u64),
         Workload::Messages { size, count } => one_way(cfg, ready, size, count),
-        Workload::PingPong { iters, warmup, .. } => cache_line(cfg, ready, iters, warmup),
+        Workload::PingPong { iters, warmup, .. } => {
+            cache_line(cfg, ready, iters, warmup, cfg.wait == Wait::Block)
+        }
     }
 }
 
@@ -145,7 +148,7 @@ fn one_way(
     len: usize,
     n: u64,
 ) -> Result<ChildReport> {
-    let ring = Ring::new(cfg.ring.next_power_of_two().max(len.next_power_of_two()));
+    let ring = Ring::new(cfg.ring.next_power_of_two());
     let cpus = cfg.cpus.clone();
     ready()?;
     std::thread::scope(|s| {
@@ -193,12 +196,110 @@ fn one_way(
     })
 }
 
-fn cache_line(
+/// Sleeps while `*word == expected` (FUTEX_WAIT, shared, as svshm uses).
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call; a
+    // null timeout means no timeout; spurious returns are handled by callers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wakes one sleeper on `word` (FUTEX_WAKE).
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only reads the address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+#[repr(C, align(128))]
+struct Word(AtomicU32);
+
+/// The blocking floor: the same hand-off, but each side sleeps in FUTEX_WAIT
+/// and is woken with FUTEX_WAKE every time (no spinning at all) — what two
+/// kernel wake-ups per round trip cost on this machine.
+fn futex_pingpong(
     cfg: &ChildConfig,
     ready: fn() -> Result<()>,
     iters: u64,
     warmup: u64,
 ) -> Result<ChildReport> {
+    let word = Word(AtomicU32::new(0));
+    let cpus = cfg.cpus.clone();
+    let total = warmup + iters;
+    ready()?;
+    std::thread::scope(|s| {
+        let w = &word;
+        let cpus_p = cpus.clone();
+        let pong = s.spawn(move || -> Result<()> {
+            pin(&cpus_p, 1)?;
+            for i in 0..total {
+                let want = (2 * i + 1) as u32;
+                loop {
+                    // SYNC: pairs with ping's Release store of 2i+1.
+                    let v = w.0.load(Ordering::Acquire);
+                    if v == want {
+                        break;
+                    }
+                    futex_wait(&w.0, v);
+                }
+                // SYNC: pairs with ping's Acquire load waiting for 2i+2.
+                w.0.store(want.wrapping_add(1), Ordering::Release);
+                futex_wake(&w.0);
+            }
+            Ok(())
+        });
+        pin(&cpus, 0)?;
+        let mut samples = Vec::with_capacity(iters as usize);
+        let t_start = now_ns();
+        for i in 0..total {
+            let t = Instant::now();
+            let sent = (2 * i + 1) as u32;
+            // SYNC: pairs with pong's Acquire load.
+            w.0.store(sent, Ordering::Release);
+            futex_wake(&w.0);
+            loop {
+                // SYNC: pairs with pong's Release store of 2i+2.
+                let v = w.0.load(Ordering::Acquire);
+                if v == sent.wrapping_add(1) {
+                    break;
+                }
+                futex_wait(&w.0, v);
+            }
+            let dt = t.elapsed().as_nanos() as u64;
+            if i >= warmup {
+                samples.push(dt);
+            }
+        }
+        let t_end = now_ns();
+        if pong.join().is_err() {
+            bail!("floor pong panicked");
+        }
+        Ok(ChildReport {
+            t_start,
+            t_end,
+            verified: true,
+            latency: Some(Latency::from_samples(&mut samples)),
+            rss_peak_kib: 0,
+        })
+    })
+}
+
+fn cache_line(
+    cfg: &ChildConfig,
+    ready: fn() -> Result<()>,
+    iters: u64,
+    warmup: u64,
+    block: bool,
+) -> Result<ChildReport> {
+    if block {
+        return futex_pingpong(cfg, ready, iters, warmup);
+    }
     let line = Line(AtomicU64::new(0));
     let cpus = cfg.cpus.clone();
     let total = warmup + iters;

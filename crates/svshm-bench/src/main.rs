@@ -254,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
         wait,
     };
     let header = format!(
-        "{}\n{}; ring {}",
+        "{}\n{}; ring {} (at least two payloads)",
         report::machine(),
         report::placement(&ctx),
         util::fmt_size(ctx.ring as u64)
@@ -322,12 +322,12 @@ fn run(cli: Cli) -> Result<()> {
         .flat_map(|c| {
             c.series
                 .iter()
-                .filter(|s| s.error.is_some())
+                .filter(|s| s.error.is_some() || !s.failures.is_empty())
                 .map(move |s| format!("{} / {}", c.kind.title(), s.target.name()))
         })
         .collect();
     if !failed.is_empty() {
-        bail!("{} series failed: {}", failed.len(), failed.join("; "));
+        bail!("{} series had failed runs (see the table notes): {}", failed.len(), failed.join("; "));
     }
     Ok(())
 }

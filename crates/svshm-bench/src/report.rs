@@ -59,11 +59,28 @@ fn fmt_ratio(r: Option<f64>) -> String {
     }
 }
 
-fn wait_label(t: Target, w: Option<Wait>) -> &'static str {
-    match (t, w) {
-        (Target::Floor, _) => "spin",
-        (_, Some(w)) => w.name(),
-        _ => "",
+fn wait_label(w: Option<Wait>) -> &'static str {
+    w.map(Wait::name).unwrap_or("")
+}
+
+/// Writes the failed-run notes of a case, below its table.
+fn footnotes(s: &mut String, cr: &CaseResult, runs: usize) {
+    let mut first = true;
+    for se in &cr.series {
+        if se.failures.is_empty() {
+            continue;
+        }
+        if first {
+            s.push('\n');
+            first = false;
+        }
+        let _ = writeln!(
+            s,
+            "- {}: {} of {runs} measured runs failed (not retried; the median is of the rest): {}",
+            se.target.name(),
+            se.failures.len(),
+            se.failures.join("; ").replace('|', "/")
+        );
     }
 }
 
@@ -91,7 +108,7 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                             s,
                             "| {} | {} | failed: {} |||||||",
                             se.target.name(),
-                            wait_label(se.target, se.wait),
+                            wait_label(se.wait),
                             e.replace('|', "/")
                         );
                         continue;
@@ -102,7 +119,7 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                         s,
                         "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         se.target.name(),
-                        wait_label(se.target, se.wait),
+                        wait_label(se.wait),
                         l.n,
                         l.p50,
                         l.p99,
@@ -126,7 +143,7 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                             s,
                             "| {} | {} | failed: {} ||||",
                             se.target.name(),
-                            wait_label(se.target, se.wait),
+                            wait_label(se.wait),
                             e.replace('|', "/")
                         );
                         continue;
@@ -139,7 +156,7 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                         s,
                         "| {} | {} | {} | {} … {} | {} | {} |",
                         se.target.name(),
-                        wait_label(se.target, se.wait),
+                        wait_label(se.wait),
                         fmt_value(&cr.kind, med),
                         fmt_value(&cr.kind, lo),
                         fmt_value(&cr.kind, hi),
@@ -149,6 +166,7 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                 }
             }
         }
+        footnotes(&mut s, cr, runs);
     }
     s
 }

@@ -220,13 +220,15 @@ pub fn receive_units(
                 if i == 0 || i + 1 == n {
                     ok &= body_matches(p);
                 }
-            })?;
+            })
+            .with_context(|| format!("receiving unit {i} of {n}"))?;
         }
     } else {
         let mut buf = vec![1u8; len];
         let mut sum = 0u64;
         for i in 0..n {
-            rx.recv(&mut buf)?;
+            rx.recv(&mut buf)
+                .with_context(|| format!("receiving unit {i} of {n}"))?;
             let s = read_stamp(&buf);
             ok &= s == Some(i);
             sum = sum.wrapping_add(s.unwrap_or(u64::MAX));

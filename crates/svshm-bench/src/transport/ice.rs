@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// How long an endpoint waits for its peer before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a loan or receive may stall before the run is declared hung.
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+const STALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 type PubSub = PubSubFactory<ipc::Service, [u8], ()>;
 
