@@ -92,3 +92,100 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
     o.push("reader", peer_obj(s.reader));
     o
 }
+
+// ---------------------------------------------------------------- endpoints
+
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+use std::time::Duration;
+use svshm::Key;
+use svshm_channel::{Endpoint, Options};
+
+/// How a channel is named on the command line, shared by `write` and `read`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChannelArgs {
+    /// The channel by key instead of by name (decimal, 0x hex or 0 octal).
+    #[arg(short, long, value_parser = crate::util::key_arg, help_heading = "Channel")]
+    pub key: Option<Key>,
+    /// The channel by ftok(PATH, --proj) instead of by name.
+    #[arg(
+        short = 'f',
+        long = "path",
+        value_name = "PATH",
+        help_heading = "Channel"
+    )]
+    pub path: Option<PathBuf>,
+    /// Project id for ftok with --path (1..=255).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "path", value_parser = clap::value_parser!(u8).range(1..), help_heading = "Channel")]
+    pub proj: u8,
+    /// Ring size if this side creates the channel (K/M/G suffixes; a power of two, rounded up).
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "1M", help_heading = "Channel")]
+    pub ring: u64,
+    /// Permission bits if this side creates the channel (octal, default 600).
+    #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600", help_heading = "Channel")]
+    pub mode: u32,
+    /// Wait at most this many seconds for the other side to connect (default: forever).
+    #[arg(long, value_name = "SECS", help_heading = "Channel")]
+    pub wait: Option<f64>,
+}
+
+impl ChannelArgs {
+    /// Whether the channel is given by an option rather than a positional NAME.
+    pub fn has_option_endpoint(&self) -> bool {
+        self.key.is_some() || self.path.is_some()
+    }
+
+    /// The endpoint and a label for messages (`channel "name"`, ...).
+    pub fn endpoint(&self, name: Option<&str>, id: Option<i32>) -> Result<Endpoint> {
+        let given = usize::from(name.is_some())
+            + usize::from(self.key.is_some())
+            + usize::from(self.path.is_some())
+            + usize::from(id.is_some());
+        if given == 0 {
+            bail!(
+                "no channel given; name it (e.g. `svshm write logs`), or give -k KEY or --path PATH"
+            );
+        }
+        if given > 1 {
+            bail!("give the channel one way only: a NAME, -k KEY, --path PATH or --id ID");
+        }
+        Ok(if let Some(n) = name {
+            if n.is_empty() {
+                bail!("the channel name is empty; give a name like `logs`");
+            }
+            Endpoint::name(n)
+        } else if let Some(k) = self.key {
+            if k.is_private() {
+                bail!("key 0 is IPC_PRIVATE and names no channel; give a non-zero key or a name");
+            }
+            Endpoint::key(k)
+        } else if let Some(p) = &self.path {
+            Endpoint::path(p.clone(), self.proj)
+        } else {
+            Endpoint::id(id.unwrap_or_default())
+        })
+    }
+
+    /// Channel options from the flags.
+    pub fn options(&self) -> Result<Options> {
+        let timeout = match self.wait {
+            None => None,
+            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => bail!("--wait {s} is not a number of seconds; give e.g. --wait 10"),
+        };
+        let ring = usize::try_from(self.ring)
+            .ok()
+            .filter(|&r| r <= svshm_channel::MAX_CAPACITY)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--ring {} exceeds the largest ring ({} bytes)",
+                    self.ring,
+                    svshm_channel::MAX_CAPACITY
+                )
+            })?;
+        Ok(Options::new()
+            .capacity(ring)
+            .mode(self.mode)
+            .timeout(timeout))
+    }
+}

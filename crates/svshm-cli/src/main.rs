@@ -11,6 +11,7 @@
 
 mod chan;
 mod cmd;
+mod progress;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
 Examples:
+  svshm demo                         stream 1 GiB through a channel and a pipe, compare
+  svshm write logs in.bin &  svshm read logs > out.bin     a byte-exact transfer
   svshm create -n demo -s 1M         create a 1 MiB segment under the name \"demo\", print its id
   svshm ls                           list every segment (channels too)
   svshm stat 5                       every field of segment 5, and who attaches it
@@ -54,6 +57,12 @@ enum Command {
     Attach(cmd::attach::Args),
     Who(cmd::who::Args),
     Dump(cmd::dump::Args),
+    Write(cmd::write::Args),
+    Read(cmd::read::Args),
+    Demo(cmd::demo::Args),
+    /// Internal: the pipe side of `svshm demo` (stdin → byte count and CRC-32).
+    #[command(hide = true)]
+    DemoSink,
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -72,6 +81,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Attach(a) => cmd::attach::run(a, out),
         Command::Who(a) => cmd::who::run(a, out),
         Command::Dump(a) => cmd::dump::run(a, out),
+        Command::Write(a) => cmd::write::run(a, out),
+        Command::Read(a) => cmd::read::run(a, out),
+        Command::Demo(a) => cmd::demo::run(a, out),
+        Command::DemoSink => cmd::demo::sink(out),
     }
 }
 

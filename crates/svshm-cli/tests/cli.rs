@@ -9,7 +9,7 @@ use std::process::{Command as StdCommand, Stdio};
 
 const SUBCOMMANDS: &[&str] = &[
     "ipcs", "ls", "stat", "create", "rm", "gc", "set", "lock", "unlock", "limits", "usage",
-    "attach", "who", "dump",
+    "attach", "who", "dump", "write", "read", "demo",
 ];
 
 #[test]

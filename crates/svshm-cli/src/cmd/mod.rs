@@ -2,13 +2,16 @@
 
 pub mod attach;
 pub mod create;
+pub mod demo;
 pub mod dump;
 pub mod ipcs;
 pub mod limits;
 pub mod lock;
 pub mod ls;
+pub mod read;
 pub mod rm;
 pub mod set;
 pub mod stat;
 pub mod usage;
 pub mod who;
+pub mod write;

@@ -89,3 +89,19 @@ pub fn stdout_of(args: &[&str]) -> String {
 pub fn exists(id: i32) -> bool {
     svshm::proc_segments().unwrap().iter().any(|s| s.id == id)
 }
+
+/// Removes, when dropped, whatever segment is left under the key of channel
+/// name `name` (a channel whose processes were killed before connecting).
+#[derive(Debug)]
+pub struct NameGuard(pub String);
+
+impl Drop for NameGuard {
+    fn drop(&mut self) {
+        let key = Key::from_name(&self.0);
+        if let Ok(segs) = svshm::proc_segments() {
+            for s in segs.iter().filter(|s| s.key == key) {
+                let _ = Segment::from_id(s.id).remove();
+            }
+        }
+    }
+}

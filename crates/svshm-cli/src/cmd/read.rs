@@ -1,0 +1,89 @@
+//! `svshm read`: channel → stdout, byte-exact (the reader half of TLPI's
+//! svshm_xfr_reader, done right).
+
+use crate::chan::ChannelArgs;
+use crate::progress::Progress;
+use anyhow::{Result, anyhow};
+use std::io::Write;
+use svshm_channel::{Error as ChanError, StreamReader};
+
+const AFTER_HELP: &str = "\
+Either side may start first: the first creates the channel, the second joins it;
+each waits for the other (for --wait seconds, default forever). Once both are
+connected the segment is marked for destruction, so nothing is left behind
+however the two programs end. If the writer dies without closing, everything it
+had sent is written out, then svshm read exits 1 saying how many bytes came.
+
+Examples:
+  svshm read logs > out.bin              while elsewhere: svshm write logs in.bin
+  svshm read -k 0x5eed0001 --wait 10 | tar x
+  svshm read --id 131090                 join a channel by segment id (see svshm ls)
+  svshm read logs --checksum             verify: print byte count and CRC-32, not the data";
+
+/// Receive a byte stream from a channel and write it to stdout.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The channel's name (or use -k, --path or --id).
+    #[arg(value_name = "CHANNEL")]
+    name: Option<String>,
+    /// Join an existing channel segment by id instead.
+    #[arg(long, value_parser = crate::util::id_arg, help_heading = "Channel")]
+    id: Option<i32>,
+    #[command(flatten)]
+    chan: ChannelArgs,
+    /// Show bytes received and the rate on stderr, and a summary at the end.
+    #[arg(long)]
+    progress: bool,
+    /// Do not write the data: print the byte count and its CRC-32 (hex) instead.
+    #[arg(long)]
+    checksum: bool,
+}
+
+/// Runs `svshm read`.
+pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
+    let ep = args.chan.endpoint(args.name.as_deref(), args.id)?;
+    let opts = args.chan.options()?;
+    let mut reader =
+        StreamReader::connect(&ep, &opts).map_err(|e| anyhow!("read from {ep}: {e}"))?;
+    let mut progress = Progress::new(args.progress, None, "received");
+    progress.restart();
+    let mut crc = crc32fast::Hasher::new();
+    let mut got: u64 = 0;
+    loop {
+        let chunk = match reader.peek() {
+            Ok(c) => c,
+            Err(e) => {
+                progress.abandon();
+                out.flush()?;
+                return Err(match e {
+                    ChanError::PeerDied { pid, .. } => anyhow!(
+                        "read from {ep}: the writer (pid {pid}) died without closing the channel; \
+                         {got} bytes were received and written out, all that it had sent — the data is incomplete"
+                    ),
+                    e => anyhow!("read from {ep}: {e} ({got} bytes received before)"),
+                });
+            }
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len();
+        if args.checksum {
+            crc.update(chunk);
+        } else {
+            // Pass data on as it comes (like cat): a consumer may be waiting.
+            out.write_all(chunk)?;
+            out.flush()?;
+        }
+        reader.consume_bytes(n)?;
+        got += n as u64;
+        progress.set(got);
+    }
+    progress.finish(got);
+    if args.checksum {
+        writeln!(out, "{got} {:08x}", crc.finalize())?;
+    }
+    drop(reader);
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `svshm write`: stdin or FILE → channel (the writer half of TLPI's
+//! svshm_xfr_writer, done right).
+
+use crate::chan::ChannelArgs;
+use crate::progress::Progress;
+use anyhow::{Context, Result, anyhow, bail};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use svshm_channel::{Error as ChanError, StreamWriter};
+
+const AFTER_HELP: &str = "\
+Either side may start first: the first creates the channel (ring of --ring bytes,
+mode -m), the second joins it; each waits for the other (for --wait seconds,
+default forever). Once both are connected the segment is marked for destruction,
+so nothing is left behind however the two programs end. If the reader dies or
+closes early, svshm write exits 1 saying how many bytes had been written.
+
+Examples:
+  svshm write logs in.bin                while elsewhere: svshm read logs > out.bin
+  tar c dir | svshm write backup --ring 8M --progress
+  svshm write -k 0x5eed0001 --wait 10 < data";
+
+/// Send stdin (or FILE) through a channel to `svshm read`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// CHANNEL name, then the FILE to send (default stdin; `-` is stdin too).
+    /// With -k or --path, the only argument is the FILE.
+    #[arg(value_name = "CHANNEL [FILE]", num_args = 0..=2)]
+    args: Vec<String>,
+    #[command(flatten)]
+    chan: ChannelArgs,
+    /// Show bytes sent, the rate and (for a FILE) the ETA on stderr, and a summary.
+    #[arg(long)]
+    progress: bool,
+}
+
+/// Runs `svshm write`.
+pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
+    let (name, file) = if args.chan.has_option_endpoint() {
+        if args.args.len() > 1 {
+            bail!(
+                "with -k or --path the channel is already given; the only argument is the FILE to send"
+            );
+        }
+        (None, args.args.first().cloned())
+    } else {
+        (args.args.first().cloned(), args.args.get(1).cloned())
+    };
+    let file = file.filter(|f| f != "-").map(PathBuf::from);
+    let (mut input, total): (Box<dyn Read>, Option<u64>) = match &file {
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| {
+                format!(
+                    "open {}: check the path and that you may read it",
+                    p.display()
+                )
+            })?;
+            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+            (Box::new(f), len)
+        }
+        None => (Box::new(std::io::stdin().lock()), None),
+    };
+    let ep = args.chan.endpoint(name.as_deref(), None)?;
+    let opts = args.chan.options()?;
+    let mut writer =
+        StreamWriter::connect(&ep, &opts).map_err(|e| anyhow!("write to {ep}: {e}"))?;
+    let mut progress = Progress::new(args.progress, total, "sent");
+    progress.restart();
+    let mut sent: u64 = 0;
+    let fail = |e: ChanError, sent: u64, cap: usize| match e {
+        ChanError::PeerDied { pid, .. } => anyhow!(
+            "write to {ep}: the reader (pid {pid}) died without closing the channel; {sent} bytes had been \
+             written into the channel (the last up to {} of them may not have been read)",
+            crate::util::human_size(cap as u64)
+        ),
+        ChanError::Closed { .. } => anyhow!(
+            "write to {ep}: the reader closed the channel before the end; {sent} bytes had been written into it"
+        ),
+        e => anyhow!("write to {ep}: {e} ({sent} bytes written before)"),
+    };
+    let cap = writer.capacity();
+    loop {
+        let buf = match writer.reserve() {
+            Ok(b) => b,
+            Err(e) => {
+                progress.abandon();
+                return Err(fail(e, sent, cap));
+            }
+        };
+        let n = match input.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                writer.commit(0).map_err(|e| fail(e, sent, cap))?;
+                continue;
+            }
+            Err(e) => {
+                progress.abandon();
+                let what = file
+                    .as_ref()
+                    .map_or("stdin".to_string(), |p| p.display().to_string());
+                return Err(anyhow!(e).context(format!("read {what} ({sent} bytes sent before)")));
+            }
+        };
+        if let Err(e) = writer.commit(n) {
+            progress.abandon();
+            return Err(fail(e, sent, cap));
+        }
+        if n == 0 {
+            break;
+        }
+        sent += n as u64;
+        progress.set(sent);
+    }
+    writer.close().map_err(|e| fail(e, sent, cap))?;
+    progress.finish(sent);
+    Ok(())
+}
