@@ -35,7 +35,7 @@ Run `svshm help COMMAND` for the options and an example of each command.";
 /// A superset of ipcs/ipcrm/ipcmk/lsipc (for shared memory) and of the TLPI
 /// svshm_* programs.
 #[derive(Debug, Parser)]
-#[command(name = "svshm", version, about, long_about = None, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "svshm", version, after_help = AFTER_HELP, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

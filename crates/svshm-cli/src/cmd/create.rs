@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(short, long, value_parser = crate::util::key_arg)]
     key: Option<Key>,
     /// Derive the key from an existing path with ftok(3).
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(short, long, value_name = "PATH", visible_alias = "path")]
     file: Option<PathBuf>,
     /// Project id for ftok with -f (1..=255).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "file", value_parser = clap::value_parser!(u8).range(1..))]
@@ -39,7 +39,7 @@ pub struct Args {
     /// Size in bytes; K/M/G (= KiB/MiB/GiB) suffixes accepted, e.g. 64K, 1.5M.
     #[arg(short, long, value_parser = crate::util::size_arg)]
     size: u64,
-    /// Permission bits in octal (default 600). Only the nine permission bits.
+    /// Permission bits in octal. Only the nine permission bits.
     #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600")]
     mode: u32,
     /// Fail if the key exists (IPC_EXCL). This is always so; accepted for svshm_create.

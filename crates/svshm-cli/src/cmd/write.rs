@@ -26,7 +26,7 @@ Examples:
 pub struct Args {
     /// CHANNEL name, then the FILE to send (default stdin; `-` is stdin too).
     /// With -k or --path, the only argument is the FILE.
-    #[arg(value_name = "CHANNEL [FILE]", num_args = 0..=2)]
+    #[arg(value_names = ["CHANNEL", "FILE"], num_args = 0..=2)]
     args: Vec<String>,
     #[command(flatten)]
     chan: ChannelArgs,
