@@ -2,7 +2,7 @@
 //!
 //! One tool for what `ipcs`, `ipcrm`, `ipcmk`, `lsipc` and TLPI's `svshm_*`
 //! programs do for shared memory, plus a fast writer→reader channel. Thin over
-//! the `svshm` library; no unsafe code here.
+//! the `svshm` library; this crate makes no raw calls of its own.
 //!
 //! Exit status: 0 success, 1 error, 2 usage error. A closed stdout (EPIPE, e.g.
 //! `svshm ls | head -1`) ends the program quietly with 0.
