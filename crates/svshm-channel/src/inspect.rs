@@ -100,7 +100,7 @@ fn peer_status(slot: &header::Slot) -> Option<PeerStatus> {
 pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
     let seg = Segment::from_id(id);
     let info = seg.stat()?;
-    if info.size < header::HEADER_SIZE as u64 + 64 {
+    if !might_be_channel(&info) {
         return Ok(None);
     }
     let att = seg.attach_read_only()?;
@@ -149,11 +149,23 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
     }))
 }
 
+/// Whether a segment's size fits a channel (one header page plus a
+/// power-of-two ring of at least 64 bytes). Checked from the kernel's record
+/// alone, so tools can skip other segments without attaching them (attaching
+/// would change their last-attach time and pid).
+pub fn might_be_channel(info: &SegmentInfo) -> bool {
+    let header = header::HEADER_SIZE as u64;
+    info.size >= header + 64 && (info.size - header).is_power_of_two()
+}
+
 /// Whether a segment is a stale svshm channel: nobody attached, its creator is
 /// dead, and its header is ours. Such a segment can never be used again and is
 /// safe to remove (`svshm rm --stale`).
+///
+/// Conservative: a recycled creator pid counts as alive (the segment is kept),
+/// and only segments whose size fits a channel are attached to look.
 pub fn is_stale(info: &SegmentInfo) -> bool {
-    if info.attach_count != 0 || pid_alive(info.creator_pid) {
+    if info.attach_count != 0 || !might_be_channel(info) || pid_alive(info.creator_pid) {
         return false;
     }
     matches!(inspect(info.id), Ok(Some(_)))

@@ -51,7 +51,9 @@ mod stream;
 #[cfg(not(loom))]
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
-pub use inspect::{ChannelStatus, Kind, PeerStatus, inspect, is_stale, remove_stale};
+pub use inspect::{
+    ChannelStatus, Kind, PeerStatus, inspect, is_stale, might_be_channel, remove_stale,
+};
 #[cfg(not(loom))]
 pub use message::{Loan, Receiver, Sender};
 #[cfg(not(loom))]

@@ -4,13 +4,10 @@ use crate::util::{Field, Obj};
 use serde_json::json;
 use svshm_channel::{ChannelStatus, Kind, PeerStatus};
 
-/// Whether a segment's size fits a channel: a 4 KiB header page and a
-/// power-of-two ring. Checked before attaching anything, so that listing does
-/// not touch (attach time, last pid) segments that cannot be channels.
-/// Keep in step with svshm-channel's layout (header.rs, rendezvous.rs).
+/// Whether a segment's size fits a channel; checked before attaching anything,
+/// so that listing does not touch (attach time, last pid) other segments.
 pub fn might_be_channel(info: &svshm::SegmentInfo) -> bool {
-    const HEADER: u64 = 4096;
-    info.size > HEADER && (info.size - HEADER).is_power_of_two()
+    svshm_channel::might_be_channel(info)
 }
 
 /// The channel header of a segment, if it holds one we can read. Reading it
