@@ -96,6 +96,31 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// On SIGINT, SIGTERM or SIGHUP, removes the segments this process created,
+/// then exits as the signal would (128 + signal number).
+///
+/// A channel marks its segment for destruction once both sides are attached,
+/// but one still waiting for its peer would otherwise outlive a Ctrl-C (the
+/// default action kills us without running any Drop). Removing a connected
+/// channel's segment again is harmless: it is already marked.
+fn remove_created_segments_on_signal() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let me = std::process::id() as i32;
+            if let Ok(list) = svshm::proc_segments() {
+                for s in list.iter().filter(|s| s.creator_pid == me) {
+                    let _ = svshm::Segment::from_id(s.id).remove();
+                }
+            }
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -118,6 +143,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if matches!(
+        cli.command,
+        Command::Write(_) | Command::Read(_) | Command::Demo(_)
+    ) {
+        remove_created_segments_on_signal();
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let result = run(cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from));

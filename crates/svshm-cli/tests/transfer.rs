@@ -530,3 +530,53 @@ fn demo_streams_verifies_and_leaves_nothing() {
     assert!(text.contains("no segment left"), "{text}");
     assert!(text.contains("as fast as the pipe"), "{text}");
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM while `write` waits for a reader: the process
+/// exits 128+signal and the segment it created does not outlive it.
+#[test]
+fn signal_while_waiting_for_the_peer_leaves_no_segment() {
+    for (sig, code) in [(libc_sig::SIGINT, 130), (libc_sig::SIGTERM, 143)] {
+        let name = unique_name("sigwait");
+        let key = svshm::Key::from_name(&name);
+        let mut child = StdCommand::new(svshm_path())
+            .args(["write", &name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let id = loop {
+            if let Some(s) = svshm::proc_segments()
+                .unwrap()
+                .into_iter()
+                .find(|s| s.key == key)
+            {
+                break s.id;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "write never created its channel"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The handler thread may not be installed before the segment exists:
+        // give it a moment.
+        std::thread::sleep(Duration::from_millis(100));
+        let _guard = svshm::Segment::from_id(id).remove_on_drop();
+        let status = StdCommand::new("kill")
+            .args([format!("-{sig}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(code), "exit status after signal {sig}");
+        assert!(!exists(id), "segment {id} outlived the signalled writer");
+    }
+}
+
+/// Signal numbers for `kill -N` (no libc dependency in this crate's tests).
+mod libc_sig {
+    pub const SIGINT: i32 = 2;
+    pub const SIGTERM: i32 = 15;
+}
