@@ -327,7 +327,11 @@ fn run(cli: Cli) -> Result<()> {
         })
         .collect();
     if !failed.is_empty() {
-        bail!("{} series had failed runs (see the table notes): {}", failed.len(), failed.join("; "));
+        bail!(
+            "{} series had failed runs (see the table notes): {}",
+            failed.len(),
+            failed.join("; ")
+        );
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use iceoryx2::port::listener::Listener;
 use iceoryx2::port::notifier::Notifier;
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::port::update_connections::UpdateConnections;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory as PubSubFactory;
 use std::time::{Duration, Instant};
@@ -106,6 +107,7 @@ fn open_common(service: &str, prefix: &str, depth: usize, wait: Wait) -> Result<
 pub struct IceTx {
     publisher: Publisher<ipc::Service, [u8], ()>,
     notifier: Option<Notifier<ipc::Service>>,
+    warned: bool,
     // Dropped last: ports first, then services, then the node.
     _common: Common,
 }
@@ -151,9 +153,13 @@ impl IceTx {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
+        publisher
+            .update_connections()
+            .map_err(|e| anyhow!("iceoryx2 connect publisher: {e:?}"))?;
         Ok(IceTx {
             publisher,
             notifier,
+            warned: false,
             _common: common,
         })
     }
@@ -162,9 +168,9 @@ impl IceTx {
 impl Tx for IceTx {
     fn send(&mut self, data: &[u8]) -> Result<()> {
         let mut since: Option<Instant> = None;
-        let sample = loop {
-            match self.publisher.loan_slice_uninit(data.len()) {
-                Ok(s) => break s,
+        loop {
+            let sample = match self.publisher.loan_slice_uninit(data.len()) {
+                Ok(s) => s,
                 // All samples are in flight: the subscriber still holds them.
                 Err(e) => {
                     let t = *since.get_or_insert_with(Instant::now);
@@ -172,11 +178,27 @@ impl Tx for IceTx {
                         bail!("iceoryx2 loan of {} bytes: {e:?}", data.len());
                     }
                     std::hint::spin_loop();
+                    continue;
                 }
+            };
+            let sample = sample.write_from_slice(data);
+            let recipients = sample.send().map_err(|e| anyhow!("iceoryx2 send: {e:?}"))?;
+            if recipients == 0 {
+                // The connection to the subscriber is not (yet) established:
+                // the sample reached no one. Send it again rather than lose it.
+                let t = *since.get_or_insert_with(Instant::now);
+                if t.elapsed() > STALL_TIMEOUT {
+                    bail!("iceoryx2: samples reach no subscriber for {STALL_TIMEOUT:?}");
+                }
+                if !self.warned {
+                    self.warned = true;
+                    eprintln!("iceoryx2: a sample reached no subscriber; sending it again");
+                }
+                let _ = self.publisher.update_connections();
+                continue;
             }
-        };
-        let sample = sample.write_from_slice(data);
-        sample.send().map_err(|e| anyhow!("iceoryx2 send: {e:?}"))?;
+            break;
+        }
         if let Some(n) = &self.notifier {
             n.notify().map_err(|e| anyhow!("iceoryx2 notify: {e:?}"))?;
         }
