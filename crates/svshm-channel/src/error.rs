@@ -51,6 +51,13 @@ pub enum Error {
         /// Its pid.
         pid: i32,
     },
+    /// The peer left without closing cleanly — it panicked, or gave up while
+    /// connecting. Everything it had committed was delivered first, but the
+    /// stream may be incomplete.
+    Aborted {
+        /// The side that left.
+        role: Role,
+    },
     /// The peer closed its end: for a writer, the reader is gone (like EPIPE);
     /// for a message receiver, the sender closed and every message was received.
     Closed {
@@ -115,6 +122,7 @@ impl Error {
         match e {
             RingError::Corrupt(detail) => Error::Corrupt { id, detail },
             RingError::Closed => Error::Closed { role: role.peer() },
+            RingError::Aborted => Error::Aborted { role: role.peer() },
             RingError::PeerDied => Error::PeerDied {
                 role: role.peer(),
                 pid: peer_pid,
@@ -144,6 +152,10 @@ impl fmt::Display for Error {
             Error::PeerDied { role, pid } => write!(
                 f,
                 "the {role} (pid {pid}) died without closing the channel; everything it had committed was delivered"
+            ),
+            Error::Aborted { role } => write!(
+                f,
+                "the {role} left without closing cleanly (it panicked or gave up); everything it had committed was delivered, but the data may be incomplete"
             ),
             Error::Closed { role: Role::Reader } => {
                 f.write_str("the reader closed the channel; nothing more can be written")
@@ -200,6 +212,7 @@ impl From<Error> for std::io::Error {
             Error::Sys(_) => K::Other,
             Error::Timeout { .. } => K::TimedOut,
             Error::PeerDied { .. } => K::ConnectionAborted,
+            Error::Aborted { .. } => K::UnexpectedEof,
             Error::Closed { .. } => K::BrokenPipe,
             Error::Corrupt { .. } | Error::Mismatch { .. } => K::InvalidData,
             Error::Foreign { .. } => K::PermissionDenied,

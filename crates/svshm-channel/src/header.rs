@@ -114,7 +114,10 @@ pub(crate) unsafe fn read_snapshot(
     }
     let capacity: u64 = field!(hdr, capacity);
     let data_offset: u64 = field!(hdr, data_offset);
-    if !capacity.is_power_of_two() || capacity < 64 {
+    if !capacity.is_power_of_two()
+        || capacity < 64
+        || capacity > crate::rendezvous::MAX_CAPACITY as u64
+    {
         return Err(format!(
             "ring capacity {capacity} is not a power of two of at least 64"
         ));
@@ -126,7 +129,10 @@ pub(crate) unsafe fn read_snapshot(
     }
     let max_message: u64 = field!(hdr, max_message);
     if kind == KIND_MESSAGES
-        && (max_message == 0 || crate::message::frame_len(max_message) > capacity / 2)
+        // Compare before any arithmetic on the peer's value.
+        && (max_message == 0
+            || max_message > capacity / 2 - 16
+            || max_message > crate::message::MAX_MESSAGE)
     {
         return Err(format!(
             "maximum message size {max_message} does not fit a ring of {capacity} bytes"

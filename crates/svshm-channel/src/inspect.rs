@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::header::{self, Header, read_snapshot};
 use crate::peer::{ProcessId, pid_alive};
+use crate::rendezvous::INIT_MARK;
 use crate::sync::Ordering;
 use svshm::{ErrorKind, Segment, SegmentInfo};
 
@@ -105,15 +106,23 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
     }
     let att = seg.attach_read_only()?;
     let hdr = att.as_ptr().cast::<Header>();
-    // SAFETY: the attachment maps at least HEADER_SIZE bytes (checked above);
-    // only atomics are referenced, plain fields are read volatile.
-    let h = unsafe { &*hdr };
+    // The attachment maps at least HEADER_SIZE bytes (checked above). Each
+    // reference below covers one atomic field, never the whole header, whose
+    // plain fields a peer may write and are read volatile.
+    // SAFETY: an atomic field of the mapped header page.
+    let state = unsafe { &(*hdr).state };
+    // SAFETY: an atomic field of the mapped header page.
+    let writer = unsafe { &(*hdr).writer.0 };
+    // SAFETY: an atomic field of the mapped header page.
+    let reader = unsafe { &(*hdr).reader.0 };
+    // SAFETY: an atomic field of the mapped header page.
+    let cursors = unsafe { &(*hdr).cursors };
     let magic: u64 = header::field!(hdr, magic);
     if magic != header::MAGIC {
         return Ok(None);
     }
     // SYNC: pairs with the creator's Release store of READY.
-    let ready = h.state.load(Ordering::Acquire) == header::STATE_READY;
+    let ready = state.load(Ordering::Acquire) == header::STATE_READY;
     if !ready {
         return Ok(Some(ChannelStatus {
             id,
@@ -123,15 +132,15 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             capacity: 0,
             fill: 0,
             written: 0,
-            writer: peer_status(&h.writer.0),
-            reader: peer_status(&h.reader.0),
+            writer: peer_status(writer),
+            reader: peer_status(reader),
         }));
     }
     // SAFETY: as above.
     let snap =
         unsafe { read_snapshot(hdr, info.size) }.map_err(|detail| Error::Corrupt { id, detail })?;
-    let head = h.cursors.head.0.load(Ordering::Acquire);
-    let tail = h.cursors.tail.0.load(Ordering::Acquire);
+    let head = cursors.head.0.load(Ordering::Acquire);
+    let tail = cursors.tail.0.load(Ordering::Acquire);
     Ok(Some(ChannelStatus {
         id,
         name: snap.name,
@@ -144,8 +153,8 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         capacity: snap.capacity,
         fill: head.saturating_sub(tail).min(snap.capacity),
         written: head,
-        writer: peer_status(&h.writer.0),
-        reader: peer_status(&h.reader.0),
+        writer: peer_status(writer),
+        reader: peer_status(reader),
     }))
 }
 
@@ -164,11 +173,31 @@ pub fn might_be_channel(info: &SegmentInfo) -> bool {
 ///
 /// Conservative: a recycled creator pid counts as alive (the segment is kept),
 /// and only segments whose size fits a channel are attached to look.
+///
+/// Three shapes qualify: a READY channel nobody is attached to (whoever held it
+/// is gone: a live side always holds its attachment); our header never made
+/// READY, creator gone; and a channel-sized segment still carrying the
+/// "initialising" mode mark with a zeroed header, creator gone (the creator
+/// died between shmget and writing the header).
 pub fn is_stale(info: &SegmentInfo) -> bool {
-    if info.attach_count != 0 || !might_be_channel(info) || pid_alive(info.creator_pid) {
+    if info.attach_count != 0 || !might_be_channel(info) {
         return false;
     }
-    matches!(inspect(info.id), Ok(Some(_)))
+    let creator_gone = !pid_alive(info.creator_pid);
+    match inspect(info.id) {
+        Ok(Some(s)) if s.ready => true,
+        Ok(Some(_)) => creator_gone,
+        Ok(None) => creator_gone && info.permissions() & INIT_MARK != 0 && header_is_zero(info.id),
+        Err(_) => false,
+    }
+}
+
+fn header_is_zero(id: i32) -> bool {
+    let mut b = [0u8; 64];
+    Segment::from_id(id)
+        .attach_read_only()
+        .and_then(|a| a.read_at(0, &mut b))
+        .is_ok_and(|()| b.iter().all(|&x| x == 0))
 }
 
 /// Removes every stale channel segment this process may remove; returns the

@@ -15,6 +15,10 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 const SKIP: u32 = u32::MAX;
+
+/// Largest message any channel carries: the frame length is a u32 and
+/// `u32::MAX` is the skip marker.
+pub const MAX_MESSAGE: u64 = (u32::MAX - 16) as u64;
 const FRAME_HEADER: u64 = 8;
 
 /// Bytes a message of `len` bytes takes in the ring.
@@ -122,6 +126,12 @@ impl Sender {
         // we hold the writer slot.
         let prod = unsafe { Producer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
+        if prod.head() % 8 != 0 {
+            return Err(Error::Corrupt {
+                id: link.segment_id(),
+                detail: format!("message cursor {} is not 8-aligned", prod.head()),
+            });
+        }
         Ok(Sender {
             prod,
             closed: false,
@@ -155,6 +165,7 @@ impl Sender {
         if self.closed {
             return Err(Error::Invalid("the sender was closed".into()));
         }
+        self.link.writer_preflight(&self.prod)?;
         if len as u64 > self.link.max_message {
             return Err(Error::MessageTooLarge {
                 len,
@@ -175,14 +186,25 @@ impl Sender {
             .free(need)
             .map_err(|e| self.link.error(e, "space"))?;
         if free < need {
-            self.prod
+            let free = self
+                .prod
                 .wait_free(need, policy, self.link.liveness())
                 .map_err(|e| match e {
                     RingError::Timeout if policy.deadline.is_some_and(|d| d <= Instant::now()) => {
                         Error::Full
                     }
                     e => self.link.error(e, "space in the ring"),
-                })?;
+                });
+            if let Err(Error::Full) = free {
+                // A polling sender must still learn that the reader is gone.
+                if self.link.peer_gone_rate_limited() {
+                    return Err(Error::PeerDied {
+                        role: Role::Reader,
+                        pid: self.link.peer.pid,
+                    });
+                }
+            }
+            free?;
         }
         if to_end < frame {
             // Frames are 8-aligned and the capacity a power of two >= 64, so
@@ -240,15 +262,24 @@ impl Sender {
 
     /// Closes the sending end: the receiver gets every message sent, then
     /// [`Error::Closed`].
+    ///
+    /// Fails with [`Error::Closed`] or [`Error::PeerDied`] if the receiver left
+    /// with messages still unread.
     pub fn close(mut self) -> Result<()> {
         self.finish();
-        Ok(())
+        self.link.writer_close_check(&mut self.prod)
     }
 
     fn finish(&mut self) {
         if !self.closed {
             self.closed = true;
-            self.prod.close();
+            // Dropped while unwinding from a panic: not a clean end.
+            let how = if std::thread::panicking() {
+                crate::ring::ABORTED
+            } else {
+                crate::ring::CLOSED
+            };
+            self.prod.close_with(how);
             self.link.mark_closed();
         }
     }
@@ -312,6 +343,16 @@ impl Receiver {
         // SAFETY: as in Sender::connect, for the single reader.
         let cons = unsafe { Consumer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
+        if cons.tail() % 8 != 0 || cons.head_seen() % 8 != 0 {
+            return Err(Error::Corrupt {
+                id: link.segment_id(),
+                detail: format!(
+                    "message cursors {}..{} are not 8-aligned",
+                    cons.tail(),
+                    cons.head_seen()
+                ),
+            });
+        }
         Ok(Receiver { cons, link })
     }
 
@@ -367,7 +408,21 @@ impl Receiver {
                         Error::Empty
                     }
                     e => self.link.error(e, "a message"),
-                })?;
+                });
+            let more = match more {
+                // A polling receiver must still learn that the sender is gone
+                // (after everything it sent: the ring is empty here).
+                Err(Error::Empty) if self.link.peer_gone_rate_limited() => {
+                    if self.cons.available(FRAME_HEADER).unwrap_or(0) >= FRAME_HEADER {
+                        continue;
+                    }
+                    return Err(Error::PeerDied {
+                        role: Role::Writer,
+                        pid: self.link.peer.pid,
+                    });
+                }
+                m => m?,
+            };
             if !more {
                 if self.cons.available(1).unwrap_or(0) != 0 {
                     return Err(self.corrupt("the writer closed in the middle of a frame".into()));

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result, Role};
 use crate::header::{self, Header, field};
 use crate::peer::{ProcessId, pid_alive};
-use crate::ring::{Cursors, Liveness, RawMem, Wait};
+use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
 use crate::sync::Ordering;
 use core::fmt;
 use std::path::PathBuf;
@@ -187,13 +187,13 @@ impl Options {
         let mut cap = self.capacity.max(4096);
         if messages {
             if let Some(m) = self.max_message {
-                if m == 0 || m > MAX_CAPACITY / 4 {
+                if m == 0 || m as u64 > crate::message::MAX_MESSAGE {
                     return Err(Error::Invalid(format!(
-                        "maximum message size {m} must be between 1 and {}",
-                        MAX_CAPACITY / 4
+                        "maximum message size {m} must be between 1 and {} bytes",
+                        crate::message::MAX_MESSAGE
                     )));
                 }
-                cap = cap.max(2 * crate::message::frame_len(m as u64) as usize);
+                cap = cap.max(2 * (m + 16));
             }
         }
         if cap > MAX_CAPACITY {
@@ -205,7 +205,7 @@ impl Options {
         let max = match (messages, self.max_message) {
             (false, _) => 0,
             (true, Some(m)) => m as u64,
-            (true, None) => cap / 2 - 8,
+            (true, None) => (cap / 2 - 16).min(crate::message::MAX_MESSAGE),
         };
         Ok((cap, max))
     }
@@ -235,6 +235,8 @@ pub(crate) struct Link {
     pub(crate) wait: Wait,
     pub(crate) peer: ProcessId,
     pub(crate) creator: Creator,
+    /// When the peer's liveness was last probed by a non-waiting call.
+    last_probe: Instant,
     /// We hold our slot (and so must close it).
     claimed: bool,
     /// The peer came; the segment is marked for destruction.
@@ -253,14 +255,21 @@ impl Link {
         self.att.id()
     }
 
-    fn header(&self) -> &Header {
+    pub(crate) fn cursors(&self) -> *const Cursors {
         // SAFETY: `hdr` points to the header page of `att`, mapped while `self`
-        // lives. Only atomics are reached through this reference.
-        unsafe { &*self.hdr }
+        // lives; this takes the field's address without a reference to the
+        // whole header (whose plain fields a peer may write).
+        unsafe { core::ptr::addr_of!((*self.hdr).cursors) }
     }
 
-    pub(crate) fn cursors(&self) -> *const Cursors {
-        &self.header().cursors
+    fn cursors_ref(&self) -> &Cursors {
+        // SAFETY: as above; `Cursors` holds only atomics.
+        unsafe { &*self.cursors() }
+    }
+
+    fn state(&self) -> &crate::sync::AtomicU32 {
+        // SAFETY: as above; a reference to the atomic field only.
+        unsafe { &(*self.hdr).state }
     }
 
     pub(crate) fn mem(&self) -> RawMem {
@@ -276,22 +285,70 @@ impl Link {
     }
 
     fn slot(&self, role: Role) -> &header::Slot {
-        match role {
-            Role::Writer => &self.header().writer.0,
-            Role::Reader => &self.header().reader.0,
+        // SAFETY: `hdr` points to the mapped header page; a reference to the
+        // slot (atomics only), not to the whole header.
+        unsafe {
+            match role {
+                Role::Writer => &(*self.hdr).writer.0,
+                Role::Reader => &(*self.hdr).reader.0,
+            }
         }
     }
 
     /// A liveness probe of the peer for the ring's waits.
+    ///
+    /// Kernel-attested, not taken from the peer's own bytes: once connected each
+    /// side holds exactly one attachment, so the peer is gone when the
+    /// segment's attach count (`shm_nattch`, IPC_STAT) drops below 2. This holds
+    /// across pid namespaces and cannot be faked by a peer writing its slot.
     pub(crate) fn liveness(&self) -> impl FnMut() -> Liveness + '_ {
-        let peer = self.peer;
-        move || {
-            if peer.is_alive() {
-                Liveness::Alive
-            } else {
-                Liveness::Dead
-            }
+        let seg = self.att.segment();
+        move || match seg.stat() {
+            Ok(info) if info.attach_count < 2 => Liveness::Dead,
+            _ => Liveness::Alive,
         }
+    }
+
+    /// For calls that do not wait (try_send, try_recv): probes the peer at most
+    /// once per poll slice. True if it is gone.
+    pub(crate) fn peer_gone_rate_limited(&mut self) -> bool {
+        if self.last_probe.elapsed() < crate::ring::POLL_SLICE {
+            return false;
+        }
+        self.last_probe = Instant::now();
+        (self.liveness())() == Liveness::Dead
+    }
+
+    /// Whether the peer is gone now (one IPC_STAT).
+    pub(crate) fn peer_gone(&self) -> bool {
+        (self.liveness())() == Liveness::Dead
+    }
+
+    /// Before a write: a reader that closed makes writing pointless (EPIPE).
+    pub(crate) fn writer_preflight(&self, prod: &Producer<RawMem>) -> Result<()> {
+        if prod.peer_closed() {
+            return Err(Error::Closed { role: Role::Reader });
+        }
+        Ok(())
+    }
+
+    /// After the writer closed: succeeds if the reader consumed everything or
+    /// is still there to do so; otherwise says why the data is lost.
+    pub(crate) fn writer_close_check(&self, prod: &mut Producer<RawMem>) -> Result<()> {
+        let unread = prod.unconsumed().map_err(|e| self.error(e, "close"))?;
+        if unread == 0 {
+            return Ok(());
+        }
+        if prod.peer_closed() {
+            return Err(Error::Closed { role: Role::Reader });
+        }
+        if self.peer_gone() {
+            return Err(Error::PeerDied {
+                role: Role::Reader,
+                pid: self.peer.pid,
+            });
+        }
+        Ok(())
     }
 
     /// Marks our slot closed (the ring's own closed flag is set by the endpoint).
@@ -342,6 +399,13 @@ impl Link {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
+                // Give up: close our slot first, then look once more. A peer that
+                // claimed in between finds our slot closed and the ring aborted
+                // (Drop), so it fails instead of waiting forever.
+                self.mark_closed();
+                if let Some(p) = read_slot(self.slot(self.role.peer())) {
+                    self.peer = p;
+                }
                 return Err(Error::Timeout {
                     waiting_for: format!("the {} of {label} to connect", self.role.peer()),
                 });
@@ -351,7 +415,8 @@ impl Link {
                 // Someone removed the segment while we wait: the peer can never
                 // find it by key now.
                 if let Ok(info) = self.att.segment().stat() {
-                    if info.is_marked_for_destruction() && self.created {
+                    let came = read_slot(self.slot(self.role.peer())).is_some();
+                    if info.is_marked_for_destruction() && self.created && !came {
                         return Err(Error::Invalid(format!(
                             "channel segment {} was removed by someone else while waiting for the {}",
                             self.segment_id(),
@@ -380,8 +445,22 @@ impl Drop for Link {
             // The peer never came: nobody else will clean up.
             let _ = self.att.segment().remove();
         }
-        // Wake the peer in case it sleeps on either word: it will see our slot.
-        let c = &self.header().cursors;
+        // If the endpoint did not close the ring (connect failed after the
+        // claim, or the endpoint was never built), mark our end aborted so a
+        // peer that did connect fails instead of waiting forever.
+        let c = self.cursors_ref();
+        let flag = match self.role {
+            Role::Writer => &c.writer_closed.0,
+            Role::Reader => &c.reader_closed.0,
+        };
+        // SYNC: pairs with the peer's Acquire loads of its closed flag in ring.rs.
+        let _ = flag.compare_exchange(
+            0,
+            crate::ring::ABORTED,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+        // Wake the peer in case it sleeps on either word.
         crate::futex::wake(&c.reader_wait.0);
         crate::futex::wake(&c.writer_wait.0);
     }
@@ -422,7 +501,11 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
             (_, key) => {
                 let key = key.unwrap_or(Key::PRIVATE);
                 let total = header::HEADER_SIZE + capacity as usize;
-                match CreateOptions::new(total).key(key).mode(opts.mode).create() {
+                // Created with the owner-execute bit as a kernel-visible
+                // "initialising" mark (cleared once READY), so a creator killed
+                // before writing the header leaves a segment provably ours.
+                let mode = opts.mode | INIT_MARK;
+                match CreateOptions::new(total).key(key).mode(mode).create() {
                     Ok(seg) => Some(create(
                         seg,
                         opts,
@@ -459,6 +542,10 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
     Ok(link)
 }
 
+/// Mode bit set while the creator initialises the header (owner execute: never
+/// needed by a channel). Cleared with IPC_SET once the header is READY.
+pub(crate) const INIT_MARK: u32 = 0o100;
+
 #[allow(clippy::too_many_arguments)]
 fn create(
     seg: Segment,
@@ -494,6 +581,7 @@ fn create(
             uid: info.creator_uid,
             owner_uid: info.uid,
         },
+        last_probe: Instant::now(),
         claimed: false,
         connected: false,
         created: true,
@@ -502,16 +590,21 @@ fn create(
     link.claim(me);
     // SYNC: publishes the header fields written above to the Acquire load of
     // `state` in `join` and `inspect`.
-    link.header()
-        .state
-        .store(header::STATE_READY, Ordering::Release);
+    link.state().store(header::STATE_READY, Ordering::Release);
+    if opts.mode & INIT_MARK == 0 {
+        seg.set_mode(opts.mode)?;
+    }
     // From here the link's Drop removes the segment if the peer never comes.
     guard.disarm();
     Ok(link)
 }
 
-/// Joins an existing segment. `Ok(None)`: not ready yet or reclaimed as stale —
-/// try again.
+/// Joins an existing segment. `Ok(None)`: not ready yet, closing, or reclaimed
+/// as stale — try again.
+///
+/// Staleness is judged from the kernel's attach count sampled before our own
+/// attach (as PostgreSQL does): 0 means every process that ever held a slot is
+/// gone, whatever pids it wrote.
 fn join(
     seg: Segment,
     opts: &Options,
@@ -552,50 +645,67 @@ fn join(
             ),
         });
     }
-    if info.permissions() & !opts.mode != 0 {
+    // The initialising mark is ours, not a widening.
+    let marked = opts.mode & INIT_MARK == 0 && info.permissions() & INIT_MARK != 0;
+    let perms = if marked {
+        info.permissions() & !INIT_MARK
+    } else {
+        info.permissions()
+    };
+    if perms & !opts.mode != 0 {
         return Err(Error::Foreign {
             id,
             detail: format!(
                 "its mode {:04o} is wider than the {:04o} asked for (anyone it admits could read or forge the data)",
-                info.permissions(),
-                opts.mode
+                perms, opts.mode
             ),
         });
     }
-    if info.size < header::HEADER_SIZE as u64 + 64 {
+    if !crate::inspect::might_be_channel(&info) {
         return Err(Error::Mismatch {
             id,
-            detail: format!("a {}-byte segment is too small for a channel", info.size),
+            detail: format!(
+                "a {}-byte segment is not a channel (a 4096-byte header plus a power-of-two ring)",
+                info.size
+            ),
         });
+    }
+    // Abandoned while initialising: our mark, nobody attached, creator gone.
+    let abandoned = |why: &str| -> Result<Option<Link>> {
+        match seg.remove() {
+            // Gone already: another joiner reclaimed it first.
+            Ok(()) => Ok(None),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => Ok(None),
+            Err(e) => Err(Error::Foreign {
+                id,
+                detail: format!("it is a {why} svshm channel but cannot be removed ({e})"),
+            }),
+        }
+    };
+    if marked && info.attach_count == 0 && !pid_alive(info.creator_pid) {
+        return abandoned("half-created");
     }
     let att = seg.attach()?;
     let hdr = att.as_ptr().cast::<Header>();
     // SAFETY: `hdr` points to the attachment's first page, and the segment is at
     // least HEADER_SIZE bytes (checked above). Only the atomic is referenced.
     let state = unsafe { &(*hdr).state }.load(Ordering::Acquire);
+    let magic: u64 = field!(hdr, magic);
     if state != header::STATE_READY {
-        let magic: u64 = field!(hdr, magic);
-        if state != header::STATE_INITIALIZING || (magic != 0 && magic != header::MAGIC) {
+        if state != header::STATE_INITIALIZING
+            || (magic != 0 && magic != header::MAGIC)
+            || (magic == 0 && !marked)
+        {
             return Err(Error::Mismatch {
                 id,
                 detail: "not an svshm channel".into(),
             });
         }
-        if !pid_alive(info.creator_pid) {
-            if magic == 0 {
-                // Never proven ours: a zeroed segment under the key whose
-                // creator is gone. Refuse rather than remove someone's data.
-                return Err(Error::Mismatch {
-                    id,
-                    detail: "not an svshm channel (no header, creator gone)".into(),
-                });
-            }
-            if info.attach_count == 0 {
-                // Our magic, never READY, creator dead: it died initialising.
-                drop(att);
-                let _ = seg.remove();
-            }
+        if info.attach_count == 0 && magic == header::MAGIC && !pid_alive(info.creator_pid) {
+            drop(att);
+            return abandoned("half-created");
         }
+        // The creator is still writing the header.
         return Ok(None);
     }
     // SAFETY: as above; state READY means the creator finished writing.
@@ -610,6 +720,11 @@ fn join(
                 kind_name(kind)
             ),
         });
+    }
+    if info.attach_count == 0 {
+        // READY but nobody attached: whoever held it is gone for good.
+        drop(att);
+        return abandoned("stale");
     }
     let mut link = Link {
         hdr,
@@ -628,20 +743,25 @@ fn join(
             uid: info.creator_uid,
             owner_uid: info.uid,
         },
+        last_probe: Instant::now(),
         claimed: false,
         connected: false,
         created: false,
         att,
     };
-    // Stale checks: a holder of either slot that is dead means this channel's
-    // story ended badly before we came (its peer is gone or never came).
-    for r in [role, role.peer()] {
-        if let Some(holder) = read_slot(link.slot(r)) {
-            if !holder.is_alive() {
-                let _ = seg.remove();
-                return Ok(None);
-            }
-            if r == role {
+    // SYNC: pairs with the Release stores of slot states (claim, mark_closed).
+    let mine = link.slot(role).state.load(Ordering::Acquire);
+    let theirs = link.slot(role.peer()).state.load(Ordering::Acquire);
+    if theirs == header::SLOT_CLOSED {
+        // The other side gave up (timed out) and is removing the segment.
+        if by_id {
+            return Err(Error::Closed { role: role.peer() });
+        }
+        return Ok(None);
+    }
+    if mine != header::SLOT_EMPTY {
+        if let Some(holder) = read_slot(link.slot(role)) {
+            if mine == header::SLOT_ATTACHED {
                 return Err(Error::InUse {
                     id,
                     role,
@@ -649,6 +769,8 @@ fn join(
                 });
             }
         }
+        // Claiming or closing: look again shortly.
+        return Ok(None);
     }
     if !link.claim(me) {
         return Ok(None);

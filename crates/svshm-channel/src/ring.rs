@@ -51,6 +51,9 @@ pub enum RingError {
     Closed,
     /// The peer process died without closing.
     PeerDied,
+    /// The peer left without closing cleanly (it panicked, or gave up); what it
+    /// published before is valid but may be incomplete.
+    Aborted,
     /// The deadline passed.
     Timeout,
 }
@@ -61,6 +64,7 @@ impl fmt::Display for RingError {
             RingError::Corrupt(m) => write!(f, "corrupt ring: {m}"),
             RingError::Closed => f.write_str("the peer closed the channel"),
             RingError::PeerDied => f.write_str("the peer process died"),
+            RingError::Aborted => f.write_str("the peer left without closing cleanly"),
             RingError::Timeout => f.write_str("timed out"),
         }
     }
@@ -150,20 +154,25 @@ impl RawMem {
 // it may be used from any thread.
 unsafe impl Send for RawMem {}
 
-// SAFETY: callers keep pos + len <= capacity == self.len (debug-asserted); the
-// range is mapped for the RawMem's lifetime per `RawMem::new`'s contract; the
+// SAFETY: every access is bounds-checked against `len` (assert); the range is mapped for the RawMem's lifetime per `RawMem::new`'s contract; the
 // ring gives the caller exclusive use of the bytes it copies.
 unsafe impl Mem for RawMem {
     #[inline]
     fn write(&self, pos: usize, src: &[u8]) {
-        debug_assert!(pos + src.len() <= self.len);
-        // SAFETY: in bounds (above); `src` is private memory, not overlapping.
+        assert!(
+            pos <= self.len && src.len() <= self.len - pos,
+            "RawMem::write out of bounds"
+        );
+        // SAFETY: in bounds (checked above); `src` is private memory, not overlapping.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.add(pos), src.len()) };
     }
     #[inline]
     fn read(&self, pos: usize, dst: &mut [u8]) {
-        debug_assert!(pos + dst.len() <= self.len);
-        // SAFETY: in bounds (above); `dst` is private memory, not overlapping.
+        assert!(
+            pos <= self.len && dst.len() <= self.len - pos,
+            "RawMem::read out of bounds"
+        );
+        // SAFETY: in bounds (checked above); `dst` is private memory, not overlapping.
         unsafe { core::ptr::copy_nonoverlapping(self.base.add(pos), dst.as_mut_ptr(), dst.len()) };
     }
     #[inline]
@@ -287,6 +296,25 @@ fn corrupt(msg: String) -> RingError {
     RingError::Corrupt(msg)
 }
 
+/// Largest cursor value a ring accepts when taking over: leaves 2^62 bytes of
+/// headroom, so cursor arithmetic can never overflow.
+pub const MAX_CURSOR: u64 = 1 << 62;
+
+fn check_cursors(head: u64, tail: u64, capacity: u64) -> Result<(), RingError> {
+    if capacity > MAX_CURSOR || tail > head || head - tail > capacity || head > MAX_CURSOR {
+        return Err(corrupt(format!(
+            "cursors head {head}, tail {tail} for capacity {capacity}"
+        )));
+    }
+    Ok(())
+}
+
+/// Value of a closed flag: closed cleanly (everything was written).
+pub const CLOSED: u32 = 1;
+/// Value of a closed flag: the side went away mid-stream (dropped while
+/// panicking, or gave up connecting); what it wrote may be incomplete.
+pub const ABORTED: u32 = 2;
+
 /// The producer (writer) side of a ring.
 pub struct Producer<M: Mem> {
     cur: *const Cursors,
@@ -322,11 +350,7 @@ impl<M: Mem> Producer<M> {
         let c = unsafe { &*cur };
         let head = c.head.0.load(Ordering::Acquire);
         let tail = c.tail.0.load(Ordering::Acquire);
-        if tail > head || head - tail > capacity {
-            return Err(corrupt(format!(
-                "cursors head {head}, tail {tail} for capacity {capacity}"
-            )));
-        }
+        check_cursors(head, tail, capacity)?;
         Ok(Producer {
             cur,
             mem,
@@ -369,7 +393,8 @@ impl<M: Mem> Producer<M> {
         // SYNC: pairs with the consumer's Release store of `tail` in
         // `Consumer::publish`: the bytes before it are no longer read.
         let t = self.cursors().tail.0.load(Ordering::Acquire);
-        if t < self.tail_cache || t > self.head {
+        // The consumer can only have released what we published.
+        if t < self.tail_cache || t > self.published {
             return Err(corrupt(format!(
                 "reader cursor moved from {} to {t} (writer cursor {})",
                 self.tail_cache, self.head
@@ -392,7 +417,10 @@ impl<M: Mem> Producer<M> {
     /// that `src.len()` bytes are free.
     #[inline]
     pub fn put(&mut self, src: &[u8]) {
-        debug_assert!(src.len() as u64 <= self.cap - (self.head - self.tail_cache));
+        assert!(
+            src.len() as u64 <= self.cap - (self.head - self.tail_cache),
+            "put beyond free space"
+        );
         let pos = (self.head & (self.cap - 1)) as usize;
         let first = src.len().min(self.cap as usize - pos);
         self.mem.write(pos, &src[..first]);
@@ -406,7 +434,10 @@ impl<M: Mem> Producer<M> {
     /// that `n` bytes are free.
     #[inline]
     pub fn advance(&mut self, n: u64) {
-        debug_assert!(n <= self.cap - (self.head - self.tail_cache));
+        assert!(
+            n <= self.cap - (self.head - self.tail_cache),
+            "advance beyond free space"
+        );
         self.head += n;
     }
 
@@ -461,15 +492,29 @@ impl<M: Mem> Producer<M> {
 
     /// Whether the consumer has closed its end.
     pub fn peer_closed(&self) -> bool {
+        // SYNC: pairs with the Release store in `Consumer::close`.
         self.cursors().reader_closed.0.load(Ordering::Acquire) != 0
+    }
+
+    /// Bytes published but not yet released by the consumer (refreshes the
+    /// cached tail).
+    pub fn unconsumed(&mut self) -> Result<u64, RingError> {
+        self.refresh()?;
+        Ok(self.published - self.tail_cache)
     }
 
     /// Publishes, then marks the producer's end closed and wakes the consumer.
     pub fn close(&mut self) {
+        self.close_with(CLOSED);
+    }
+
+    /// Publishes, then marks the producer's end [`CLOSED`] or [`ABORTED`] and
+    /// wakes the consumer.
+    pub fn close_with(&mut self, how: u32) {
         self.publish();
         // SYNC: pairs with the consumer's Acquire load of `writer_closed` in
         // `Consumer::wait_available`; `head` was published before it.
-        self.cursors().writer_closed.0.store(1, Ordering::Release);
+        self.cursors().writer_closed.0.store(how, Ordering::Release);
         wake_if_waiting(&self.cursors().reader_wait.0);
     }
 }
@@ -504,11 +549,7 @@ impl<M: Mem> Consumer<M> {
         let c = unsafe { &*cur };
         let tail = c.tail.0.load(Ordering::Acquire);
         let head = c.head.0.load(Ordering::Acquire);
-        if tail > head || head - tail > capacity {
-            return Err(corrupt(format!(
-                "cursors head {head}, tail {tail} for capacity {capacity}"
-            )));
-        }
+        check_cursors(head, tail, capacity)?;
         Ok(Consumer {
             cur,
             mem,
@@ -535,12 +576,19 @@ impl<M: Mem> Consumer<M> {
         self.tail
     }
 
+    /// The producer's cursor as last read (validated).
+    pub fn head_seen(&self) -> u64 {
+        self.head_cache
+    }
+
     #[inline]
     fn refresh(&mut self) -> Result<(), RingError> {
         // SYNC: pairs with the producer's Release store of `head` in
         // `Producer::publish`: bytes [tail, head) are written.
         let h = self.cursors().head.0.load(Ordering::Acquire);
-        if h < self.head_cache || h - self.tail > self.cap {
+        // The producer can only have written up to one capacity past what we
+        // released.
+        if h < self.head_cache || h - self.released > self.cap {
             return Err(corrupt(format!(
                 "writer cursor moved from {} to {h} (reader cursor {}, capacity {})",
                 self.head_cache, self.tail, self.cap
@@ -573,7 +621,10 @@ impl<M: Mem> Consumer<M> {
     /// releasing. The caller checked that they are available.
     #[inline]
     pub fn take(&mut self, dst: &mut [u8]) {
-        debug_assert!(dst.len() as u64 <= self.head_cache - self.tail);
+        assert!(
+            dst.len() as u64 <= self.head_cache - self.tail,
+            "take beyond available data"
+        );
         let pos = (self.tail & (self.cap - 1)) as usize;
         let first = dst.len().min(self.cap as usize - pos);
         self.mem.read(pos, &mut dst[..first]);
@@ -586,7 +637,11 @@ impl<M: Mem> Consumer<M> {
     /// Copies `dst.len()` bytes at `tail + skip` without moving `tail`.
     #[inline]
     pub fn peek_at(&self, skip: u64, dst: &mut [u8]) {
-        debug_assert!(skip + dst.len() as u64 <= self.head_cache - self.tail);
+        assert!(
+            skip.checked_add(dst.len() as u64)
+                .is_some_and(|e| e <= self.head_cache - self.tail),
+            "peek beyond available data"
+        );
         let pos = ((self.tail + skip) & (self.cap - 1)) as usize;
         let first = dst.len().min(self.cap as usize - pos);
         self.mem.read(pos, &mut dst[..first]);
@@ -598,7 +653,10 @@ impl<M: Mem> Consumer<M> {
     /// Moves `tail` by `n` bytes consumed in place.
     #[inline]
     pub fn advance(&mut self, n: u64) {
-        debug_assert!(n <= self.head_cache - self.tail);
+        assert!(
+            n <= self.head_cache - self.tail,
+            "advance beyond available data"
+        );
         self.tail += n;
     }
 
@@ -620,15 +678,17 @@ impl<M: Mem> Consumer<M> {
         wake_if_waiting(&self.cursors().writer_wait.0);
     }
 
-    /// Releases consumed bytes only once an eighth of the ring has accumulated:
-    /// saves a store, a fence and a cache-line transfer per small message. Safe
+    /// Releases consumed bytes only once an eighth of the ring has accumulated,
+    /// or when the consumer has caught up with everything published (so a
+    /// drained ring is never reported full): saves a store, a fence and a
+    /// cache-line transfer per small message while a backlog is drained. Safe
     /// because every wait ([`wait_available`](Self::wait_available)) and
     /// [`close`](Self::close) publishes first, so a producer waiting for space is
     /// never left waiting on bytes the consumer has already finished with while
     /// the consumer itself waits.
     #[inline]
     pub fn publish_lazy(&mut self) {
-        if self.tail - self.released >= self.cap / 8 {
+        if self.tail - self.released >= self.cap / 8 || self.tail == self.head_cache {
             self.publish();
         }
     }
@@ -656,11 +716,18 @@ impl<M: Mem> Consumer<M> {
                 if self.available(want)? >= want {
                     return Ok(true);
                 }
-                // SYNC: pairs with the Release store in `Producer::close`, which
-                // follows the producer's last publish of `head`.
-                if self.cursors().writer_closed.0.load(Ordering::Acquire) != 0 {
+                // SYNC: pairs with the Release store in `Producer::close_with`,
+                // which follows the producer's last publish of `head`.
+                let how = self.cursors().writer_closed.0.load(Ordering::Acquire);
+                if how != 0 {
                     self.refresh()?;
-                    closed = self.head_cache - self.tail < want;
+                    if self.head_cache - self.tail >= want {
+                        return Ok(true);
+                    }
+                    if how != CLOSED {
+                        return Err(RingError::Aborted);
+                    }
+                    closed = true;
                     return Ok(true);
                 }
                 Ok(false)

@@ -103,6 +103,9 @@ impl StreamWriter {
     /// full) and publishes it. Returns the count.
     pub fn write_some(&mut self, buf: &[u8]) -> Result<usize> {
         self.check_open()?;
+        // A copying write ends any zero-copy reservation.
+        self.reserved = 0;
+        self.link.writer_preflight(&self.prod)?;
         if buf.is_empty() {
             return Ok(0);
         }
@@ -132,6 +135,8 @@ impl StreamWriter {
     /// read it before then.
     pub fn reserve(&mut self) -> Result<&mut [u8]> {
         self.check_open()?;
+        self.reserved = 0;
+        self.link.writer_preflight(&self.prod)?;
         let policy = self.policy(None);
         if self.prod.free(1).map_err(|e| self.link.error(e, "space"))? == 0 {
             self.prod
@@ -163,15 +168,26 @@ impl StreamWriter {
     }
 
     /// Ends the stream: the reader receives everything written, then EOF.
+    ///
+    /// Fails with [`Error::Closed`] or [`Error::PeerDied`] if the reader left
+    /// with bytes still unread, so a successful close means everything written
+    /// was read or is still there for a live reader.
     pub fn close(mut self) -> Result<()> {
         self.finish();
-        Ok(())
+        self.link.writer_close_check(&mut self.prod)
     }
 
     fn finish(&mut self) {
         if !self.closed {
             self.closed = true;
-            self.prod.close();
+            // Dropped while unwinding from a panic: the stream is cut short, and
+            // the reader must not mistake that for a clean end.
+            let how = if std::thread::panicking() {
+                crate::ring::ABORTED
+            } else {
+                crate::ring::CLOSED
+            };
+            self.prod.close_with(how);
             self.link.mark_closed();
         }
     }

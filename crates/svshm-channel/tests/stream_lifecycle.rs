@@ -1,0 +1,121 @@
+//! Regression tests from review: byte-stream API defects.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+use svshm_channel::{Endpoint, Error, Options, StreamReader, StreamWriter};
+
+fn opts() -> Options {
+    Options::new()
+        .capacity(4096)
+        .timeout(Some(Duration::from_secs(10)))
+}
+
+#[test]
+fn child() {
+    let Some(role) = role() else { return };
+    if role == "overrun" {
+        let name = std::env::var("NAME").unwrap();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let n2 = name.clone();
+        let reader = std::thread::spawn(move || {
+            let r = StreamReader::connect(&Endpoint::name(n2), &opts()).unwrap();
+            let _ = stop_rx.recv();
+            drop(r);
+        });
+        let mut w = StreamWriter::connect(&Endpoint::name(&name), &opts()).unwrap();
+        // All safe API: reserve the whole free ring, write one byte with
+        // io::Write, then commit what was reserved.
+        let l = w.reserve().unwrap().len();
+        println!("RESERVED {l}");
+        w.write_all(b"x").unwrap();
+        match w.commit(l) {
+            Err(e) => println!("COMMIT REFUSED: {e}"),
+            Ok(()) => {
+                println!("COMMIT ACCEPTED: head is now past tail + capacity");
+                // free() underflows (wraps in release): write_some believes
+                // 2^64 bytes are free and copies 1 MiB from data offset 0.
+                let n = w.write(&vec![0xAB; 1 << 20]).unwrap();
+                println!("WROTE {n} bytes into a {l}-byte ring");
+            }
+        }
+        stop_tx.send(()).unwrap();
+        reader.join().unwrap();
+    }
+}
+
+/// stream.rs:133-163: `reserved` survives a `write_some` (stream.rs:104), so
+/// `commit(n)` advances head past tail + capacity. Debug: the debug_assert
+/// in ring.rs advance() panics. Release: the next write_some computes free
+/// with a wrapped subtraction and copies past the segment (SIGSEGV / memory
+/// corruption) -- from safe code.
+#[test]
+fn commit_after_interleaved_write_cannot_overrun_the_ring() {
+    let name = unique("rv-overrun");
+    let mut c = spawn(
+        "child",
+        "overrun",
+        &[("NAME", name.clone())],
+        Stdio::piped(),
+    );
+    let status = wait_child(&mut c, Duration::from_secs(60));
+    let mut out = String::new();
+    std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut out).unwrap();
+    eprintln!("child stdout:\n{out}\nchild status: {status}");
+    assert!(
+        status.success() && out.contains("COMMIT REFUSED"),
+        "commit after an interleaved write must be refused; child: {status}, {out}"
+    );
+}
+
+/// StreamReader::close doc (stream.rs:325): "the writer's next write fails
+/// with Error::Closed". DESIGN: a dead/closed reader gives the writer an error
+/// like EPIPE. Actually the writer keeps writing into the void until the ring
+/// is full (reader_closed is only checked while waiting, ring.rs:441).
+#[test]
+fn write_after_reader_closed_fails() {
+    let name = unique("rv-epipe");
+    let n2 = name.clone();
+    let (closed_tx, closed_rx) = mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        let r = StreamReader::connect(&Endpoint::name(n2), &opts()).unwrap();
+        r.close().unwrap();
+        closed_tx.send(()).unwrap();
+    });
+    let mut w = StreamWriter::connect(&Endpoint::name(&name), &opts()).unwrap();
+    closed_rx.recv().unwrap();
+    t.join().unwrap();
+    let r = w.write_some(b"hello, is anyone there?");
+    assert!(
+        matches!(r, Err(Error::Closed { .. })),
+        "write after the reader closed: {r:?}"
+    );
+}
+
+/// stream.rs:199-203: Drop always closes cleanly, also while unwinding, so a
+/// writer that panics half-way looks like a complete stream (Ok(0) EOF) to
+/// the reader instead of an error.
+#[test]
+fn writer_panicking_mid_stream_is_not_a_clean_eof() {
+    use std::io::Read;
+    let name = unique("rv-panic");
+    let n2 = name.clone();
+    let t = std::thread::spawn(move || {
+        let mut w = StreamWriter::connect(&Endpoint::name(n2), &opts()).unwrap();
+        w.write_all(b"first half of a record ").unwrap();
+        panic!("writer bug (expected panic in this test)");
+    });
+    let mut r = StreamReader::connect(&Endpoint::name(&name), &opts()).unwrap();
+    let mut got = Vec::new();
+    let res = r.read_to_end(&mut got);
+    assert!(t.join().is_err());
+    assert!(
+        res.is_err(),
+        "reader of a writer that panicked mid-stream got {res:?} (clean EOF) after {:?}",
+        String::from_utf8_lossy(&got)
+    );
+}
