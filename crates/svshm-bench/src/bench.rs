@@ -449,19 +449,19 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
     // Peak RSS per transport beyond the rings it maps.
     for k in Kind::ALL {
         let mut worst: Option<(f64, u64)> = None;
-        for cr in results {
+        // Ping-pong runs are left out: the ping process keeps every round-trip
+        // time (8 bytes each, up to 16 MB), which is the bench's memory, not the
+        // transport's. Stream and message runs hold at most two payload buffers.
+        for cr in results
+            .iter()
+            .filter(|c| !matches!(c.kind, CaseKind::PingPong { .. }))
+        {
             for s in cr
                 .series
                 .iter()
                 .filter(|s| s.target == Target::Transport(k))
             {
-                let rings = if !k.is_svshm() {
-                    0
-                } else if matches!(cr.kind, CaseKind::PingPong { .. }) {
-                    2
-                } else {
-                    1
-                };
+                let rings = usize::from(k.is_svshm());
                 for o in &s.outcomes {
                     for &r in &o.rss_peak_kib {
                         let ring = crate::driver::ring_for(ctx.ring, s.workload.payload());

@@ -271,16 +271,17 @@ fn run(cli: Cli) -> Result<()> {
     writeln!(out, "{header}")?;
     writeln!(
         out,
-        "{} measured run(s) per row (median shown), each about {seconds} s after a discarded calibration run; total {:.0} s",
+        "{} measured run(s) per row (median shown), each about {seconds} s after a discarded calibration run; total {:.0} s; load average at the end {}",
         plan.runs,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        report::loadavg()
     )?;
     write!(out, "{}", report::tables(&results, plan.runs))?;
     let mem: Vec<&bench::JsonLine> = lines.iter().filter(|l| l.workload == "memory").collect();
     if !mem.is_empty() {
         writeln!(
             out,
-            "\n### peak RSS of one endpoint process (max over runs)\n"
+            "\n### peak RSS of one endpoint process (max over stream and message runs)\n"
         )?;
         writeln!(out, "| transport | KiB | what |\n|---|---:|---|")?;
         for m in &mem {
@@ -312,7 +313,15 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     if let Some(path) = &svg {
-        let sub = format!("{}; {}", report::machine(), report::placement(&ctx));
+        let sub = [
+            report::machine(),
+            format!(
+                "{}; median of {} runs; load average at the end {}",
+                report::placement(&ctx),
+                plan.runs,
+                report::loadavg()
+            ),
+        ];
         plot::write_svg(&results, path, &sub)
             .with_context(|| format!("write {}", path.display()))?;
         eprintln!("plot written to {}", path.display());

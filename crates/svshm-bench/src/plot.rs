@@ -21,7 +21,7 @@ fn color(t: Target) -> RGBColor {
             Kind::Iceoryx2 => RGBColor(30, 150, 60),
             Kind::SvshmStream => RGBColor(220, 30, 30),
             Kind::SvshmMsg => RGBColor(200, 0, 160),
-            Kind::SvshmZc => RGBColor(255, 120, 0),
+            Kind::SvshmZc => RGBColor(0, 160, 200),
         },
     }
 }
@@ -39,17 +39,43 @@ fn targets(results: &[CaseResult]) -> Vec<Target> {
 }
 
 /// Writes the plot to `path`.
-pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &str) -> Result<()> {
-    let root = SVGBackend::new(path, (1500, 560)).into_drawing_area();
+/// Nanoseconds as a short label: `250 ns`, `1.5 µs`, `20 µs`, `3 ms`.
+pub fn fmt_ns(v: f64) -> String {
+    let (x, unit) = if v >= 1e6 {
+        (v / 1e6, "ms")
+    } else if v >= 1e3 {
+        (v / 1e3, "µs")
+    } else {
+        (v, "ns")
+    };
+    if x >= 10.0 || (x - x.round()).abs() < 0.05 {
+        format!("{x:.0} {unit}")
+    } else {
+        format!("{x:.1} {unit}")
+    }
+}
+
+/// Writes the plot to `path`; `subtitle` lines go under the title.
+pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &[String]) -> Result<()> {
+    let root = SVGBackend::new(path, (1500, 580)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let (title, body) = root.split_vertically(40);
+    let (title, body) = root.split_vertically(60);
     title
         .draw(&Text::new(
-            format!("svshm-bench — {subtitle}"),
-            (10, 12),
-            ("sans-serif", 16).into_font(),
+            "svshm-bench: two processes, side by side, with the two-thread floor",
+            (10, 8),
+            ("sans-serif", 17).into_font(),
         ))
         .map_err(|e| anyhow!("{e:?}"))?;
+    for (i, line) in subtitle.iter().enumerate() {
+        title
+            .draw(&Text::new(
+                line.clone(),
+                (10, 30 + 15 * i as i32),
+                ("sans-serif", 12).into_font(),
+            ))
+            .map_err(|e| anyhow!("{e:?}"))?;
+    }
     let panels = body.split_evenly((1, 3));
     let all = targets(results);
 
@@ -133,7 +159,7 @@ pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &str) -> Result<
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperMiddle)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 11))
@@ -195,7 +221,8 @@ pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &str) -> Result<
                     String::new()
                 }
             })
-            .y_desc("ns")
+            .y_desc("round trip")
+            .y_label_formatter(&|v| fmt_ns(*v))
             .draw()
             .map_err(|e| anyhow!("{e:?}"))?;
         for s in &cr.series {

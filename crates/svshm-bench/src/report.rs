@@ -6,6 +6,15 @@ use crate::stats::LATENCY_STATS;
 use crate::transport::{Kind, Wait};
 use std::fmt::Write;
 
+/// The 1-, 5- and 15-minute load averages.
+pub fn loadavg() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One line describing the machine: CPU model, kernel, CPUs, governor, load.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
