@@ -161,6 +161,8 @@ pub struct Series {
     pub workload: Workload,
     /// One outcome per measured run.
     pub outcomes: Vec<Outcome>,
+    /// The round (0-based) of each outcome.
+    pub rounds: Vec<usize>,
     /// Why it failed, if it did (calibration failed: no measured runs).
     pub error: Option<String>,
     /// Measured runs that failed (reported, not retried, not in the median).
@@ -181,6 +183,15 @@ impl Series {
                 }
                 _ => o.latency.map(|l| l.get(stat)).unwrap_or(f64::NAN),
             })
+            .collect()
+    }
+
+    /// A statistic by round (rounds whose run failed are absent).
+    pub fn by_round(&self, case: &CaseKind, stat: &str) -> std::collections::BTreeMap<usize, f64> {
+        self.rounds
+            .iter()
+            .copied()
+            .zip(self.values(case, stat))
             .collect()
     }
 
@@ -283,6 +294,7 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
                         wait: Some(wait),
                         workload: case.kind.workload_for(n),
                         outcomes: Vec::new(),
+                        rounds: Vec::new(),
                         failures: Vec::new(),
                         error: None,
                     },
@@ -293,6 +305,7 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
                             wait: Some(wait),
                             workload: case.kind.workload_for(1),
                             outcomes: Vec::new(),
+                            rounds: Vec::new(),
                             failures: Vec::new(),
                             error: Some(format!("{e:#}")),
                         }
@@ -316,6 +329,7 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
                 match run_once(s.target, s.workload, s.wait.unwrap_or(Wait::Spin), ctx) {
                     Ok(o) => {
                         s.outcomes.push(o);
+                        s.rounds.push(round);
                         let v = s.values(&case.kind, "p50");
                         eprintln!(
                             "   round {} {:<13} {:>12.3} {}  ({:.2}s)",
