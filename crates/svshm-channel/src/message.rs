@@ -119,6 +119,8 @@ pub struct Sender {
 }
 
 impl Sender {
+    crate::rendezvous::endpoint_accessors!("receiver");
+
     /// Connects the sending end (creates or joins, then waits for the receiver).
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<Sender> {
         let link = connect(endpoint, options, Role::Writer, KIND_MESSAGES)?;
@@ -139,24 +141,9 @@ impl Sender {
         })
     }
 
-    /// The channel segment's id.
-    pub fn segment_id(&self) -> i32 {
-        self.link.segment_id()
-    }
-
     /// The largest message this channel carries.
     pub fn max_message(&self) -> usize {
         self.link.max_message as usize
-    }
-
-    /// The receiver's pid.
-    pub fn peer_pid(&self) -> i32 {
-        self.link.peer.pid
-    }
-
-    /// Kernel-attested creator of the segment (IPC_STAT).
-    pub fn creator(&self) -> Creator {
-        self.link.creator
     }
 
     /// Makes room for a frame of `len` payload bytes, writing a skip marker if
@@ -271,17 +258,7 @@ impl Sender {
     }
 
     fn finish(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            // Dropped while unwinding from a panic: not a clean end.
-            let how = if std::thread::panicking() {
-                crate::ring::ABORTED
-            } else {
-                crate::ring::CLOSED
-            };
-            self.prod.close_with(how);
-            self.link.mark_closed();
-        }
+        self.link.close_writer(&mut self.prod, &mut self.closed);
     }
 }
 
@@ -337,6 +314,8 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    crate::rendezvous::endpoint_accessors!("sender");
+
     /// Connects the receiving end (creates or joins, then waits for the sender).
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<Receiver> {
         let link = connect(endpoint, options, Role::Reader, KIND_MESSAGES)?;
@@ -356,24 +335,9 @@ impl Receiver {
         Ok(Receiver { cons, link })
     }
 
-    /// The channel segment's id.
-    pub fn segment_id(&self) -> i32 {
-        self.link.segment_id()
-    }
-
     /// The largest message this channel carries.
     pub fn max_message(&self) -> usize {
         self.link.max_message as usize
-    }
-
-    /// The sender's pid.
-    pub fn peer_pid(&self) -> i32 {
-        self.link.peer.pid
-    }
-
-    /// Kernel-attested creator of the segment (IPC_STAT).
-    pub fn creator(&self) -> Creator {
-        self.link.creator
     }
 
     fn corrupt(&self, detail: String) -> Error {

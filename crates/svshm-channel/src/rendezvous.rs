@@ -211,6 +211,37 @@ impl Options {
     }
 }
 
+/// The accessors every endpoint shares, over its `link` field.
+macro_rules! endpoint_accessors {
+    ($peer:literal) => {
+        /// The channel segment's id.
+        pub fn segment_id(&self) -> i32 {
+            self.link.segment_id()
+        }
+
+        /// Ring capacity in bytes.
+        pub fn capacity(&self) -> usize {
+            self.link.capacity as usize
+        }
+
+        /// The channel's name as stored in its header.
+        pub fn name(&self) -> &str {
+            &self.link.name
+        }
+
+        #[doc = concat!("The ", $peer, "'s pid, as it recorded it (for display: liveness is judged by the kernel's attach count).")]
+        pub fn peer_pid(&self) -> i32 {
+            self.link.peer.pid
+        }
+
+        /// Kernel-attested creator of the segment (IPC_STAT).
+        pub fn creator(&self) -> Creator {
+            self.link.creator
+        }
+    };
+}
+pub(crate) use endpoint_accessors;
+
 /// Kernel-attested facts about the channel segment (from IPC_STAT), not bytes a
 /// peer could forge: the Binder lesson.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +361,22 @@ impl Link {
             return Err(Error::Closed { role: Role::Reader });
         }
         Ok(())
+    }
+
+    /// Closes a writer's end once: CLOSED normally, ABORTED when dropped while
+    /// unwinding from a panic (the stream is cut short, and the reader must not
+    /// mistake that for a clean end).
+    pub(crate) fn close_writer(&self, prod: &mut Producer<RawMem>, closed: &mut bool) {
+        if !*closed {
+            *closed = true;
+            let how = if std::thread::panicking() {
+                crate::ring::ABORTED
+            } else {
+                crate::ring::CLOSED
+            };
+            prod.close_with(how);
+            self.mark_closed();
+        }
     }
 
     /// After the writer closed: succeeds if the reader consumed everything or

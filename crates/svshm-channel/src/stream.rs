@@ -38,6 +38,8 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
+    crate::rendezvous::endpoint_accessors!("reader");
+
     /// Connects the writing end: creates the channel or joins the reader that
     /// is waiting, then waits (up to the options' timeout) for the reader.
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamWriter> {
@@ -53,31 +55,6 @@ impl StreamWriter {
             closed: false,
             link,
         })
-    }
-
-    /// The channel segment's id.
-    pub fn segment_id(&self) -> i32 {
-        self.link.segment_id()
-    }
-
-    /// Ring capacity in bytes.
-    pub fn capacity(&self) -> usize {
-        self.link.capacity as usize
-    }
-
-    /// The channel's name as stored in its header.
-    pub fn name(&self) -> &str {
-        &self.link.name
-    }
-
-    /// The reader's pid.
-    pub fn peer_pid(&self) -> i32 {
-        self.link.peer.pid
-    }
-
-    /// Kernel-attested creator of the segment (IPC_STAT).
-    pub fn creator(&self) -> Creator {
-        self.link.creator
     }
 
     /// Bytes written so far.
@@ -178,18 +155,7 @@ impl StreamWriter {
     }
 
     fn finish(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            // Dropped while unwinding from a panic: the stream is cut short, and
-            // the reader must not mistake that for a clean end.
-            let how = if std::thread::panicking() {
-                crate::ring::ABORTED
-            } else {
-                crate::ring::CLOSED
-            };
-            self.prod.close_with(how);
-            self.link.mark_closed();
-        }
+        self.link.close_writer(&mut self.prod, &mut self.closed);
     }
 }
 
@@ -226,6 +192,8 @@ pub struct StreamReader {
 }
 
 impl StreamReader {
+    crate::rendezvous::endpoint_accessors!("writer");
+
     /// Connects the reading end: creates the channel or joins the writer that is
     /// waiting, then waits (up to the options' timeout) for the writer.
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamReader> {
@@ -238,31 +206,6 @@ impl StreamReader {
             eof: false,
             link,
         })
-    }
-
-    /// The channel segment's id.
-    pub fn segment_id(&self) -> i32 {
-        self.link.segment_id()
-    }
-
-    /// Ring capacity in bytes.
-    pub fn capacity(&self) -> usize {
-        self.link.capacity as usize
-    }
-
-    /// The channel's name as stored in its header.
-    pub fn name(&self) -> &str {
-        &self.link.name
-    }
-
-    /// The writer's pid.
-    pub fn peer_pid(&self) -> i32 {
-        self.link.peer.pid
-    }
-
-    /// Kernel-attested creator of the segment (IPC_STAT).
-    pub fn creator(&self) -> Creator {
-        self.link.creator
     }
 
     /// Bytes consumed so far.
