@@ -9,7 +9,7 @@ use crate::sync::Ordering;
 use core::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use svshm::{Attachment, CreateOptions, ErrorKind, Key, Segment};
+use svshm::{Attachment, CreateOptions, ErrorKind, Key, Segment, SegmentInfo};
 
 /// Where a channel lives: a name, a key, a path (ftok), a private segment's id,
 /// or a new private segment.
@@ -282,6 +282,42 @@ pub(crate) struct Link {
 unsafe impl Send for Link {}
 
 impl Link {
+    /// A link over `att` (whose header page must be mapped: the caller checked
+    /// the segment size), not yet holding a slot.
+    fn new(
+        att: Attachment,
+        role: Role,
+        wait: Wait,
+        info: &SegmentInfo,
+        (capacity, max_message): (u64, u64),
+        name: String,
+        created: bool,
+    ) -> Link {
+        Link {
+            hdr: att.as_ptr().cast::<Header>(),
+            role,
+            capacity,
+            max_message,
+            name,
+            wait,
+            peer: ProcessId {
+                pid: 0,
+                start_time: 0,
+            },
+            creator: Creator {
+                segment_id: info.id,
+                pid: info.creator_pid,
+                uid: info.creator_uid,
+                owner_uid: info.uid,
+            },
+            last_probe: Instant::now(),
+            claimed: false,
+            connected: false,
+            created,
+            att,
+        }
+    }
+
     pub(crate) fn segment_id(&self) -> i32 {
         self.att.id()
     }
@@ -584,7 +620,6 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_millis(10));
     };
-    link.wait.clone_from(&opts.wait);
     link.wait_for_peer(deadline, &label)?;
     Ok(link)
 }
@@ -611,29 +646,15 @@ fn create(
     // SAFETY: the segment is new (IPC_EXCL or IPC_PRIVATE) and at least
     // HEADER_SIZE bytes; state is INITIALIZING so no joiner reads it yet.
     unsafe { header::write_fresh(hdr, kind, capacity, max_message, name) };
-    let mut link = Link {
-        hdr,
-        role,
-        capacity,
-        max_message,
-        name: name.to_string(),
-        wait: opts.wait,
-        peer: ProcessId {
-            pid: 0,
-            start_time: 0,
-        },
-        creator: Creator {
-            segment_id: seg.id(),
-            pid: info.creator_pid,
-            uid: info.creator_uid,
-            owner_uid: info.uid,
-        },
-        last_probe: Instant::now(),
-        claimed: false,
-        connected: false,
-        created: true,
+    let mut link = Link::new(
         att,
-    };
+        role,
+        opts.wait,
+        &info,
+        (capacity, max_message),
+        name.to_string(),
+        true,
+    );
     link.claim(me);
     // SYNC: publishes the header fields written above to the Acquire load of
     // `state` in `join` and `inspect`.
@@ -773,29 +794,15 @@ fn join(
         drop(att);
         return abandoned("stale");
     }
-    let mut link = Link {
-        hdr,
-        role,
-        capacity: snap.capacity,
-        max_message: snap.max_message,
-        name: snap.name,
-        wait: opts.wait,
-        peer: ProcessId {
-            pid: 0,
-            start_time: 0,
-        },
-        creator: Creator {
-            segment_id: id,
-            pid: info.creator_pid,
-            uid: info.creator_uid,
-            owner_uid: info.uid,
-        },
-        last_probe: Instant::now(),
-        claimed: false,
-        connected: false,
-        created: false,
+    let mut link = Link::new(
         att,
-    };
+        role,
+        opts.wait,
+        &info,
+        (snap.capacity, snap.max_message),
+        snap.name,
+        false,
+    );
     // SYNC: pairs with the Release stores of slot states (claim, mark_closed).
     let mine = link.slot(role).state.load(Ordering::Acquire);
     let theirs = link.slot(role.peer()).state.load(Ordering::Acquire);
