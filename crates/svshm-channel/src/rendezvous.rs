@@ -449,6 +449,9 @@ impl Link {
     /// Claims our slot: EMPTY → CLAIMING (CAS), identity, → ATTACHED (Release).
     fn claim(&mut self, me: ProcessId) -> bool {
         let slot = self.slot(self.role);
+        // SYNC: the CAS decides between two racing joiners of the same role;
+        // AcqRel pairs with the other claimant's CAS and with mark_closed's
+        // Release store of the previous holder.
         if slot
             .state
             .compare_exchange(
