@@ -4,8 +4,7 @@
 //! system calls, no cross-process set-up: what this machine's cores and
 //! caches allow.
 
-use crate::roles::{ChildConfig, ChildReport, Workload};
-use crate::stats::Latency;
+use crate::roles::{ChildConfig, ChildReport, Workload, timed_rounds};
 use crate::transport::Wait;
 use crate::util::{
     body_matches, now_ns, pattern, pin_current_thread, read_stamp, stamp, stamp_sum,
@@ -220,6 +219,38 @@ fn futex_wake(word: &AtomicU32) {
 #[repr(C, align(128))]
 struct Word(AtomicU32);
 
+/// Two threads take turns: on the second CPU `pong(i)` answers round `i`; on
+/// the first, `ping(i)` starts round `i`, waits for the answer and returns the
+/// instant it began, and its rounds are timed as in [`timed_rounds`].
+fn two_thread_rounds(
+    cfg: &ChildConfig,
+    ready: fn() -> Result<()>,
+    iters: u64,
+    warmup: u64,
+    pong: impl Fn(u64) + Send,
+    mut ping: impl FnMut(u64) -> Instant,
+) -> Result<ChildReport> {
+    let cpus = cfg.cpus.clone();
+    let total = warmup + iters;
+    ready()?;
+    std::thread::scope(|s| {
+        let cpus_p = cpus.clone();
+        let pong = s.spawn(move || -> Result<()> {
+            pin(&cpus_p, 1)?;
+            for i in 0..total {
+                pong(i);
+            }
+            Ok(())
+        });
+        pin(&cpus, 0)?;
+        let report = timed_rounds(warmup, iters, |i| Ok(ping(i)));
+        if pong.join().is_err() {
+            bail!("floor pong panicked");
+        }
+        report
+    })
+}
+
 /// The blocking floor: the same hand-off, but each side sleeps in FUTEX_WAIT
 /// and is woken with FUTEX_WAKE every time (no spinning at all) — what two
 /// kernel wake-ups per round trip cost on this machine.
@@ -230,34 +261,27 @@ fn futex_pingpong(
     warmup: u64,
 ) -> Result<ChildReport> {
     let word = Word(AtomicU32::new(0));
-    let cpus = cfg.cpus.clone();
-    let total = warmup + iters;
-    ready()?;
-    std::thread::scope(|s| {
-        let w = &word;
-        let cpus_p = cpus.clone();
-        let pong = s.spawn(move || -> Result<()> {
-            pin(&cpus_p, 1)?;
-            for i in 0..total {
-                let want = (2 * i + 1) as u32;
-                loop {
-                    // SYNC: pairs with ping's Release store of 2i+1.
-                    let v = w.0.load(Ordering::Acquire);
-                    if v == want {
-                        break;
-                    }
-                    futex_wait(&w.0, v);
+    let w = &word;
+    two_thread_rounds(
+        cfg,
+        ready,
+        iters,
+        warmup,
+        |i| {
+            let want = (2 * i + 1) as u32;
+            loop {
+                // SYNC: pairs with ping's Release store of 2i+1.
+                let v = w.0.load(Ordering::Acquire);
+                if v == want {
+                    break;
                 }
-                // SYNC: pairs with ping's Acquire load waiting for 2i+2.
-                w.0.store(want.wrapping_add(1), Ordering::Release);
-                futex_wake(&w.0);
+                futex_wait(&w.0, v);
             }
-            Ok(())
-        });
-        pin(&cpus, 0)?;
-        let mut samples = Vec::with_capacity(iters as usize);
-        let t_start = now_ns();
-        for i in 0..total {
+            // SYNC: pairs with ping's Acquire load waiting for 2i+2.
+            w.0.store(want.wrapping_add(1), Ordering::Release);
+            futex_wake(&w.0);
+        },
+        |i| {
             let t = Instant::now();
             let sent = (2 * i + 1) as u32;
             // SYNC: pairs with pong's Acquire load.
@@ -271,23 +295,9 @@ fn futex_pingpong(
                 }
                 futex_wait(&w.0, v);
             }
-            let dt = t.elapsed().as_nanos() as u64;
-            if i >= warmup {
-                samples.push(dt);
-            }
-        }
-        let t_end = now_ns();
-        if pong.join().is_err() {
-            bail!("floor pong panicked");
-        }
-        Ok(ChildReport {
-            t_start,
-            t_end,
-            verified: true,
-            latency: Some(Latency::from_samples(&mut samples)),
-            rss_peak_kib: 0,
-        })
-    })
+            t
+        },
+    )
 }
 
 fn cache_line(
@@ -301,28 +311,21 @@ fn cache_line(
         return futex_pingpong(cfg, ready, iters, warmup);
     }
     let line = Line(AtomicU64::new(0));
-    let cpus = cfg.cpus.clone();
-    let total = warmup + iters;
-    ready()?;
-    std::thread::scope(|s| {
-        let l = &line;
-        let cpus_p = cpus.clone();
-        let pong = s.spawn(move || -> Result<()> {
-            pin(&cpus_p, 1)?;
-            for i in 0..total {
-                // SYNC: pairs with ping's Release store of 2i+1.
-                while l.0.load(Ordering::Acquire) != 2 * i + 1 {
-                    std::hint::spin_loop();
-                }
-                // SYNC: pairs with ping's Acquire load waiting for 2i+2.
-                l.0.store(2 * i + 2, Ordering::Release);
+    let l = &line;
+    two_thread_rounds(
+        cfg,
+        ready,
+        iters,
+        warmup,
+        |i| {
+            // SYNC: pairs with ping's Release store of 2i+1.
+            while l.0.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
             }
-            Ok(())
-        });
-        pin(&cpus, 0)?;
-        let mut samples = Vec::with_capacity(iters as usize);
-        let t_start = now_ns();
-        for i in 0..total {
+            // SYNC: pairs with ping's Acquire load waiting for 2i+2.
+            l.0.store(2 * i + 2, Ordering::Release);
+        },
+        |i| {
             let t = Instant::now();
             // SYNC: pairs with pong's Acquire load.
             l.0.store(2 * i + 1, Ordering::Release);
@@ -330,23 +333,9 @@ fn cache_line(
             while l.0.load(Ordering::Acquire) != 2 * i + 2 {
                 std::hint::spin_loop();
             }
-            let dt = t.elapsed().as_nanos() as u64;
-            if i >= warmup {
-                samples.push(dt);
-            }
-        }
-        let t_end = now_ns();
-        if pong.join().is_err() {
-            bail!("floor pong panicked");
-        }
-        Ok(ChildReport {
-            t_start,
-            t_end,
-            verified: true,
-            latency: Some(Latency::from_samples(&mut samples)),
-            rss_peak_kib: 0,
-        })
-    })
+            t
+        },
+    )
 }
 
 #[cfg(test)]

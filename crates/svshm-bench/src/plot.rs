@@ -38,6 +38,49 @@ fn targets(results: &[CaseResult]) -> Vec<Target> {
     v
 }
 
+/// Draws `target`'s points as a line with a dot at each point, in its colour,
+/// with a legend entry.
+fn draw_line<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    target: Target,
+    pts: &[(f64, f64)],
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let c = color(target);
+    chart
+        .draw_series(LineSeries::new(pts.to_vec(), c.stroke_width(2)))
+        .map_err(|e| anyhow!("{e:?}"))?
+        .label(target.name())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    chart
+        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+        .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Draws the legend box of `chart` at `position`.
+fn draw_legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 11))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
 /// Writes the plot to `path`.
 /// Nanoseconds as a short label: `250 ns`, `1.5 µs`, `20 µs`, `3 ms`.
 pub fn fmt_ns(v: f64) -> String {
@@ -145,26 +188,9 @@ pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &[String]) -> Re
             if pts.is_empty() {
                 continue;
             }
-            let c = color(t);
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(|e| anyhow!("{e:?}"))?
-                .label(t.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(|e| anyhow!("{e:?}"))?;
+            draw_line(&mut chart, t, &pts)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperMiddle)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 11))
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
     }
 
     // Panels 2 and 3: latency percentiles, spin and block.
@@ -238,26 +264,9 @@ pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &[String]) -> Re
                         .map(|v| (j as f64, v))
                 })
                 .collect();
-            let c = color(s.target);
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                .map_err(|e| anyhow!("{e:?}"))?
-                .label(s.target.name())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                .map_err(|e| anyhow!("{e:?}"))?;
+            draw_line(&mut chart, s.target, &pts)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 11))
-            .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     root.present().map_err(|e| anyhow!("{e:?}"))?;
     Ok(())

@@ -62,6 +62,18 @@ impl Workload {
             Workload::PingPong { .. } => None,
         }
     }
+
+    /// `(size, iters, warmup)` of a ping-pong workload.
+    fn ping_pong(&self) -> Option<(usize, u64, u64)> {
+        match *self {
+            Workload::PingPong {
+                size,
+                iters,
+                warmup,
+            } => Some((size, iters, warmup)),
+            Workload::Stream { .. } | Workload::Messages { .. } => None,
+        }
+    }
 }
 
 /// Which end of the run a child is.
@@ -261,25 +273,48 @@ fn reader(cfg: &ChildConfig) -> Result<()> {
     })
 }
 
+/// Runs `warmup + iters` rounds of `round(i)`, `i` counting from 0; each
+/// round returns the instant its timed part began, and is timed from then
+/// until it returns. The report's `t_start` and `t_end` bracket all rounds,
+/// its latency covers the `iters` rounds after the warm-up, and it says
+/// `verified` (the caller's own checks may say otherwise).
+pub(crate) fn timed_rounds(
+    warmup: u64,
+    iters: u64,
+    mut round: impl FnMut(u64) -> Result<Instant>,
+) -> Result<ChildReport> {
+    let mut samples = Vec::with_capacity(iters as usize);
+    let t_start = now_ns();
+    for i in 0..warmup + iters {
+        let t = round(i)?;
+        let dt = t.elapsed().as_nanos() as u64;
+        if i >= warmup {
+            samples.push(dt);
+        }
+    }
+    let t_end = now_ns();
+    Ok(ChildReport {
+        t_start,
+        t_end,
+        verified: true,
+        latency: Some(Latency::from_samples(&mut samples)),
+        rss_peak_kib: 0,
+    })
+}
+
 fn ping(cfg: &ChildConfig) -> Result<()> {
-    let Workload::PingPong {
-        size,
-        iters,
-        warmup,
-    } = cfg.workload
-    else {
-        bail!("ping needs a ping-pong workload")
-    };
+    let (size, iters, warmup) = cfg
+        .workload
+        .ping_pong()
+        .context("ping needs a ping-pong workload")?;
     let k = kind(cfg)?;
     let mut tx = open_tx(k, chan(cfg, 0)?, cfg.wait)?;
     let mut rx = open_rx(k, chan(cfg, 1)?, cfg.wait)?;
     let mut buf = pattern(size);
     let mut back = vec![1u8; size];
-    let mut samples = Vec::with_capacity(iters as usize);
     let mut ok = true;
     ready()?;
-    let t_start = now_ns();
-    for i in 0..warmup + iters {
+    let report = timed_rounds(warmup, iters, |i| {
         stamp(&mut buf, i);
         let t = Instant::now();
         tx.send(&buf)?;
@@ -289,33 +324,22 @@ fn ping(cfg: &ChildConfig) -> Result<()> {
             rx.recv(&mut back)?;
             ok &= read_stamp(&back) == Some(i);
         }
-        let dt = t.elapsed().as_nanos() as u64;
-        if i >= warmup {
-            samples.push(dt);
-        }
-    }
-    let t_end = now_ns();
+        Ok(t)
+    })?;
     ok &= k.reads_in_place() || body_matches(&back);
     tx.close()?;
     rx.finish()?;
     emit(ChildReport {
-        t_start,
-        t_end,
         verified: ok,
-        latency: Some(Latency::from_samples(&mut samples)),
-        rss_peak_kib: 0,
+        ..report
     })
 }
 
 fn pong(cfg: &ChildConfig) -> Result<()> {
-    let Workload::PingPong {
-        size,
-        iters,
-        warmup,
-    } = cfg.workload
-    else {
-        bail!("pong needs a ping-pong workload")
-    };
+    let (size, iters, warmup) = cfg
+        .workload
+        .ping_pong()
+        .context("pong needs a ping-pong workload")?;
     let k = kind(cfg)?;
     let mut rx = open_rx(k, chan(cfg, 0)?, cfg.wait)?;
     let mut tx = open_tx(k, chan(cfg, 1)?, cfg.wait)?;
