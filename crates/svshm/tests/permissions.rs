@@ -83,6 +83,30 @@ fn assert_kind<T: std::fmt::Debug>(
     err
 }
 
+/// attach, attach read-only and IPC_STAT are all refused with EACCES; returns
+/// the error of attach.
+fn assert_no_access(seg: &Segment) -> Error {
+    let err = assert_kind(
+        "attach",
+        seg.attach(),
+        ErrorKind::PermissionDenied,
+        libc::EACCES,
+    );
+    assert_kind(
+        "attach read-only",
+        seg.attach_read_only(),
+        ErrorKind::PermissionDenied,
+        libc::EACCES,
+    );
+    assert_kind(
+        "IPC_STAT",
+        seg.stat(),
+        ErrorKind::PermissionDenied,
+        libc::EACCES,
+    );
+    err
+}
+
 /// LTP shmget04 and shmctl02: the owner of a mode-0 segment is refused
 /// whatever it asks for; what it may still do needs ownership, not mode bits.
 fn check_mode_zero_owner() {
@@ -108,24 +132,7 @@ fn check_mode_zero_owner() {
         seg,
         "asking for no permission finds it"
     );
-    assert_kind(
-        "attach",
-        seg.attach(),
-        ErrorKind::PermissionDenied,
-        libc::EACCES,
-    );
-    assert_kind(
-        "attach read-only",
-        seg.attach_read_only(),
-        ErrorKind::PermissionDenied,
-        libc::EACCES,
-    );
-    assert_kind(
-        "IPC_STAT",
-        seg.stat(),
-        ErrorKind::PermissionDenied,
-        libc::EACCES,
-    );
+    assert_no_access(&seg);
     let listed = svshm::segments()
         .unwrap()
         .into_iter()
@@ -177,25 +184,8 @@ fn other_user_on_0600() {
     );
 
     // The data: guarded by the mode bits.
-    let err = assert_kind(
-        "attach",
-        seg.attach(),
-        ErrorKind::PermissionDenied,
-        libc::EACCES,
-    );
+    let err = assert_no_access(&seg);
     assert!(err.to_string().contains(owner), "names the owner: {err}");
-    assert_kind(
-        "attach read-only",
-        seg.attach_read_only(),
-        ErrorKind::PermissionDenied,
-        libc::EACCES,
-    );
-    assert_kind(
-        "IPC_STAT",
-        seg.stat(),
-        ErrorKind::PermissionDenied,
-        libc::EACCES,
-    );
 
     // Owner-only operations: EPERM.
     let err = assert_kind("IPC_RMID", seg.remove(), ErrorKind::NotOwner, libc::EPERM);
