@@ -148,9 +148,7 @@ fn stat_shows_every_field_and_the_attachments() {
 
 #[test]
 fn stat_errors() {
-    let gone = private(4096);
-    let gone_id = gone.0;
-    drop(gone);
+    let gone_id = removed_id();
     svshm()
         .args(["stat", &gone_id.to_string()])
         .assert()
@@ -198,9 +196,7 @@ fn who_lists_attaching_processes() {
     );
     assert!(out.trim_start().starts_with("PID"), "{out}");
     drop(ro);
-    let gone = private(4096);
-    let gone_id = gone.0;
-    drop(gone);
+    let gone_id = removed_id();
     svshm().args(["who", &gone_id.to_string()]).assert().code(1);
 }
 
@@ -286,9 +282,7 @@ fn attach_errors() {
         .assert()
         .code(2);
     svshm().arg("attach").assert().code(2);
-    let gone = private(4096);
-    let gone_id = gone.0;
-    drop(gone);
+    let gone_id = removed_id();
     svshm()
         .args(["attach", &gone_id.to_string()])
         .assert()

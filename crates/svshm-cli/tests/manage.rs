@@ -180,9 +180,7 @@ fn rm_of_an_attached_segment_marks_it_for_destruction() {
 #[test]
 fn rm_errors_do_not_stop_the_others() {
     let a = private(4096);
-    let gone = private(4096);
-    let gone_id = gone.0;
-    drop(gone);
+    let gone_id = removed_id();
     let key = unique_key("rm-missing");
     svshm()
         .args([
@@ -293,9 +291,7 @@ fn set_changes_mode_owner_and_group() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("svshm lock"));
-    let gone = private(4096);
-    let gone_id = gone.0;
-    drop(gone);
+    let gone_id = removed_id();
     svshm()
         .args(["set", &gone_id.to_string(), "-m", "600"])
         .assert()
@@ -327,9 +323,7 @@ fn lock_and_unlock() {
         );
     }
     svshm().arg("lock").assert().code(2);
-    let gone = private(4096);
-    let gone_id = gone.0;
-    drop(gone);
+    let gone_id = removed_id();
     svshm()
         .args(["unlock", &gone_id.to_string()])
         .assert()

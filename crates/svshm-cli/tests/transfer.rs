@@ -68,6 +68,16 @@ fn finish(mut p: Proc, io: (JoinHandle<Vec<u8>>, JoinHandle<String>)) -> Done {
     }
 }
 
+/// Starts `svshm read` with `rargs`, then `svshm write` with `wargs` (neither
+/// gets a stdin), and waits for both: returns (writer, reader).
+fn reader_then_writer(rargs: &[&str], wargs: &[&str]) -> (Done, Done) {
+    let mut r = spawn(rargs, Stdio::null());
+    let rio = collect(&mut r);
+    let mut w = spawn(wargs, Stdio::null());
+    let wio = collect(&mut w);
+    (finish(w, wio), finish(r, rio))
+}
+
 /// Deterministic pseudo-random bytes.
 fn generated(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -245,12 +255,8 @@ fn multi_gib_sparse_input_arrives_intact() {
 
     let name = unique_name("sparse");
     let _g = NameGuard(name.clone());
-    let mut r = spawn(
+    let (wd, rd) = reader_then_writer(
         &["read", &name, "--checksum", "--wait", "60", "--ring", "4M"],
-        Stdio::null(),
-    );
-    let rio = collect(&mut r);
-    let mut w = spawn(
         &[
             "write",
             &name,
@@ -260,10 +266,7 @@ fn multi_gib_sparse_input_arrives_intact() {
             "--ring",
             "4M",
         ],
-        Stdio::null(),
     );
-    let wio = collect(&mut w);
-    let (wd, rd) = (finish(w, wio), finish(r, rio));
     let _ = std::fs::remove_file(&path);
     assert_eq!(
         (wd.code, rd.code),
@@ -348,12 +351,8 @@ fn progress_reports_on_stderr() {
     let _g = NameGuard(name.clone());
     let data = generated(2 << 20, 9);
     let file = temp_file("progress", &data);
-    let mut r = spawn(
+    let (wd, rd) = reader_then_writer(
         &["read", &name, "--wait", "60", "--progress"],
-        Stdio::null(),
-    );
-    let rio = collect(&mut r);
-    let mut w = spawn(
         &[
             "write",
             &name,
@@ -362,10 +361,7 @@ fn progress_reports_on_stderr() {
             "60",
             "--progress",
         ],
-        Stdio::null(),
     );
-    let wio = collect(&mut w);
-    let (wd, rd) = (finish(w, wio), finish(r, rio));
     let _ = std::fs::remove_file(file);
     assert_eq!((wd.code, rd.code), (Some(0), Some(0)));
     assert!(rd.stdout == data);

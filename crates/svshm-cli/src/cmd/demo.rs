@@ -122,6 +122,26 @@ fn rate(bytes: u64, d: Duration) -> String {
     format!("{}/s", human_size((bytes as f64 / secs) as u64))
 }
 
+/// One result row: how much `label` moved, how fast, its CRC-32, and whether
+/// it all checked out.
+fn result_line(
+    out: &mut dyn Write,
+    label: &str,
+    bytes: u64,
+    time: Duration,
+    crc: u32,
+    ok: bool,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  {label:<13}  {:>10} in {:>7.3} s  {:>12}  CRC-32 {crc:08x} {}",
+        human_size(bytes),
+        time.as_secs_f64(),
+        rate(bytes, time),
+        if ok { "ok" } else { "MISMATCH" }
+    )
+}
+
 /// Runs `svshm demo`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let exe = std::env::current_exe().context("find this program's path to start the reader")?;
@@ -183,14 +203,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let (got, crc) = report(&mut child, "reader")?;
     let shm_time = t0.elapsed();
     let shm_ok = got == args.bytes && crc == want;
-    writeln!(
-        out,
-        "  shared memory  {:>10} in {:>7.3} s  {:>12}  CRC-32 {crc:08x} {}",
-        human_size(got),
-        shm_time.as_secs_f64(),
-        rate(got, shm_time),
-        if shm_ok { "ok" } else { "MISMATCH" }
-    )?;
+    result_line(out, "shared memory", got, shm_time, crc, shm_ok)?;
     out.flush()?;
 
     // ---- through a pipe, same data, same checks
@@ -221,14 +234,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         let (pgot, pcrc) = report(&mut child, "pipe reader")?;
         let pipe_time = t0.elapsed();
         let ok = pgot == args.bytes && pcrc == want;
-        writeln!(
-            out,
-            "  pipe           {:>10} in {:>7.3} s  {:>12}  CRC-32 {pcrc:08x} {}",
-            human_size(pgot),
-            pipe_time.as_secs_f64(),
-            rate(pgot, pipe_time),
-            if ok { "ok" } else { "MISMATCH" }
-        )?;
+        result_line(out, "pipe", pgot, pipe_time, pcrc, ok)?;
         pipe_result = Some((ok, pipe_time));
     }
     if let Some((_, pipe_time)) = pipe_result {

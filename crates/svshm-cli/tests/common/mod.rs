@@ -68,6 +68,15 @@ pub fn private(size: usize) -> Guard {
     Guard(Segment::create_private(size).unwrap().id())
 }
 
+/// The id of a private segment that existed and has been removed: what a
+/// command given a stale id meets.
+pub fn removed_id() -> i32 {
+    let gone = private(4096);
+    let id = gone.0;
+    drop(gone);
+    id
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     svshm::euid() == 0
