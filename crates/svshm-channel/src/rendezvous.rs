@@ -792,8 +792,14 @@ fn join(
             ),
         });
     }
-    if info.attach_count == 0 {
-        // READY but nobody attached: whoever held it is gone for good.
+    // A joinable channel's waiting side is always its creator. The kernel
+    // reports the creator's pid in *our* pid namespace (0 if it is not visible
+    // here), so a visible creator pid that no longer runs means the channel is
+    // abandoned even while another joiner's transient attach makes the attach
+    // count look alive. (A recycled pid errs on the side of keeping it.)
+    let creator_gone = info.creator_pid > 0 && !pid_alive(info.creator_pid);
+    if info.attach_count == 0 || creator_gone {
+        // READY but nobody attached, or its creator is gone: abandoned for good.
         drop(att);
         return abandoned("stale");
     }
