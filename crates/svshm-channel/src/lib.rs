@@ -61,3 +61,8 @@ pub use rendezvous::{Creator, DEFAULT_CAPACITY, Endpoint, MAX_CAPACITY, Options}
 pub use ring::Wait;
 #[cfg(not(loom))]
 pub use stream::{StreamReader, StreamWriter};
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}
