@@ -117,7 +117,7 @@ struct Common {
     seconds: Option<f64>,
     /// Ring / buffer size for every transport that has one (pipe, socket
     /// buffers, iceoryx2 queue, svshm ring, floor ring).
-    #[arg(long, value_parser = parse_size, default_value = "1M")]
+    #[arg(long, value_parser = parse_size, default_value = "256K")]
     ring: u64,
     /// Write one JSON object per result to this file (`-` for stdout).
     #[arg(long)]

@@ -116,7 +116,7 @@ pub struct ChannelArgs {
     #[arg(long, value_name = "N", default_value_t = 1, requires = "path", value_parser = clap::value_parser!(u8).range(1..), help_heading = "Channel")]
     pub proj: u8,
     /// Ring size if this side creates the channel (K/M/G suffixes; rounded up to a power of two).
-    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "1M", help_heading = "Channel")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "256K", help_heading = "Channel")]
     pub ring: u64,
     /// Permission bits if this side creates the channel (octal).
     #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600", help_heading = "Channel")]

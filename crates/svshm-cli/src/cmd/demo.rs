@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "1G")]
     bytes: u64,
     /// Ring size of the channel.
-    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "1M")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "256K")]
     ring: u64,
     /// Skip the pipe comparison.
     #[arg(long)]
