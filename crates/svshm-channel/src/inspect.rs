@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header, read_snapshot};
-use crate::peer::{ProcessId, pid_alive};
+use crate::peer::{ProcessId, creator_alive};
 use crate::rendezvous::INIT_MARK;
 use crate::sync::Ordering;
 use svshm::{ErrorKind, Segment, SegmentInfo};
@@ -171,8 +171,11 @@ pub fn might_be_channel(info: &SegmentInfo) -> bool {
 /// dead, and its header is ours. Such a segment can never be used again and is
 /// safe to remove (`svshm rm --stale`).
 ///
-/// Conservative: a recycled creator pid counts as alive (the segment is kept),
-/// and only segments whose size fits a channel are attached to look.
+/// Conservative: a creator pid now held by a process that started after the
+/// segment was created counts as dead, but one that started within a few
+/// seconds of it counts as alive (the segment is kept; see
+/// [`peer::creator_alive`](crate::peer::creator_alive)); and only segments whose
+/// size fits a channel are attached to look.
 ///
 /// Three shapes qualify: a READY channel nobody is attached to (whoever held it
 /// is gone: a live side always holds its attachment); our header never made
@@ -183,7 +186,7 @@ pub fn is_stale(info: &SegmentInfo) -> bool {
     if info.attach_count != 0 || !might_be_channel(info) {
         return false;
     }
-    let creator_gone = !pid_alive(info.creator_pid);
+    let creator_gone = !creator_alive(info);
     match inspect(info.id) {
         Ok(Some(s)) if s.ready => true,
         Ok(Some(_)) => creator_gone,

@@ -2,6 +2,7 @@
 //! `/proc/PID/stat`), so a recycled pid is not mistaken for the peer.
 
 use std::fs;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Identity of a process: its pid and its start time in clock ticks since boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,54 @@ pub fn pid_alive(pid: i32) -> bool {
     pid > 0 && stat_of(pid).is_some_and(|(_, dead)| !dead)
 }
 
+/// Whether the process that created a segment still runs.
+///
+/// The kernel attests the creator's pid (`shm_cpid`), not its start time, so a
+/// pid reused by a newer process would look alive. This also compares times:
+/// the creator started before it created the segment, and the segment's
+/// change time (`shm_ctime`: creation or a later IPC_SET) is never earlier
+/// than its creation. A process holding that pid which started after the
+/// change time (plus a margin for clock rounding and drift) cannot be the
+/// creator, so the creator is gone. A recycled pid that started within the
+/// margin still counts as alive: the answer errs on the side of keeping a
+/// segment.
+pub fn creator_alive(info: &svshm::SegmentInfo) -> bool {
+    let pid = info.creator_pid;
+    let Some((start, dead)) = (pid > 0).then(|| stat_of(pid)).flatten() else {
+        return false;
+    };
+    if dead {
+        return false;
+    }
+    match (info.change_time, started_at(start)) {
+        (Some(changed), Some(started)) => started <= changed + START_MARGIN,
+        _ => true,
+    }
+}
+
+/// How much later than a segment's change time its creator may seem to have
+/// started (`shm_ctime` is truncated to seconds, start times are in clock
+/// ticks from the boot time, and the boot time in `/proc/stat` is itself
+/// rounded and moves when the wall clock is stepped).
+const START_MARGIN: Duration = Duration::from_secs(3);
+
+/// Wall-clock time of a start time in clock ticks since boot.
+fn started_at(ticks: u64) -> Option<SystemTime> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let btime: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Some(
+        UNIX_EPOCH
+            + Duration::from_secs(btime)
+            + Duration::from_nanos(ticks.saturating_mul(1_000_000_000 / hz)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +156,37 @@ mod tests {
         assert!(!id.is_alive());
         child.wait().unwrap();
         assert!(!id.is_alive());
+    }
+
+    #[test]
+    fn creator_alive_tells_a_recycled_pid_by_its_start_time() {
+        let seg = svshm::Segment::create(svshm::Key::PRIVATE, 4096).unwrap();
+        let _rm = seg.remove_on_drop();
+        let info = seg.stat().unwrap();
+        // We created it: alive.
+        assert_eq!(info.creator_pid, std::process::id() as i32);
+        assert!(creator_alive(&info));
+        // A process that holds the creator's pid but started well after the
+        // segment's change time is not its creator.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut recycled = info.clone();
+        recycled.creator_pid = child.id() as i32;
+        recycled.change_time = Some(SystemTime::now() - Duration::from_secs(60));
+        assert!(!creator_alive(&recycled));
+        // Started before the change time: it may be the creator.
+        recycled.change_time = Some(SystemTime::now());
+        assert!(creator_alive(&recycled));
+        // Unknown change time: keep (alive).
+        recycled.change_time = None;
+        assert!(creator_alive(&recycled));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!creator_alive(&recycled));
+        // Pid 0: the creator is not visible in our pid namespace.
+        recycled.creator_pid = 0;
+        assert!(!creator_alive(&recycled));
     }
 }

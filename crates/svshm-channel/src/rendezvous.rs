@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::header::{self, Header, field};
-use crate::peer::{ProcessId, pid_alive};
+use crate::peer::{ProcessId, creator_alive};
 use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
 use crate::sync::Ordering;
 use core::fmt;
@@ -755,7 +755,7 @@ fn join(
             }),
         }
     };
-    if marked && info.attach_count == 0 && !pid_alive(info.creator_pid) {
+    if marked && info.attach_count == 0 && !creator_alive(&info) {
         return abandoned("half-created");
     }
     let att = seg.attach()?;
@@ -774,7 +774,7 @@ fn join(
                 detail: "not an svshm channel".into(),
             });
         }
-        if info.attach_count == 0 && magic == header::MAGIC && !pid_alive(info.creator_pid) {
+        if info.attach_count == 0 && magic == header::MAGIC && !creator_alive(&info) {
             drop(att);
             return abandoned("half-created");
         }
@@ -798,8 +798,9 @@ fn join(
     // reports the creator's pid in *our* pid namespace (0 if it is not visible
     // here), so a visible creator pid that no longer runs means the channel is
     // abandoned even while another joiner's transient attach makes the attach
-    // count look alive. (A recycled pid errs on the side of keeping it.)
-    let creator_gone = info.creator_pid > 0 && !pid_alive(info.creator_pid);
+    // count look alive. (A recycled pid is told apart by its start time; see
+    // `creator_alive`.)
+    let creator_gone = info.creator_pid > 0 && !creator_alive(&info);
     if info.attach_count == 0 || creator_gone {
         // READY but nobody attached, or its creator is gone: abandoned for good.
         drop(att);
