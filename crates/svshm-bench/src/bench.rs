@@ -201,6 +201,18 @@ impl Series {
         (!v.is_empty()).then(|| median(&v))
     }
 
+    /// Median over the runs of the CPU both endpoints kept busy, in cores
+    /// (2.0: two cores spinning flat out; near 0: both mostly asleep).
+    pub fn cpu_busy(&self) -> Option<f64> {
+        let v: Vec<f64> = self
+            .outcomes
+            .iter()
+            .map(|o| o.cpu_busy.iter().sum::<f64>())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        (!v.is_empty()).then(|| median(&v))
+    }
+
     /// Median latency summary over the runs (each statistic separately).
     pub fn median_latency(&self, case: &CaseKind) -> Option<Latency> {
         if self.outcomes.is_empty() || !matches!(case, CaseKind::PingPong { .. }) {
@@ -398,6 +410,9 @@ pub struct JsonLine {
     /// value / floor's value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vs_floor: Option<f64>,
+    /// CPU both endpoints kept busy (cores; median over the runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_busy: Option<f64>,
     /// Why the series failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -454,6 +469,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                     runs,
                     vs_best_peer: bp.filter(|v| v.is_finite()),
                     vs_floor: fl.filter(|v| v.is_finite()),
+                    cpu_busy: s.cpu_busy(),
                     error: s.error.clone(),
                     failures: s.failures.clone(),
                 });
@@ -501,6 +517,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                 runs: Vec::new(),
                 vs_best_peer: None,
                 vs_floor: None,
+                cpu_busy: None,
                 error: None,
                 failures: Vec::new(),
             });

@@ -52,6 +52,9 @@ pub struct Outcome {
     pub latency: Option<Latency>,
     /// Peak RSS of the two processes, KiB.
     pub rss_peak_kib: [u64; 2],
+    /// CPU each process kept busy during the run, in cores (see
+    /// [`ChildReport::cpu_busy`]); the floor's one process reports both threads.
+    pub cpu_busy: [f64; 2],
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -327,6 +330,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
                 seconds: (r.t_end.saturating_sub(r.t_start)) as f64 / 1e9,
                 latency: r.latency,
                 rss_peak_kib: [r.rss_peak_kib, 0],
+                cpu_busy: [r.cpu_busy, 0.0],
             });
         }
         Target::Transport(k) => k,
@@ -419,5 +423,6 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
         seconds,
         latency: ra.latency,
         rss_peak_kib: [ra.rss_peak_kib, rb.rss_peak_kib],
+        cpu_busy: [ra.cpu_busy, rb.cpu_busy],
     })
 }

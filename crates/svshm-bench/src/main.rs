@@ -85,7 +85,7 @@ enum Cmd {
         common: Common,
     },
     /// Everything: streams of 4 KiB, 64 KiB and 1 MiB chunks, 64 B ping-pong
-    /// (spin and block), 64 B messages, and the floor; table, targets, plot.
+    /// (spin, block and adaptive), 64 B messages, and the floor; table, targets, plot.
     All {
         /// Shorter runs (about a quarter of the default time).
         #[arg(long)]
@@ -373,6 +373,13 @@ fn default_cases() -> Vec<Case> {
         kind: CaseKind::PingPong {
             size: 64,
             wait: Wait::Block,
+        },
+        fixed: None,
+    });
+    v.push(Case {
+        kind: CaseKind::PingPong {
+            size: 64,
+            wait: Wait::Adaptive,
         },
         fixed: None,
     });

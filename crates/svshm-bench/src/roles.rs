@@ -9,8 +9,8 @@ use crate::floor;
 use crate::stats::Latency;
 use crate::transport::{ChanSpec, Kind, Wait, open_rx, open_tx};
 use crate::util::{
-    body_matches, expected_word_sum, now_ns, pattern, pin_current_thread, read_stamp, rss_peak_kib,
-    stamp, stamp_sum, word_sum,
+    body_matches, cpu_ns, expected_word_sum, now_ns, pattern, pin_current_thread, read_stamp,
+    rss_peak_kib, stamp, stamp_sum, word_sum,
 };
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,14 @@ pub struct ChildReport {
     pub latency: Option<Latency>,
     /// Peak RSS of this process (VmHWM), KiB.
     pub rss_peak_kib: u64,
+    /// CPU time this process used from the start signal to its report,
+    /// divided by the wall time between the two: 1.0 is one core kept busy.
+    #[serde(default)]
+    pub cpu_busy: f64,
 }
+
+/// (CLOCK_MONOTONIC, process CPU time) when the driver said "go".
+static AT_GO: std::sync::Mutex<Option<(u64, u64)>> = std::sync::Mutex::new(None);
 
 /// Entry point of `svshm-bench __role JSON`.
 pub fn child_main(json: &str) -> Result<()> {
@@ -155,6 +162,10 @@ pub fn child_main(json: &str) -> Result<()> {
 /// discard what is still queued when the publisher disappears.
 fn emit(mut report: ChildReport) -> Result<()> {
     report.rss_peak_kib = rss_peak_kib();
+    if let Some((t0, c0)) = *AT_GO.lock().unwrap_or_else(|e| e.into_inner()) {
+        let wall = now_ns().saturating_sub(t0).max(1);
+        report.cpu_busy = cpu_ns().saturating_sub(c0) as f64 / wall as f64;
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -177,6 +188,7 @@ pub fn ready() -> Result<()> {
     if line.trim() != "go" {
         bail!("expected \"go\" from the driver, got {line:?}");
     }
+    *AT_GO.lock().unwrap_or_else(|e| e.into_inner()) = Some((now_ns(), cpu_ns()));
     Ok(())
 }
 
@@ -299,6 +311,7 @@ pub(crate) fn timed_rounds(
         verified: true,
         latency: Some(Latency::from_samples(&mut samples)),
         rss_peak_kib: 0,
+        cpu_busy: 0.0,
     })
 }
 

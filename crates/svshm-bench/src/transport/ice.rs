@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a loan or receive may stall before the run is declared hung.
 const STALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Adaptive wait: poll this long before sleeping on the listener (svshm's
+/// Adaptive spins about as long).
+const ADAPTIVE_SPIN: Duration = Duration::from_micros(20);
 
 type PubSub = PubSubFactory<ipc::Service, [u8], ()>;
 
@@ -73,7 +76,7 @@ fn open_common(service: &str, prefix: &str, depth: usize, wait: Wait) -> Result<
             Err(e) => bail!("iceoryx2 publish-subscribe service {service}: {e:?}"),
         }
     };
-    let events = if wait == Wait::Block {
+    let events = if wait != Wait::Spin {
         let ev_name: ServiceName = format!("{service}/ev")
             .as_str()
             .try_into()
@@ -210,6 +213,9 @@ impl Tx for IceTx {
 pub struct IceRx {
     subscriber: Subscriber<ipc::Service, [u8], ()>,
     listener: Option<Listener<ipc::Service>>,
+    /// How long to poll before sleeping on the listener (adaptive: like
+    /// svshm's Adaptive, about 20 µs; block: not at all).
+    spin_for: Duration,
     _common: Common,
 }
 
@@ -240,6 +246,11 @@ impl IceRx {
         Ok(IceRx {
             subscriber,
             listener,
+            spin_for: if wait == Wait::Adaptive {
+                ADAPTIVE_SPIN
+            } else {
+                Duration::ZERO
+            },
             _common: common,
         })
     }
@@ -259,14 +270,15 @@ impl IceRx {
                 f(p);
                 return Ok(());
             }
+            let t = *since.get_or_insert_with(Instant::now);
             match &self.listener {
+                Some(_) if t.elapsed() < self.spin_for => std::hint::spin_loop(),
                 Some(l) => {
                     l.timed_wait(|_| {}, STALL_TIMEOUT)
                         .map_err(|e| anyhow!("iceoryx2 listener wait: {e:?}"))?;
                 }
                 None => std::hint::spin_loop(),
             }
-            let t = *since.get_or_insert_with(Instant::now);
             if t.elapsed() > STALL_TIMEOUT {
                 bail!("iceoryx2: nothing received for {STALL_TIMEOUT:?}");
             }

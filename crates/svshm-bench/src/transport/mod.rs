@@ -103,7 +103,8 @@ pub enum Wait {
     Spin,
     /// Sleep in the kernel until the peer wakes us.
     Block,
-    /// Spin briefly, then block (svshm's default); kernel transports block.
+    /// Spin briefly, then block (svshm's default); kernel transports block;
+    /// iceoryx2 polls for 20 µs, then sleeps on its event listener.
     Adaptive,
 }
 
