@@ -202,6 +202,50 @@ impl Attachment {
         self.read_only
     }
 
+    /// Whether child processes created by `fork(2)` inherit this attachment.
+    ///
+    /// Like any mapping, an attachment is inherited by default: the child gets
+    /// the same memory at the same address, and the kernel counts it as one
+    /// more attach (`shm_nattch`). `inherit_on_fork(false)` sets
+    /// `MADV_DONTFORK`: a forked child gets no mapping there (a copied pointer
+    /// faults instead of reaching the segment) and does not count as attached.
+    /// Use it where a protocol allows one process per side and reads the attach
+    /// count as "the peer is alive", as svshm-channel does. (`exec(2)` drops
+    /// attachments anyway.)
+    ///
+    /// ```
+    /// # use svshm::{Key, Segment};
+    /// let seg = Segment::create(Key::PRIVATE, 4096)?;
+    /// let _rm = seg.remove_on_drop();
+    /// let att = seg.attach()?;
+    /// att.inherit_on_fork(false)?;
+    /// # Ok::<(), svshm::Error>(())
+    /// ```
+    #[doc(alias = "MADV_DONTFORK")]
+    pub fn inherit_on_fork(&self, yes: bool) -> Result<()> {
+        let advice = if yes {
+            libc::MADV_DOFORK
+        } else {
+            libc::MADV_DONTFORK
+        };
+        // SAFETY: `ptr..ptr+len` is this attachment's mapping, owned while `self`
+        // lives; MADV_DONTFORK / MADV_DOFORK only change what fork(2) copies.
+        unsafe { sys::madvise(self.ptr.as_ptr().cast(), self.len, advice) }.map_err(|e| {
+            Error::new(
+                Op::Advise,
+                Object::Address(self.address()),
+                ErrorKind::Other,
+                Some(e),
+                format!(
+                    "madvise({}) on segment {}: {}",
+                    if yes { "MADV_DOFORK" } else { "MADV_DONTFORK" },
+                    self.id,
+                    crate::error::errno_text(e)
+                ),
+            )
+        })
+    }
+
     /// Checks that `[offset, offset + len)` lies inside the attachment and
     /// returns a raw pointer to its start.
     pub fn range_ptr(&self, offset: usize, len: usize) -> Result<*mut u8> {

@@ -44,6 +44,11 @@ pub enum Op {
     Access,
     /// Resolving an [`Offset`](crate::Offset) in a region.
     Resolve,
+    /// madvise on an attachment (e.g. keeping it out of forked children).
+    Advise,
+    /// An operation on a [managed segment](crate::managed) (allocate, free,
+    /// named objects, validation).
+    Managed,
 }
 
 impl fmt::Display for Op {
@@ -66,6 +71,8 @@ impl fmt::Display for Op {
             Op::ParseKey => "parse key",
             Op::Access => "access segment memory",
             Op::Resolve => "resolve offset",
+            Op::Advise => "advise kernel about attachment",
+            Op::Managed => "use managed segment",
         })
     }
 }
@@ -154,6 +161,9 @@ pub enum ErrorKind {
     OutOfBounds,
     /// An offset not aligned for the type it should hold.
     Misaligned,
+    /// Data in shared memory breaks its layout's rules (a damaged or foreign
+    /// header, a broken allocator list, a poisoned managed segment).
+    Corrupt,
     /// The running kernel does not support the operation.
     Unsupported,
     /// Text that is not a valid key, size or mode.

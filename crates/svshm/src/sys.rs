@@ -128,6 +128,20 @@ pub unsafe fn shmdt(addr: *const c_void) -> Result<(), i32> {
     if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
+/// `madvise(2)` with an advice that only changes how the kernel treats the
+/// range (never its contents).
+///
+/// # Safety
+///
+/// `addr..addr + len` must be a mapping this process owns, and `advice` must
+/// not discard or replace its contents (MADV_DONTFORK and MADV_DOFORK qualify).
+pub unsafe fn madvise(addr: *mut c_void, len: usize, advice: i32) -> Result<(), i32> {
+    // SAFETY: the caller guarantees the range and that the advice keeps the
+    // memory's contents and mapping intact in this process.
+    let r = unsafe { libc::madvise(addr, len, advice) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
 /// A buffer big enough for every shmctl command's output.
 #[repr(C)]
 pub union CtlBuf {

@@ -7,7 +7,7 @@ mod common;
 
 use common::{arg, child, key_for, report, spawn_many, spawn_waiting};
 use std::os::unix::process::ExitStatusExt;
-use svshm::{AttachOptions, Attachment, ErrorKind, Segment};
+use svshm::{AttachOptions, Attachment, ErrorKind, Key, Segment};
 
 /// Roles the children of this file play.
 #[test]
@@ -45,6 +45,23 @@ fn child_entry() {
                 unsafe { att.as_ptr().write_volatile(0x5a) };
                 report("survived", "yes");
                 1
+            }
+            // Attach, then count attaches while a forked child lives, with
+            // and without MADV_DONTFORK.
+            "fork-inheritance" => {
+                let att = seg.attach().unwrap();
+                // Inherited by default: the child counts as attached.
+                assert_eq!(with_forked_child(|| seg.stat().unwrap().attach_count), 2);
+                att.inherit_on_fork(false).unwrap();
+                assert_eq!(with_forked_child(|| seg.stat().unwrap().attach_count), 1);
+                // The attachment itself is untouched.
+                att.write_at(0, b"still here").unwrap();
+                let mut b = [0u8; 10];
+                att.read_at(0, &mut b).unwrap();
+                assert_eq!(&b, b"still here");
+                att.inherit_on_fork(true).unwrap();
+                assert_eq!(with_forked_child(|| seg.stat().unwrap().attach_count), 2);
+                0
             }
             other => panic!("attach has no child role {other:?}"),
         }
@@ -377,4 +394,43 @@ fn copies_are_bounds_checked() {
         att.range_ptr(100, 0).is_ok(),
         "an empty range at the end is in bounds"
     );
+}
+
+/// Forks a child that only sleeps (async-signal-safe, then `_exit`), runs `f`
+/// while it lives, then kills and reaps it. fork(2) is the point of the test:
+/// a spawned (exec'd) process never inherits mappings.
+fn with_forked_child<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the child calls only async-signal-safe functions and never
+    // returns into Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls only; _exit skips all destructors.
+        unsafe {
+            libc::sleep(30);
+            libc::_exit(0);
+        }
+    }
+    assert!(pid > 0, "fork failed");
+    let r = f();
+    // SAFETY: kill and reap our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    r
+}
+
+#[test]
+fn inherit_on_fork_false_keeps_the_attachment_out_of_children() {
+    // The forking runs in a child process of its own: a fork here, in the
+    // threaded harness, would copy other tests' attachments and skew their
+    // attach counts.
+    let seg = Segment::create(Key::PRIVATE, 8192).unwrap();
+    let _rm = seg.remove_on_drop();
+    let status = child("fork-inheritance")
+        .env("SVSHM_TEST_ID", seg.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "child checks failed: {status:?}");
+    assert_eq!(seg.stat().unwrap().attach_count, 0);
 }
