@@ -646,6 +646,10 @@ fn create(
 ) -> Result<Link> {
     let guard = seg.remove_on_drop();
     let att = seg.attach()?;
+    // A forked child must not inherit the ring: its attach would keep the
+    // count (our liveness signal) up after we die, and it could write into
+    // an SPSC ring as a second writer or reader.
+    att.inherit_on_fork(false)?;
     let info = seg.stat()?;
     let hdr = att.as_ptr().cast::<Header>();
     // SAFETY: the segment is new (IPC_EXCL or IPC_PRIVATE) and at least
@@ -759,6 +763,10 @@ fn join(
         return abandoned("half-created");
     }
     let att = seg.attach()?;
+    // A forked child must not inherit the ring: its attach would keep the
+    // count (our liveness signal) up after we die, and it could write into
+    // an SPSC ring as a second writer or reader.
+    att.inherit_on_fork(false)?;
     let hdr = att.as_ptr().cast::<Header>();
     // SAFETY: `hdr` points to the attachment's first page, and the segment is at
     // least HEADER_SIZE bytes (checked above). Only the atomic is referenced.

@@ -47,6 +47,28 @@ fn child() {
             println!("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
+        // Writes a little, forks a child that outlives it (and must not
+        // inherit the channel), reports the child's pid, then waits to be killed.
+        "forking-writer" => {
+            let mut w = StreamWriter::connect(&Endpoint::name(&name), &opts()).unwrap();
+            let mut buf = vec![0u8; 1000];
+            fill_pattern(0, &mut buf);
+            w.write_all(&buf).unwrap();
+            w.flush().unwrap();
+            // SAFETY: the forked child calls only async-signal-safe functions
+            // (sleep, _exit) and never returns into Rust code.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: async-signal-safe calls only; _exit skips destructors.
+                unsafe {
+                    libc::sleep(60);
+                    libc::_exit(0);
+                }
+            }
+            assert!(pid > 0, "fork failed");
+            println!("FORKED {pid}");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         "connect-then-hang" => {
             // Creates the channel and waits for a peer that never comes.
             let _ = StreamWriter::connect(
@@ -149,6 +171,62 @@ fn killed_reader_gives_writer_peer_died_quickly() {
     assert!(inner.is_peer_died(), "{inner}");
     eprintln!("writer noticed the dead reader after {:?}", t0.elapsed());
     drop(w);
+    assert!(segment_gone(id));
+}
+
+/// A writer that forked before dying: the fork must not inherit the ring's
+/// mapping, or its attach would keep the kernel's count at two and hide the
+/// writer's death (and a forked copy could even write into the ring).
+#[test]
+fn a_forked_child_does_not_keep_a_dead_writer_alive() {
+    let name = unique("fork-writer");
+    let mut c = spawn(
+        "child",
+        "forking-writer",
+        &[("NAME", name.clone())],
+        Stdio::piped(),
+    );
+    let ropts = opts().timeout(Some(Duration::from_secs(10)));
+    let mut r = StreamReader::connect(&Endpoint::name(&name), &ropts).unwrap();
+    let id = r.segment_id();
+    let mut buf = vec![0u8; 1000];
+    r.read_exact(&mut buf).unwrap();
+    assert_eq!(check_pattern(0, &buf), None);
+    let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+    let mut line = String::new();
+    let grandchild: i32 = loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "child ended before forking"
+        );
+        if let Some(p) = line.trim().strip_prefix("FORKED ") {
+            break p.parse().unwrap();
+        }
+    };
+    // Reap-or-kill the grandchild however this test ends.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: plain kill(2) of a pid we were told about; it is the
+            // grandchild, re-parented to init, so no reaping is ours to do.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _gc = KillOnDrop(grandchild);
+    assert_eq!(
+        svshm::Segment::from_id(id).stat().unwrap().attach_count,
+        2,
+        "the forked child inherited the channel's attachment"
+    );
+    sigkill(&c);
+    c.wait().unwrap();
+    let t0 = Instant::now();
+    let err = r.read(&mut buf).expect_err("read after the writer died");
+    let inner = err.into_inner().unwrap().downcast::<Error>().unwrap();
+    assert!(inner.is_peer_died(), "{inner}");
+    eprintln!("reader noticed the dead writer after {:?}", t0.elapsed());
+    drop(r);
     assert!(segment_gone(id));
 }
 

@@ -14,6 +14,9 @@
 //!   [`attachers`] (which processes map a segment, and where).
 //! - [`Region`] and [`Offset`]: shared byte ranges and base-relative positions
 //!   inside them (store offsets, never pointers).
+//! - [`managed`]: [`Managed`], an allocator and named objects inside a shared
+//!   region, for several processes at once, under a robust process-shared lock
+//!   (the Boost.Interprocess `managed_shared_memory` idea).
 //! - [`Error`]: one error type with the operation, the object, the errno, an
 //!   [`ErrorKind`] and a message that says what to do.
 //!
@@ -40,6 +43,7 @@ mod attach;
 pub mod error;
 pub mod info;
 mod key;
+pub mod managed;
 mod offset;
 mod region;
 mod segment;
@@ -51,6 +55,7 @@ pub use info::{
     Attacher, Limits, SegmentInfo, Usage, attachers, limits, proc_segments, segments, usage,
 };
 pub use key::{Key, parse_c_integer};
+pub use managed::Managed;
 pub use offset::Offset;
 pub use region::{HeapRegion, Region};
 pub use segment::{CreateOptions, HugePageSize, RemoveOnDrop, Segment};
