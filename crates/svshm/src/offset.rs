@@ -53,8 +53,8 @@ impl<T> Offset<T> {
     pub fn from_ptr(region: &impl Region, ptr: *const T) -> Option<Self> {
         let base = region.base() as usize;
         let p = ptr as usize;
-        (p >= base && p + core::mem::size_of::<T>() <= base + region.len())
-            .then(|| Offset::new((p - base) as u64))
+        let end = p.checked_add(core::mem::size_of::<T>())?;
+        (p >= base && end <= base + region.len()).then(|| Offset::new((p - base) as u64))
     }
 
     /// The raw byte offset.
@@ -156,5 +156,13 @@ mod tests {
         assert_eq!(o.raw(), 64);
         assert_eq!(o.resolve(&r).unwrap() as *const u64, p);
         assert!(Offset::<u64>::from_ptr(&r, std::ptr::dangling::<u64>()).is_none());
+    }
+
+    #[test]
+    fn from_ptr_near_the_top_of_the_address_space_is_none() {
+        // Found by the `offset` fuzz target: `ptr + size_of::<T>()` overflowed.
+        let r = HeapRegion::new(4096);
+        let top = (usize::MAX - 3) as *const u64;
+        assert!(Offset::<u64>::from_ptr(&r, top).is_none());
     }
 }

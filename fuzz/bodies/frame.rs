@@ -1,0 +1,225 @@
+//! Target `frame`: message frame parsing, reached through the public
+//! [`Receiver`] joining a channel whose (valid) header the fuzzer shapes and
+//! whose ring and cursors it fills.
+//!
+//! Input: `[capacity selector] [max_message: u16] [tail: u32] [fill: u16]
+//! [flags] [ring bytes...]`; the ring bytes are placed from the read position
+//! on (wrapping), so they read as the frames that follow. Checked against a
+//! plain model of the frame format (docs/ARCHITECTURE.md, "Messages"):
+//!
+//! - every message `try_recv` / `recv_with` returns is exactly the model's
+//!   next frame (so it lies inside the ring, within the channel's maximum);
+//! - the first failure is exactly the model's: `Corrupt` for a bad check word,
+//!   a misplaced skip marker, a frame past the published data, too long, or
+//!   straddling the end; `Empty`, `Closed` or `Aborted` when nothing (whole) is
+//!   left;
+//! - nothing panics, nothing waits, nothing is written outside the ring.
+
+use super::segment::{HEADER_SIZE, Hostile, Input, MAGIC, off};
+use std::time::Duration;
+use svshm_channel::{Endpoint, Error, Options, Receiver};
+
+const CAPS: [u64; 4] = [64, 128, 256, 4096];
+const SKIP: u32 = u32::MAX;
+
+/// What the model says a receive gives.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    Message(Vec<u8>),
+    Corrupt,
+    Empty,
+    Closed,
+    Aborted,
+}
+
+struct Model<'a> {
+    ring: &'a [u8],
+    cap: u64,
+    max: u64,
+    head: u64,
+    tail: u64,
+    writer_closed: u32,
+}
+
+impl Model<'_> {
+    fn byte(&self, cursor: u64) -> u8 {
+        self.ring[(cursor % self.cap) as usize]
+    }
+
+    fn u32_at(&self, cursor: u64) -> u32 {
+        u32::from_le_bytes(core::array::from_fn(|i| self.byte(cursor + i as u64)))
+    }
+
+    fn next(&mut self) -> Next {
+        loop {
+            let avail = self.head - self.tail;
+            if avail < 8 {
+                return match self.writer_closed {
+                    0 => Next::Empty,
+                    1 if avail == 0 => Next::Closed,
+                    // Closed with part of a frame published.
+                    1 => Next::Corrupt,
+                    _ => Next::Aborted,
+                };
+            }
+            let len = self.u32_at(self.tail);
+            if self.u32_at(self.tail + 4) != !len {
+                return Next::Corrupt;
+            }
+            let pos = self.tail % self.cap;
+            if len == SKIP {
+                let to_end = self.cap - pos;
+                if pos == 0 || avail < to_end {
+                    return Next::Corrupt;
+                }
+                self.tail += to_end;
+                continue;
+            }
+            let len = u64::from(len);
+            let frame = 8 + len.div_ceil(8) * 8;
+            if len > self.max || pos + frame > self.cap || avail < frame {
+                return Next::Corrupt;
+            }
+            let msg = (0..len).map(|i| self.byte(self.tail + 8 + i)).collect();
+            self.tail += frame;
+            return Next::Message(msg);
+        }
+    }
+}
+
+pub fn run(data: &[u8]) {
+    let mut input = Input(data);
+    let cap = CAPS[usize::from(input.u8() % 4)];
+    // A header the spec accepts: 1 <= max <= cap/2 - 16.
+    let max = 1 + u64::from(input.u16()) % (cap / 2 - 16);
+    let tail = u64::from(input.u32());
+    let head = tail + u64::from(input.u16());
+    let flags = input.u8();
+    let writer_closed = u32::from(flags & 3);
+    let zero_copy = flags & 4 != 0;
+    let ring_bytes = input.rest();
+
+    let size = HEADER_SIZE + cap as usize;
+    let seg = Hostile::new(size);
+    seg.write(0, &MAGIC);
+    seg.write_u32(off::VERSION, 1);
+    seg.write_u32(off::KIND, 2);
+    seg.write_u64(off::CAPACITY, cap);
+    seg.write_u64(off::MAX_MESSAGE, max);
+    seg.write_u64(off::DATA_OFFSET, HEADER_SIZE as u64);
+    seg.claim_slot(off::WRITER);
+    seg.write_u64(off::HEAD, head);
+    seg.write_u64(off::TAIL, tail);
+    seg.write_u32(off::WRITER_CLOSED, writer_closed);
+    // Ring bytes from the read position on, wrapping once at most.
+    let mut ring = vec![0u8; cap as usize];
+    for (i, &b) in ring_bytes.iter().take(cap as usize).enumerate() {
+        ring[((tail + i as u64) % cap) as usize] = b;
+    }
+    seg.write(HEADER_SIZE, &ring);
+    seg.write_u32(off::STATE, 1);
+
+    let opts = Options::new().timeout(Some(Duration::ZERO));
+    let rx = Receiver::connect(&Endpoint::id(seg.id()), &opts);
+    let cursors_ok = head - tail <= cap && head <= 1 << 62;
+    let aligned = head % 8 == 0 && tail % 8 == 0;
+    let mut rx = match rx {
+        Ok(rx) => {
+            assert!(cursors_ok && aligned, "accepted cursors {tail}..{head}");
+            rx
+        }
+        Err(Error::Corrupt { .. }) => {
+            assert!(!(cursors_ok && aligned), "refused cursors {tail}..{head}");
+            return;
+        }
+        Err(e) => panic!("Receiver::connect: unexpected error {e:?}"),
+    };
+    assert_eq!(rx.max_message() as u64, max);
+
+    let mut model = Model {
+        ring: &ring,
+        cap,
+        max,
+        head,
+        tail,
+        writer_closed,
+    };
+    // recv_with waits for a frame, which only ends when the writer closed.
+    let zero_copy = zero_copy && writer_closed != 0;
+    for i in 0..64 {
+        let want = model.next();
+        let got = if zero_copy {
+            rx.recv_with(|m| m.to_vec())
+        } else {
+            rx.try_recv()
+        };
+        let got = match got {
+            Ok(m) => Next::Message(m),
+            Err(Error::Corrupt { .. }) => Next::Corrupt,
+            Err(Error::Empty) => Next::Empty,
+            Err(Error::Closed { .. }) => Next::Closed,
+            Err(Error::Aborted { .. }) => Next::Aborted,
+            Err(e) => panic!("receive: unexpected error {e:?}"),
+        };
+        assert_eq!(got, want, "receive #{i} disagrees with the model");
+        if !matches!(want, Next::Message(_)) {
+            break;
+        }
+    }
+    drop(rx);
+    // The receiver writes only its cursor, flags and slot: the ring's bytes
+    // and the header's plain fields are as they were.
+    assert_eq!(
+        seg.read(HEADER_SIZE, cap as usize),
+        ring,
+        "ring bytes changed"
+    );
+    assert_eq!(seg.read(0, 8), MAGIC);
+}
+
+fn frame(msg: &[u8]) -> Vec<u8> {
+    let len = msg.len() as u32;
+    let mut v = len.to_le_bytes().to_vec();
+    v.extend_from_slice(&(!len).to_le_bytes());
+    v.extend_from_slice(msg);
+    v.resize(8 + msg.len().div_ceil(8) * 8, 0);
+    v
+}
+
+fn input(cap_sel: u8, max: u16, tail: u32, ring: &[u8], flags: u8) -> Vec<u8> {
+    let mut v = vec![cap_sel];
+    v.extend_from_slice(&max.to_le_bytes());
+    v.extend_from_slice(&tail.to_le_bytes());
+    v.extend_from_slice(&(ring.len() as u16).to_le_bytes());
+    v.push(flags);
+    v.extend_from_slice(ring);
+    v
+}
+
+/// Hand-made starting points: valid frames, a wrap with a skip marker, an
+/// empty message, a closed writer, and each way a frame can be wrong.
+pub fn seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let two: Vec<u8> = [frame(b"hello"), frame(b""), frame(b"twelve bytes")].concat();
+    out.push(input(3, 1000, 0, &two, 0));
+    out.push(input(3, 1000, 0, &two, 1 | 4));
+    out.push(input(3, 1000, 0, &two[..two.len() - 3], 1));
+    out.push(input(3, 1000, 0, &two, 2));
+    // 128-byte ring, tail at 112: a skip marker to the end, then a frame at 0.
+    let mut wrap = [SKIP.to_le_bytes(), (!SKIP).to_le_bytes()].concat();
+    wrap.resize(16, 0);
+    wrap.extend_from_slice(&frame(b"wrapped around"));
+    out.push(input(1, 48, 112, &wrap, 0));
+    // Bad check word; too long for max; straddling the end; past the data.
+    let mut bad = frame(b"x");
+    bad[4] ^= 1;
+    out.push(input(3, 1000, 0, &bad, 0));
+    out.push(input(0, 4, 0, &frame(b"longer than four"), 0));
+    out.push(input(0, 16, 56, &frame(b"0123456789"), 0));
+    let mut short = frame(b"0123456789");
+    short.truncate(16);
+    out.push(input(3, 1000, 0, &short, 0));
+    // Unaligned cursors.
+    out.push(input(3, 1000, 3, &frame(b"abc"), 0));
+    out
+}

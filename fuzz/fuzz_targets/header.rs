@@ -1,0 +1,4 @@
+#![no_main]
+//! cargo-fuzz target: see bodies/header.rs for what it checks.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| svshm_fuzz::header::run(data));
