@@ -101,8 +101,8 @@ use crate::offset::Offset;
 use crate::region::Region;
 use crate::segment::{CreateOptions, Segment};
 use core::marker::PhantomData;
-use core::mem::{offset_of, size_of};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::mem::{ManuallyDrop, offset_of, size_of};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The magic at offset 0 of a managed segment.
@@ -438,11 +438,14 @@ impl<'a> Raw<'a> {
         Ok(unsafe { libc::pthread_mutex_lock(m) })
     }
 
-    fn unlock(&self) {
-        if let Ok(m) = self.mutex() {
+    /// pthread_mutex_unlock; returns its code (0 when the mutex was ours and
+    /// left this thread's robust list).
+    fn unlock(&self) -> i32 {
+        match self.mutex() {
             // SAFETY: called only by the `Locked` guard, on the thread that
             // locked (the guard is !Send).
-            unsafe { libc::pthread_mutex_unlock(m) };
+            Ok(m) => unsafe { libc::pthread_mutex_unlock(m) },
+            Err(_) => libc::EINVAL,
         }
     }
 
@@ -632,8 +635,11 @@ pub struct Entry {
 /// `&T`: [`read`](Named::read) and [`write`](Named::write) copy the whole
 /// value with volatile accesses, and [`as_ptr`](Named::as_ptr) gives a raw
 /// pointer for atomics of your own. The pointer always lies inside the region
-/// (checked when the handle was made); if another process destroys the object,
-/// the handle keeps pointing at heap memory that may be reused.
+/// (checked when the handle was made), so using it is never undefined
+/// behaviour; but if this or another process destroys the object, the handle
+/// keeps pointing at heap memory that is free or reused: writing through it
+/// then clobbers allocator metadata (later operations report the segment
+/// corrupt) or another object. Drop handles before destroying their object.
 pub struct Named<'m, T> {
     ptr: *mut T,
     offset: Offset<T>,
@@ -680,10 +686,31 @@ impl<T> core::fmt::Debug for Named<'_, T> {
 
 /// A managed segment over a [`Region`]: an allocator plus named objects,
 /// usable by several processes at once. See the [module docs](self).
+///
+/// While a thread holds the lock, glibc keeps the lock's address on that
+/// thread's robust list and writes through it on the thread's next robust lock
+/// (and the kernel does at thread exit). So if a [`Locked`] guard is leaked
+/// (`mem::forget`), dropping the `Managed` leaks the region instead of
+/// unmapping or freeing it.
 #[derive(Debug)]
 pub struct Managed<R: Region> {
-    region: R,
+    region: ManuallyDrop<R>,
     geo: Geometry,
+    /// Guards whose lock has not been released (successfully unlocked): while
+    /// nonzero, some thread's robust list may point into the region.
+    held: AtomicUsize,
+}
+
+impl<R: Region> Drop for Managed<R> {
+    fn drop(&mut self) {
+        if *self.held.get_mut() == 0 {
+            // SAFETY: `region` is dropped only here or taken in
+            // `into_region` (which does not run this Drop), exactly once.
+            unsafe { ManuallyDrop::drop(&mut self.region) };
+        }
+        // Else a guard was leaked: the region stays mapped forever, so no
+        // robust list entry dangles.
+    }
 }
 
 impl<R: Region> Managed<R> {
@@ -734,7 +761,15 @@ impl<R: Region> Managed<R> {
         // SYNC: publishes the header, directory and heap written above to the
         // Acquire load of the state in `open`.
         raw.state()?.store(STATE_READY, Ordering::Release);
-        Ok(Managed { region, geo })
+        Ok(Managed::new(region, geo))
+    }
+
+    fn new(region: R, geo: Geometry) -> Self {
+        Managed {
+            region: ManuallyDrop::new(region),
+            geo,
+            held: AtomicUsize::new(0),
+        }
     }
 
     /// Opens a region another process (or this one) formatted, validating
@@ -763,9 +798,11 @@ impl<R: Region> Managed<R> {
             return Err(read_only());
         }
         let raw = Raw::of(&region);
+        // SYNC: pairs with the Release store of READY at the end of `format`;
+        // loaded before the header fields it publishes are read.
+        let state = raw.state().map(|s| s.load(Ordering::Acquire));
         let geo = Geometry::read(&raw)?;
-        // SYNC: pairs with the Release store of READY at the end of `format`.
-        match raw.state()?.load(Ordering::Acquire) {
+        match state? {
             STATE_READY => {}
             STATE_POISONED => return Err(poisoned()),
             STATE_INITIALIZING => {
@@ -775,7 +812,7 @@ impl<R: Region> Managed<R> {
             }
             s => return Err(corrupt(format_args!("state word {s}"))),
         }
-        let m = Managed { region, geo };
+        let m = Managed::new(region, geo);
         m.check()?;
         Ok(m)
     }
@@ -786,12 +823,25 @@ impl<R: Region> Managed<R> {
     }
 
     /// Gives the region back.
+    ///
+    /// # Panics
+    ///
+    /// If a [`Locked`] guard of this segment was leaked (`mem::forget`): the
+    /// lock is still on that thread's robust list, so the region must stay
+    /// mapped; it is leaked.
     pub fn into_region(self) -> R {
-        self.region
+        let mut this = ManuallyDrop::new(self);
+        assert!(
+            *this.held.get_mut() == 0,
+            "Managed::into_region: a lock guard was leaked (mem::forget) and still holds the lock; the region cannot be given back and is leaked"
+        );
+        // SAFETY: `this` is never dropped, so the region is taken exactly once
+        // and Managed::drop does not run.
+        unsafe { ManuallyDrop::take(&mut this.region) }
     }
 
     fn raw(&self) -> Raw<'_> {
-        Raw::of(&self.region)
+        Raw::of(&*self.region)
     }
 
     /// Takes the segment's lock, for several operations in one critical
@@ -822,10 +872,14 @@ impl<R: Region> Managed<R> {
         if raw.state()?.load(Ordering::Acquire) == STATE_POISONED {
             return Err(poisoned());
         }
-        let guard = |dirty| Locked {
-            m: self,
-            dirty: core::cell::Cell::new(dirty),
-            _not_send: PhantomData,
+        let guard = |dirty| {
+            // Counted until the guard's unlock succeeds (see Managed::drop).
+            self.held.fetch_add(1, Ordering::Relaxed);
+            Locked {
+                m: self,
+                dirty: core::cell::Cell::new(dirty),
+                _not_send: PhantomData,
+            }
         };
         match raw.lock()? {
             0 => {
@@ -896,7 +950,8 @@ impl<R: Region> Managed<R> {
 
     /// Frees a block [`allocate`](Self::allocate) gave. An offset that is not
     /// the start of a live block (a double free, a foreign or interior offset)
-    /// is an error and changes nothing.
+    /// or that holds a named object (use [`destroy`](Self::destroy)) is an
+    /// error and changes nothing.
     pub fn deallocate(&self, offset: Offset<u8>) -> Result<()> {
         self.lock()?.deallocate(offset)
     }
@@ -1058,7 +1113,12 @@ impl<R: Region> Drop for Locked<'_, R> {
         if self.dirty.get() && self.repair().is_err() {
             let _ = self.poison();
         }
-        self.raw().unlock();
+        if self.raw().unlock() == 0 {
+            self.m.held.fetch_sub(1, Ordering::Relaxed);
+        }
+        // Else the lock word was tampered with and the mutex may still be on
+        // this thread's robust list: keep counting it, so the region is leaked
+        // rather than unmapped under that list.
     }
 }
 
@@ -1189,12 +1249,13 @@ impl<'m, R: Region> Locked<'m, R> {
             )));
         }
         let g = self.geo();
+        let asked_align = align;
         let align = (align as u64).max(GRAIN);
-        let payload = align_up((size as u64).max(1), GRAIN).filter(|p| *p <= g.heap_size());
-        let Some(payload) = payload else {
-            return Err(self.out_of_space(size, align, 0));
-        };
-        let need = payload + BLOCK_HEADER;
+        // None: bigger than the heap; the walk below still finds the largest
+        // free block for the error.
+        let need = align_up((size as u64).max(1), GRAIN)
+            .filter(|p| *p <= g.heap_size())
+            .map(|p| p + BLOCK_HEADER);
         let raw = self.raw();
         let mut prev = 0u64;
         let mut cur = raw.u64(H_FREE_HEAD)?;
@@ -1222,10 +1283,11 @@ impl<'m, R: Region> Locked<'m, R> {
                 gap += align;
             }
             let start = f.at + gap;
-            let fits = start.checked_add(need).is_some_and(|end| end <= f.end());
-            if fits {
+            let fits = need
+                .and_then(|n| start.checked_add(n))
+                .filter(|end| *end <= f.end());
+            if let Some(mut end) = fits {
                 self.begin();
-                let mut end = start + need;
                 let mut tail = f.end() - end;
                 if tail < MIN_BLOCK {
                     end = f.end();
@@ -1257,10 +1319,10 @@ impl<'m, R: Region> Locked<'m, R> {
             prev = cur;
             cur = next;
         }
-        Err(self.out_of_space(size, align, largest))
+        Err(self.out_of_space(size, asked_align, largest))
     }
 
-    fn out_of_space(&self, size: usize, align: u64, largest: u64) -> Error {
+    fn out_of_space(&self, size: usize, align: usize, largest: u64) -> Error {
         let free = self.raw().u64(H_FREE_BYTES).unwrap_or(0);
         error(
             Object::System,
@@ -1275,6 +1337,27 @@ impl<'m, R: Region> Locked<'m, R> {
 
     /// See [`Managed::deallocate`].
     pub fn deallocate(&self, offset: Offset<u8>) -> Result<()> {
+        let user = offset.raw();
+        // A named object's block is freed by `destroy`, which also empties its
+        // directory entry; freeing it here would leave a name on free memory.
+        for i in 0..self.geo().dir_capacity {
+            let d = self.dir(i)?;
+            if d.state != ENTRY_EMPTY && d.offset == user {
+                return Err(error(
+                    Object::Address(user as usize),
+                    ErrorKind::InvalidArgument,
+                    format_args!(
+                        "free of offset {user}: the block holds the named object {:?}; use destroy",
+                        d.name
+                    ),
+                ));
+            }
+        }
+        self.free_block(offset)
+    }
+
+    /// Frees the live block at `offset` (the directory is not consulted).
+    fn free_block(&self, offset: Offset<u8>) -> Result<()> {
         let g = self.geo();
         let user = offset.raw();
         let object = Object::Address(user as usize);
@@ -1587,7 +1670,7 @@ impl<'m, R: Region> Locked<'m, R> {
         let raw = self.raw();
         self.begin();
         raw.set_u32(d.at + E_STATE, ENTRY_PENDING)?;
-        self.deallocate(Offset::new(d.offset))?;
+        self.free_block(Offset::new(d.offset))?;
         self.begin();
         raw.set_u32(d.at + E_STATE, ENTRY_EMPTY)?;
         self.end();
@@ -1715,6 +1798,7 @@ impl<'m, R: Region> Locked<'m, R> {
         let dirs = self.dirs()?;
         let mut names = 0u64;
         let mut seen = std::collections::HashSet::new();
+        let mut owned = std::collections::HashSet::new();
         for d in &dirs {
             match d.state {
                 ENTRY_EMPTY => continue,
@@ -1736,6 +1820,12 @@ impl<'m, R: Region> Locked<'m, R> {
                 return Err(corrupt(format_args!(
                     "directory entry {} ({:?}) at offset {} does not name a used block that holds its {} bytes",
                     d.index, d.name, d.offset, d.size
+                )));
+            }
+            if !owned.insert(d.offset) {
+                return Err(corrupt(format_args!(
+                    "directory entry {} ({:?}) shares the block at offset {} with another name",
+                    d.index, d.name, d.offset
                 )));
             }
             if !seen.insert(d.name.as_str()) {

@@ -36,6 +36,9 @@ struct Pair {
 #[test]
 fn child_entry() {
     common::dispatch(|role| {
+        if role == "leak-guard" {
+            return leak_guard_then_lock_again();
+        }
         let seg = Segment::from_id(arg("SVSHM_TEST_ID"));
         let m = Managed::open_segment(seg).expect("child: open the managed segment");
         match role {
@@ -94,6 +97,24 @@ fn child_entry() {
             other => panic!("managed has no child role {other:?}"),
         }
     });
+}
+
+/// Child role: leaks a lock guard (safe code may `mem::forget` anything), drops
+/// the managed segment and its region, then locks another managed segment on
+/// the same thread. glibc keeps a held robust mutex on the thread's robust
+/// list, so if the region was unmapped, the next robust lock writes into it.
+fn leak_guard_then_lock_again() -> i32 {
+    common::no_core_dumps();
+    // Big enough that the allocator maps it on its own and unmaps it on free.
+    let m = Managed::format(HeapRegion::new(4 << 20)).unwrap();
+    std::mem::forget(m.lock().unwrap());
+    drop(m);
+    let other = Managed::format(HeapRegion::new(64 * 1024)).unwrap();
+    let g = other.lock().unwrap();
+    g.allocate(8, 8).unwrap();
+    drop(g);
+    report("survived", 1);
+    0
 }
 
 // ---------------------------------------------------------------------------
@@ -373,6 +394,85 @@ fn foreign_and_double_frees_are_errors() {
     m.deallocate(b).unwrap();
     let end = m.check().unwrap();
     assert_eq!((end.free_blocks, end.free_bytes), (1, end.heap_size()));
+}
+
+#[test]
+fn deallocating_a_named_object_is_refused() {
+    let m = Managed::format(HeapRegion::new(16 * 1024)).unwrap();
+    let x = m.construct("x", &7u64).unwrap();
+    let e = m.deallocate(Offset::new(x.offset().raw())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("\"x\""), "{e}");
+    // Nothing changed: the segment is consistent and the object is intact.
+    let st = m.check().unwrap();
+    assert_eq!((st.names, st.used_blocks), (1, 1));
+    assert_eq!(m.find::<u64>("x").unwrap().read(), 7);
+    m.destroy("x").unwrap();
+    let st = m.check().unwrap();
+    assert_eq!((st.free_blocks, st.free_bytes), (1, st.heap_size()));
+}
+
+#[test]
+fn leaked_guard_does_not_leave_a_dangling_lock() {
+    let out = common::run(child("leak-guard"));
+    out.assert_success();
+    assert_eq!(out.get("survived"), "1");
+}
+
+#[test]
+fn into_region_with_a_leaked_guard_panics_and_leaks() {
+    std::thread::spawn(|| {
+        let m = Managed::format(HeapRegion::new(8192)).unwrap();
+        std::mem::forget(m.lock().unwrap());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.into_region()));
+        assert!(r.is_err());
+    })
+    .join()
+    .unwrap();
+    // Without a leaked guard the region comes back.
+    let m = Managed::format(HeapRegion::new(8192)).unwrap();
+    drop(m.lock().unwrap());
+    assert_eq!(m.into_region().len(), 8192);
+}
+
+#[test]
+fn out_of_space_for_a_huge_request_names_the_largest_block() {
+    let m = Managed::format_with(HeapRegion::new(4096), 1).unwrap();
+    let st = m.stats().unwrap();
+    let e = m.allocate(1 << 20, 8).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OutOfMemory);
+    let want = format!("largest free block holds {} bytes", st.largest_free - 16);
+    assert!(e.message().contains(&want), "{e}");
+    assert!(e.message().contains("aligned to 8"), "{e}");
+}
+
+#[test]
+fn two_names_on_one_block_are_corrupt() {
+    let r = Arc::new(HeapRegion::new(16 * 1024));
+    let m = Managed::format(r.clone()).unwrap();
+    m.construct("a", &1u64).unwrap();
+    m.construct("b", &2u64).unwrap();
+    let dir = peek_u64(&*r, H_DIR_OFFSET) as usize;
+    // Entry 1 ("b") gets entry 0's offset (entry + 8; entries are 104 bytes).
+    poke_u64(&*r, dir + 104 + 8, peek_u64(&*r, dir + 8));
+    assert!(is_corrupt(&m.check().unwrap_err()));
+}
+
+#[test]
+fn stale_handle_after_destroy_is_an_error_not_ub() {
+    let m = Managed::format(HeapRegion::new(16 * 1024)).unwrap();
+    m.construct("keep", &1u64).unwrap();
+    let h = m.construct("x", &[5u64; 4]).unwrap();
+    m.construct("after", &2u64).unwrap();
+    m.destroy("x").unwrap();
+    // The handle now points at a free block: writing clobbers its free link.
+    h.write(&[u64::MAX; 4]);
+    assert!(is_corrupt(&m.check().unwrap_err()));
+    // Later operations work or fail, but stay in bounds and never panic.
+    let _ = m.allocate(8, 8);
+    let _ = m.allocate(2000, 8);
+    assert!(is_corrupt(&m.check().unwrap_err()));
+    assert_eq!(m.find::<u64>("keep").unwrap().read(), 1);
 }
 
 #[test]
