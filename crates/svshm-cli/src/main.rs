@@ -26,6 +26,7 @@ Examples:
   svshm ls                           list every segment (channels too)
   svshm stat 5                       every field of segment 5, and who attaches it
   svshm ipcs -t                      exactly what `ipcs -m -t` prints
+  svshm lsipc -b -c                  exactly what `lsipc -m -b -c` prints
   svshm rm --stale -v                remove segments left behind by crashed svshm processes
 
 Run `svshm help COMMAND` for the options and an example of each command.";
@@ -44,6 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Ipcs(cmd::ipcs::Args),
+    Lsipc(cmd::lsipc::Args),
     Ls(cmd::ls::Args),
     Stat(cmd::stat::Args),
     Create(cmd::create::Args),
@@ -68,6 +70,7 @@ enum Command {
 fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Ipcs(a) => cmd::ipcs::run(a, out),
+        Command::Lsipc(a) => cmd::lsipc::run(a, out),
         Command::Ls(a) => cmd::ls::run(a, out),
         Command::Stat(a) => cmd::stat::run(a, out),
         Command::Create(a) => cmd::create::run(a, out),
@@ -134,8 +137,9 @@ fn main() -> ExitCode {
                 {
                     0
                 }
-                // `svshm ipcs` keeps ipcs's exit status: 1 for a bad option.
-                _ if std::env::args().nth(1).as_deref() == Some("ipcs") => 1,
+                // `svshm ipcs` and `svshm lsipc` keep util-linux's exit status:
+                // 1 for a bad option.
+                _ if matches!(std::env::args().nth(1).as_deref(), Some("ipcs" | "lsipc")) => 1,
                 _ => 2,
             };
             // Printing help to a closed pipe is not an error either.

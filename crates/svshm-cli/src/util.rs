@@ -207,6 +207,23 @@ pub fn parse_id(text: &str) -> Result<i32, String> {
     }
 }
 
+/// util-linux `strtos32_or_err(text, what)`: a decimal `i32` as `strtoimax`
+/// reads it (leading blanks and a sign allowed, nothing after the digits), or
+/// the message util-linux prints: `WHAT: 'TEXT'`, plus `: Numerical result out
+/// of range` when it overflows.
+pub fn strtos32_or_err(text: &str, what: &str) -> Result<i32, String> {
+    let base = format!("{what}: '{text}'");
+    let t = text.trim_start();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if t.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(base);
+    }
+    match t.parse::<i128>() {
+        Ok(v) if v >= i128::from(i32::MIN) && v <= i128::from(i32::MAX) => Ok(v as i32),
+        _ => Err(format!("{base}: Numerical result out of range")),
+    }
+}
+
 /// Clap value parser for segment ids.
 pub fn id_arg(text: &str) -> Result<i32, String> {
     parse_id(text)
@@ -264,6 +281,15 @@ pub fn human_1letter(bytes: u64) -> String {
 /// A byte count with a binary unit: `4 KiB`, `1.5 MiB`.
 pub fn human_size(bytes: u64) -> String {
     svshm::error::human_size(bytes)
+}
+
+/// printf `%#o`: `0644`, `01600`, and `0` for zero.
+pub fn alt_octal(v: u32) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        format!("0{v:o}")
+    }
 }
 
 /// `rw-r-----` for the nine permission bits.
@@ -501,6 +527,13 @@ mod tests {
         ] {
             assert_eq!(human_1letter(n), s, "{n}");
         }
+    }
+
+    #[test]
+    fn octal_alt_form() {
+        assert_eq!(alt_octal(0), "0");
+        assert_eq!(alt_octal(0o644), "0644");
+        assert_eq!(alt_octal(0o1600), "01600");
     }
 
     #[test]

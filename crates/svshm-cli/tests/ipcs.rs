@@ -11,7 +11,6 @@ mod common;
 
 use common::*;
 use std::process::Command as StdCommand;
-use svshm::{Attachment, CreateOptions, Segment};
 
 const IPCS: &str = "/usr/bin/ipcs";
 
@@ -69,56 +68,6 @@ fn filter(text: &str, ids: &[i32]) -> String {
     out
 }
 
-/// The segments under test: several sizes and modes, one attached and locked,
-/// one attached and removed (dest), one owned by a uid with no name (as root).
-struct Fixture {
-    ids: Vec<i32>,
-    _guards: Vec<Guard>,
-    _atts: Vec<Attachment>,
-}
-
-fn fixture() -> Fixture {
-    let mut guards = Vec::new();
-    let mut atts = Vec::new();
-    let mut ids = Vec::new();
-    for (size, mode) in [
-        (4096usize, 0o600u32),
-        (1536, 0o640),
-        (10000, 0o644),
-        (1 << 20, 0o600),
-        (1984, 0o400),
-    ] {
-        let seg = CreateOptions::new(size)
-            .key(unique_key("ipcs"))
-            .mode(mode)
-            .create()
-            .unwrap();
-        ids.push(seg.id());
-        guards.push(Guard(seg.id()));
-    }
-    // Attached and locked (locking needs root or a memlock allowance).
-    let locked = Segment::from_id(ids[3]);
-    atts.push(locked.attach().unwrap());
-    let _ = locked.lock();
-    // Attached, then removed: `dest`, key shown as 0.
-    let dest = Segment::from_id(ids[0]);
-    atts.push(dest.attach().unwrap());
-    atts.push(dest.attach_read_only().unwrap());
-    dest.remove().unwrap();
-    // A private one, and (as root) one owned by an unnamed uid and gid.
-    let p = Segment::create_private(8192).unwrap();
-    ids.push(p.id());
-    guards.push(Guard(p.id()));
-    if is_root() {
-        p.set(Some(54321), Some(54320), None).unwrap();
-    }
-    Fixture {
-        ids,
-        _guards: guards,
-        _atts: atts,
-    }
-}
-
 fn compare_filtered(fx: &Fixture, args: &[&str]) {
     let (r_out, r_err, r_code) = real(args);
     let (o_out, o_err, o_code) = ours(args);
@@ -147,7 +96,7 @@ fn tables_match_util_linux_for_every_format_flag() {
     if !have_ipcs() {
         return;
     }
-    let fx = fixture();
+    let fx = fixture("ipcs");
     for args in [
         &[][..],
         &["-b"],
@@ -188,7 +137,7 @@ fn summary_matches_util_linux_at_a_quiet_moment() {
     if !have_ipcs() {
         return;
     }
-    let _fx = fixture();
+    let _fx = fixture("ipcs");
     for args in [&["-u"][..], &["-u", "--human"], &["-l", "-u"]] {
         let mut matched = false;
         let mut last = (String::new(), String::new());
@@ -218,7 +167,7 @@ fn details_by_id_match_util_linux() {
     if !have_ipcs() {
         return;
     }
-    let fx = fixture();
+    let fx = fixture("ipcs");
     for id in &fx.ids {
         let id = id.to_string();
         for extra in [&[][..], &["--human"], &["-b"], &["-t"], &["-l"]] {

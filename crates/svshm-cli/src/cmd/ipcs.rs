@@ -1,7 +1,7 @@
 //! `svshm ipcs`: the shared-memory output of util-linux 2.38.1 `ipcs -m`, byte
 //! for byte, from `/proc/sysvipc/shm` like ipcs reads it.
 
-use crate::util::{ctime, human_1letter, warn};
+use crate::util::{alt_octal, ctime, human_1letter, strtos32_or_err, warn};
 use anyhow::Result;
 use std::io::Write;
 use std::time::SystemTime;
@@ -103,16 +103,7 @@ fn print_labelled_size(out: &mut dyn Write, unit: Unit, size: u64) -> Result<()>
 
 /// util-linux `strtos32_or_err(optarg, "failed to parse id argument")`.
 fn parse_ipcs_id(text: &str) -> Result<i32, String> {
-    let base = format!("failed to parse id argument: '{text}'");
-    let t = text.trim_start();
-    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if t.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(base);
-    }
-    match t.parse::<i128>() {
-        Ok(v) if v >= i128::from(i32::MIN) && v <= i128::from(i32::MAX) => Ok(v as i32),
-        _ => Err(format!("{base}: Numerical result out of range")),
-    }
+    strtos32_or_err(text, "failed to parse id argument")
 }
 
 /// `ctime()` text padded like `%-26.24s`, or "Not set".
@@ -224,15 +215,6 @@ fn print_shm(out: &mut dyn Write, id: i32, unit: Unit) -> Result<()> {
     )?;
     writeln!(out)?;
     Ok(())
-}
-
-/// printf `%#o`: `0644`, `01600`, and `0` for zero.
-fn alt_octal(v: u32) -> String {
-    if v == 0 {
-        "0".to_string()
-    } else {
-        format!("0{v:o}")
-    }
 }
 
 fn do_shm(out: &mut dyn Write, args: &Args, unit: Unit) -> Result<()> {
@@ -428,13 +410,6 @@ mod tests {
             parse_ipcs_id("99999999999").unwrap_err(),
             "failed to parse id argument: '99999999999': Numerical result out of range"
         );
-    }
-
-    #[test]
-    fn octal_alt_form() {
-        assert_eq!(alt_octal(0), "0");
-        assert_eq!(alt_octal(0o644), "0644");
-        assert_eq!(alt_octal(0o1600), "01600");
     }
 
     #[test]

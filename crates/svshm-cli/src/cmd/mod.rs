@@ -8,6 +8,7 @@ pub mod ipcs;
 pub mod limits;
 pub mod lock;
 pub mod ls;
+pub mod lsipc;
 pub mod read;
 pub mod rm;
 pub mod set;

@@ -5,7 +5,7 @@
 
 use assert_cmd::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use svshm::{Key, Segment};
+use svshm::{Attachment, CreateOptions, Key, Segment};
 
 /// `svshm` (the binary under test) as an assert_cmd command.
 pub fn svshm() -> Command {
@@ -112,5 +112,62 @@ impl Drop for NameGuard {
                 let _ = Segment::from_id(s.id).remove();
             }
         }
+    }
+}
+
+/// Segments in every state the listings show: several sizes and modes, one
+/// attached and locked, one attached, locked and removed (`dest,locked`, key
+/// 0), one attached and detached again (attach and detach times set), an
+/// IPC_PRIVATE one and (as root) one owned by a uid and gid without names.
+/// This process is their creator. Removed (even on a failed assertion) on drop.
+pub struct Fixture {
+    pub ids: Vec<i32>,
+    _atts: Vec<Attachment>,
+    _guards: Vec<Guard>,
+}
+
+pub fn fixture(tag: &str) -> Fixture {
+    let mut guards = Vec::new();
+    let mut atts = Vec::new();
+    let mut ids = Vec::new();
+    for (size, mode) in [
+        (4096usize, 0o600u32),
+        (1536, 0o640),
+        (10000, 0o644),
+        (1 << 20, 0o600),
+        (1984, 0o400),
+        (3 << 20, 0o666),
+    ] {
+        let seg = CreateOptions::new(size)
+            .key(unique_key(tag))
+            .mode(mode)
+            .create()
+            .unwrap();
+        ids.push(seg.id());
+        guards.push(Guard(seg.id()));
+    }
+    // Attached and locked (locking needs root or a memlock allowance).
+    let locked = Segment::from_id(ids[3]);
+    atts.push(locked.attach().unwrap());
+    let _ = locked.lock();
+    // Attached, locked, then removed: `dest,locked`, key shown as 0.
+    let dest = Segment::from_id(ids[0]);
+    atts.push(dest.attach().unwrap());
+    atts.push(dest.attach_read_only().unwrap());
+    let _ = dest.lock();
+    dest.remove().unwrap();
+    // Attached and detached again: ATTACH and DETACH times set.
+    drop(Segment::from_id(ids[2]).attach().unwrap());
+    // A private one, and (as root) one owned by an unnamed uid and gid.
+    let p = Segment::create_private(8192).unwrap();
+    ids.push(p.id());
+    guards.push(Guard(p.id()));
+    if is_root() {
+        p.set(Some(54321), Some(54320), None).unwrap();
+    }
+    Fixture {
+        ids,
+        _atts: atts,
+        _guards: guards,
     }
 }
