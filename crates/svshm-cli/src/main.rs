@@ -11,6 +11,7 @@
 
 mod chan;
 mod cmd;
+mod managed;
 mod progress;
 mod util;
 

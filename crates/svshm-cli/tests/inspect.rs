@@ -147,6 +147,52 @@ fn stat_shows_every_field_and_the_attachments() {
 }
 
 #[test]
+fn stat_managed_lists_named_objects_only_when_asked() {
+    let key = unique_key("stat-managed");
+    let m = svshm::Managed::create_segment(&svshm::CreateOptions::new(64 * 1024).key(key)).unwrap();
+    let g = Guard(m.region().id());
+    m.construct("counter", &7u64).unwrap();
+    m.construct_tagged("limits", svshm::managed::type_tag("Limits"), &[1u32, 2, 3])
+        .unwrap();
+    let id = g.0.to_string();
+
+    // Without --managed nothing attaches the segment to look inside.
+    let plain = stdout_of(&["stat", &id]);
+    assert!(!plain.contains("Managed segment"), "{plain}");
+    assert!(json_of(&["stat", &id, "--json"]).get("managed").is_none());
+
+    let text = stdout_of(&["stat", &id, "--managed"]);
+    assert!(
+        text.contains("Managed segment:        ready, heap ") && text.contains("2 of 32 names"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Named objects:          \"counter\": 8 bytes, align 8, at offset"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"limits\": 12 bytes, align 4, tag 0x"),
+        "{text}"
+    );
+
+    let v = json_of(&["stat", &id, "-M", "--json"]);
+    assert_eq!(v["managed"]["state"], "ready");
+    assert_eq!(v["managed"]["objects"][0]["name"], "counter");
+    assert_eq!(v["managed"]["objects"][1]["size"], 12);
+    assert_eq!(v["managed"]["free_bytes"], m.stats().unwrap().free_bytes);
+
+    // A plain segment: said plainly; a damaged header: said so, exit 0.
+    let other = create(&["--private", "-s", "8192"]);
+    let out = stdout_of(&["stat", &other.0.to_string(), "--managed"]);
+    assert!(out.contains("Managed segment:        no "), "{out}");
+    let att = svshm::Segment::from_id(other.0).attach().unwrap();
+    att.write_at(0, &svshm::managed::MAGIC).unwrap();
+    let out = stdout_of(&["stat", &other.0.to_string(), "--managed"]);
+    assert!(out.contains("Managed segment:        damaged: "), "{out}");
+    assert!(json_of(&["stat", &other.0.to_string(), "-MJ"])["managed"]["error"].is_string());
+}
+
+#[test]
 fn stat_errors() {
     let gone_id = removed_id();
     svshm()

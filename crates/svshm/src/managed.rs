@@ -629,6 +629,83 @@ pub struct Entry {
     pub tag: u64,
 }
 
+/// What [`peek`] sees in a managed segment: the header's numbers and the
+/// named objects, read without taking the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// `"ready"`, `"initializing"` (still being formatted) or `"poisoned"`.
+    pub state: &'static str,
+    /// Size of the region the segment was formatted in.
+    pub total_size: u64,
+    /// Offset of the first heap byte.
+    pub heap_start: u64,
+    /// Offset one past the last heap byte.
+    pub heap_end: u64,
+    /// Bytes in free blocks, as the header's counter says (not re-counted).
+    pub free_bytes: u64,
+    /// Room in the directory.
+    pub max_names: u64,
+    /// How often a lock holder died and the next locker repaired the state.
+    pub recoveries: u64,
+    /// The named objects.
+    pub entries: Vec<Entry>,
+}
+
+/// Reads a managed segment's header and directory without the lock and
+/// without writing anything, for inspection tools (`svshm stat`): a
+/// read-only attachment is enough, and a process that holds the lock (or
+/// died holding it) does not block it. Every field is validated as by
+/// [`Managed::open`], but the heap is not walked and, since other processes
+/// may be changing the directory meanwhile, the snapshot can be out of date
+/// by the time it returns (or fail as corrupt if it caught an entry
+/// half-written: retry).
+///
+/// ```
+/// use svshm::{HeapRegion, managed::{Managed, peek}};
+/// let m = Managed::format(HeapRegion::new(8192))?;
+/// m.construct("n", &5u64)?;
+/// let s = peek(m.region())?;
+/// assert_eq!((s.state, s.entries.len()), ("ready", 1));
+/// assert_eq!(s.entries[0].name, "n");
+/// # Ok::<(), svshm::Error>(())
+/// ```
+pub fn peek(region: &impl Region) -> Result<Summary> {
+    let raw = Raw::of(region);
+    // SYNC: pairs with the Release store of READY in `format`, as in `open`.
+    let state = raw.state().map(|s| s.load(Ordering::Acquire));
+    let geo = Geometry::read(&raw)?;
+    let state = match state? {
+        STATE_READY => "ready",
+        STATE_POISONED => "poisoned",
+        STATE_INITIALIZING => "initializing",
+        s => return Err(corrupt(format_args!("state word {s}"))),
+    };
+    let mut entries = Vec::new();
+    for i in 0..geo.dir_capacity {
+        let d = read_dir(&raw, &geo, i)?;
+        if d.state == ENTRY_USED {
+            entries.push(Entry {
+                name: d.name,
+                offset: Offset::new(d.offset),
+                size: d.size,
+                align: d.align,
+                tag: d.tag,
+            });
+        }
+    }
+    Ok(Summary {
+        state,
+        total_size: geo.total,
+        heap_start: geo.heap_start,
+        heap_end: geo.heap_end,
+        free_bytes: raw.u64(H_FREE_BYTES)?,
+        max_names: geo.dir_capacity,
+        recoveries: raw.u64(H_RECOVERIES)?,
+        entries,
+    })
+}
+
 /// A named object of type `T` in a managed segment.
 ///
 /// The memory may be written by other processes at any time, so there is no
@@ -1148,6 +1225,61 @@ struct Dir {
     tag: u64,
 }
 
+/// Reads and validates directory entry `i`.
+fn read_dir(raw: &Raw<'_>, g: &Geometry, i: u64) -> Result<Dir> {
+    let at = g.entry(i);
+    let state = raw.u32(at + E_STATE)?;
+    let mut d = Dir {
+        index: i,
+        at,
+        state,
+        name: String::new(),
+        offset: 0,
+        size: 0,
+        align: 0,
+        tag: 0,
+    };
+    match state {
+        ENTRY_EMPTY => return Ok(d),
+        ENTRY_USED | ENTRY_PENDING => {}
+        s => return Err(corrupt(format_args!("directory entry {i} has state {s}"))),
+    }
+    let len = raw.u32(at + E_NAME_LEN)? as usize;
+    if len == 0 || len > NAME_MAX {
+        return Err(corrupt(format_args!(
+            "directory entry {i} has name length {len}"
+        )));
+    }
+    let mut buf = [0u8; NAME_MAX];
+    raw.read(at + E_NAME, &mut buf[..len])?;
+    d.name = String::from_utf8(buf[..len].to_vec())
+        .map_err(|_| corrupt(format_args!("directory entry {i}: name is not UTF-8")))?;
+    d.offset = raw.u64(at + E_OFFSET)?;
+    d.size = raw.u64(at + E_SIZE)?;
+    d.align = raw.u64(at + E_ALIGN)?;
+    d.tag = raw.u64(at + E_TAG)?;
+    if !d.align.is_power_of_two() || d.align > MAX_ALIGN as u64 {
+        return Err(corrupt(format_args!(
+            "directory entry {i} ({:?}) has alignment {}",
+            d.name, d.align
+        )));
+    }
+    if state == ENTRY_USED || d.offset != 0 {
+        let ok = d.offset >= g.heap_start + BLOCK_HEADER
+            && d.offset % d.align.max(GRAIN) == 0
+            && d.offset
+                .checked_add(d.size.max(1))
+                .is_some_and(|e| e <= g.heap_end);
+        if !ok {
+            return Err(corrupt(format_args!(
+                "directory entry {i} ({:?}): object of {} bytes at offset {} (alignment {}) is not inside the heap [{}, {})",
+                d.name, d.size, d.offset, d.align, g.heap_start, g.heap_end
+            )));
+        }
+    }
+    Ok(d)
+}
+
 impl<'m, R: Region> Locked<'m, R> {
     fn raw(&self) -> Raw<'m> {
         self.m.raw()
@@ -1460,59 +1592,7 @@ impl<'m, R: Region> Locked<'m, R> {
 
     /// Reads and validates directory entry `i` (every state).
     fn dir(&self, i: u64) -> Result<Dir> {
-        let g = self.geo();
-        let raw = self.raw();
-        let at = g.entry(i);
-        let state = raw.u32(at + E_STATE)?;
-        let mut d = Dir {
-            index: i,
-            at,
-            state,
-            name: String::new(),
-            offset: 0,
-            size: 0,
-            align: 0,
-            tag: 0,
-        };
-        match state {
-            ENTRY_EMPTY => return Ok(d),
-            ENTRY_USED | ENTRY_PENDING => {}
-            s => return Err(corrupt(format_args!("directory entry {i} has state {s}"))),
-        }
-        let len = raw.u32(at + E_NAME_LEN)? as usize;
-        if len == 0 || len > NAME_MAX {
-            return Err(corrupt(format_args!(
-                "directory entry {i} has name length {len}"
-            )));
-        }
-        let mut buf = [0u8; NAME_MAX];
-        raw.read(at + E_NAME, &mut buf[..len])?;
-        d.name = String::from_utf8(buf[..len].to_vec())
-            .map_err(|_| corrupt(format_args!("directory entry {i}: name is not UTF-8")))?;
-        d.offset = raw.u64(at + E_OFFSET)?;
-        d.size = raw.u64(at + E_SIZE)?;
-        d.align = raw.u64(at + E_ALIGN)?;
-        d.tag = raw.u64(at + E_TAG)?;
-        if !d.align.is_power_of_two() || d.align > MAX_ALIGN as u64 {
-            return Err(corrupt(format_args!(
-                "directory entry {i} ({:?}) has alignment {}",
-                d.name, d.align
-            )));
-        }
-        if state == ENTRY_USED || d.offset != 0 {
-            let ok = d.offset >= g.heap_start + BLOCK_HEADER
-                && d.offset % d.align.max(GRAIN) == 0
-                && d.offset
-                    .checked_add(d.size.max(1))
-                    .is_some_and(|e| e <= g.heap_end);
-            if !ok {
-                return Err(corrupt(format_args!(
-                    "directory entry {i} ({:?}): object of {} bytes at offset {} (alignment {}) is not inside the heap [{}, {})",
-                    d.name, d.size, d.offset, d.align, g.heap_start, g.heap_end
-                )));
-            }
-        }
-        Ok(d)
+        read_dir(&self.raw(), &self.geo(), i)
     }
 
     fn dirs(&self) -> Result<Vec<Dir>> {

@@ -754,3 +754,44 @@ fn lock_holder_killed_with_broken_heap_poisons() {
     let e = Managed::open_segment(guard.segment()).unwrap_err();
     assert!(e.message().contains("poisoned"), "{e}");
 }
+
+#[test]
+fn peek_reads_a_read_only_attachment_without_the_lock() {
+    let key = common::key_for("peek_read_only");
+    let m = Managed::create_segment(&CreateOptions::new(64 * 1024).key(key)).unwrap();
+    let _rm = m.region().segment().remove_on_drop();
+    m.construct("alpha", &1u32).unwrap();
+    m.construct_tagged("beta", type_tag("Pair"), &Pair { a: 1, b: 2, c: 3 })
+        .unwrap();
+    let ro = m.region().segment().attach_read_only().unwrap();
+    // Holding the lock does not block a peek, and a peek writes nothing.
+    let held = m.lock().unwrap();
+    let s = svshm::managed::peek(&ro).unwrap();
+    drop(held);
+    assert_eq!(s.state, "ready");
+    assert_eq!(s.total_size, 64 * 1024);
+    assert_eq!(s.recoveries, 0);
+    let stats = m.stats().unwrap();
+    assert_eq!(s.free_bytes, stats.free_bytes);
+    assert_eq!(s.max_names, stats.max_names);
+    let names: Vec<_> = s.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    assert_eq!(s.entries[1].size, size_of::<Pair>() as u64);
+    assert_eq!(s.entries[1].tag, type_tag("Pair"));
+    assert_eq!(s.entries, m.entries().unwrap());
+}
+
+#[test]
+fn peek_refuses_what_open_refuses() {
+    // Not formatted: not a managed segment.
+    let e = svshm::managed::peek(&HeapRegion::new(8192)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    assert!(e.message().contains("not a managed segment"), "{e}");
+    // A hostile directory capacity and a truncated header.
+    let m = Managed::format(HeapRegion::new(8192)).unwrap();
+    let r = copy_region(m.region(), 8192);
+    poke_u64(&r, H_DIR_CAPACITY, u64::MAX);
+    assert!(is_corrupt(&svshm::managed::peek(&r).unwrap_err()));
+    let short = copy_region(m.region(), 100);
+    assert!(is_corrupt(&svshm::managed::peek(&short).unwrap_err()));
+}

@@ -15,7 +15,8 @@ const AFTER_HELP: &str = "\
 Examples:
   svshm stat 5                 every field of segment 5
   svshm stat -k 0x5eed0001     the segment under a key
-  svshm stat 5 --json | jq .attachers";
+  svshm stat 5 --json | jq .attachers
+  svshm stat 5 --managed       also list a managed segment's named objects";
 
 /// Show every field of one segment and who attaches it.
 #[derive(Debug, clap::Args)]
@@ -30,6 +31,12 @@ pub struct Args {
     /// Print a JSON object instead.
     #[arg(short = 'J', long)]
     json: bool,
+    /// Also attach the segment read-only and, if it is a managed segment
+    /// (svshm::managed: allocator + named objects), show its state, free space
+    /// and named objects. Attaching sets the segment's attach time and last
+    /// pid, so it is not done unless asked (channels are recognised by size).
+    #[arg(short = 'M', long)]
+    managed: bool,
 }
 
 fn time_text(t: Option<SystemTime>) -> String {
@@ -51,7 +58,7 @@ fn attacher_json(a: &Attacher) -> Obj {
 }
 
 /// The JSON object `svshm stat --json` prints.
-pub fn info_json(s: &SegmentInfo, attachers: &[Attacher]) -> Obj {
+pub fn info_json(s: &SegmentInfo, attachers: &[Attacher], managed: bool) -> Obj {
     let alive = creator_alive(s.creator_pid, s.change_time);
     let mut o = Obj::new([
         ("key", json!(s.key.to_string())),
@@ -100,6 +107,16 @@ pub fn info_json(s: &SegmentInfo, attachers: &[Attacher]) -> Obj {
                 .map(crate::chan::status_obj),
         ),
     );
+    if managed {
+        o.push(
+            "managed",
+            Field::Obj(
+                crate::managed::inspect(s)
+                    .as_ref()
+                    .map(crate::managed::summary_obj),
+            ),
+        );
+    }
     o
 }
 
@@ -113,7 +130,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let s = segment_info(id)?;
     let attachers = svshm::attachers(id).unwrap_or_default();
     if args.json {
-        return write_json(out, &info_json(&s, &attachers));
+        return write_json(out, &info_json(&s, &attachers, args.managed));
     }
     let row = |out: &mut dyn Write, name: &str, value: String| {
         writeln!(out, "{:<24}{value}", format!("{name}:"))
@@ -228,6 +245,26 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         };
         row(out, "Writer", peer(c.writer))?;
         row(out, "Reader", peer(c.reader))?;
+    }
+    if args.managed {
+        match crate::managed::inspect(&s) {
+            None => row(
+                out,
+                "Managed segment",
+                "no (no svshm::managed header, or not readable by this user)".into(),
+            )?,
+            Some(Err(e)) => row(out, "Managed segment", format!("damaged: {e}"))?,
+            Some(Ok(m)) => {
+                row(out, "Managed segment", crate::managed::describe(&m))?;
+                for (i, line) in crate::managed::objects(&m).into_iter().enumerate() {
+                    if i == 0 {
+                        row(out, "Named objects", line)?;
+                    } else {
+                        writeln!(out, "{:<24}{line}", "")?;
+                    }
+                }
+            }
+        }
     }
     if attachers.is_empty() {
         if s.attach_count > 0 {
