@@ -253,9 +253,11 @@ fn run(cli: Cli) -> Result<()> {
         seconds,
         wait,
     };
+    // Captured before the run: its load average is the one at the start.
+    let machine = report::machine();
     let header = format!(
         "{}\n{}; ring {} (at least two payloads)",
-        report::machine(),
+        machine,
         report::placement(&ctx),
         util::fmt_size(ctx.ring as u64)
     );
@@ -314,7 +316,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     if let Some(path) = &svg {
         let sub = [
-            report::machine(),
+            machine.clone(),
             format!(
                 "{}; median of {} runs; load average at the end {}",
                 report::placement(&ctx),
