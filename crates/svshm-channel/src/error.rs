@@ -137,6 +137,12 @@ impl Error {
     pub fn is_peer_died(&self) -> bool {
         matches!(self, Error::PeerDied { .. })
     }
+
+    /// Whether this is [`Error::Aborted`]: the writer ended its side cut short
+    /// (it called `abort`, or was dropped while panicking).
+    pub fn is_aborted(&self) -> bool {
+        matches!(self, Error::Aborted { .. })
+    }
 }
 
 impl fmt::Display for Error {

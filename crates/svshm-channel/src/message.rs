@@ -257,6 +257,15 @@ impl Sender {
         self.link.writer_close_check(&mut self.prod)
     }
 
+    /// Closes the sending end as cut short: the receiver gets every message
+    /// sent so far, then [`Error::Aborted`] instead of [`Error::Closed`] — for
+    /// a sender that cannot send the rest and must not look finished.
+    /// Dropping a sender while panicking does the same.
+    pub fn abort(mut self) {
+        self.link
+            .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
+    }
+
     fn finish(&mut self) {
         self.link.close_writer(&mut self.prod, &mut self.closed);
     }

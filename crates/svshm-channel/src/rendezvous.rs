@@ -405,13 +405,18 @@ impl Link {
     /// unwinding from a panic (the stream is cut short, and the reader must not
     /// mistake that for a clean end).
     pub(crate) fn close_writer(&self, prod: &mut Producer<RawMem>, closed: &mut bool) {
+        let how = if std::thread::panicking() {
+            crate::ring::ABORTED
+        } else {
+            crate::ring::CLOSED
+        };
+        self.end_writer(prod, closed, how);
+    }
+
+    /// Ends a writer's end once with `how` (CLOSED or ABORTED).
+    pub(crate) fn end_writer(&self, prod: &mut Producer<RawMem>, closed: &mut bool, how: u32) {
         if !*closed {
             *closed = true;
-            let how = if std::thread::panicking() {
-                crate::ring::ABORTED
-            } else {
-                crate::ring::CLOSED
-            };
             prod.close_with(how);
             self.mark_closed();
         }

@@ -154,6 +154,34 @@ impl StreamWriter {
         self.link.writer_close_check(&mut self.prod)
     }
 
+    /// Ends the stream as cut short: the reader receives everything written so
+    /// far, then an [`Error::Aborted`] error instead of end-of-file — for a
+    /// writer that cannot deliver the rest (its own input failed, say) and
+    /// must not let the reader take a truncated stream for a whole one.
+    /// Dropping a writer while panicking does the same.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # use svshm_channel::{Endpoint, Error, Options, StreamReader, StreamWriter};
+    /// # let name = format!("doc-abort-{}", std::process::id());
+    /// # let n2 = name.clone();
+    /// # let reader = std::thread::spawn(move || {
+    /// #     let mut r = StreamReader::connect(&Endpoint::name(n2), &Options::new()).unwrap();
+    /// #     let mut got = Vec::new();
+    /// #     let e = r.read_to_end(&mut got).unwrap_err();
+    /// #     (got, e.into_inner().unwrap().downcast::<Error>().unwrap().is_aborted())
+    /// # });
+    /// let mut w = StreamWriter::connect(&Endpoint::name(&name), &Options::new())?;
+    /// w.write_all(b"first half")?;
+    /// w.abort(); // the reader gets "first half", then Error::Aborted
+    /// # assert_eq!(reader.join().unwrap(), (b"first half".to_vec(), true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn abort(mut self) {
+        self.link
+            .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
+    }
+
     fn finish(&mut self) {
         self.link.close_writer(&mut self.prod, &mut self.closed);
     }

@@ -104,3 +104,20 @@ fn polling_try_recv_reports_a_dead_sender() {
         t0.elapsed()
     );
 }
+
+/// `Sender::abort`: every message sent is delivered, then `Aborted` (not the
+/// `Closed` of a clean end), so a receiver cannot take a cut-short sequence
+/// for a whole one.
+#[test]
+fn abort_delivers_what_was_sent_then_aborted() {
+    let opts = Options::new().timeout(Some(Duration::from_secs(10)));
+    let (mut tx, mut rx) = pair(&unique("abort"), &opts);
+    tx.send(b"one").unwrap();
+    tx.send(b"two").unwrap();
+    tx.abort();
+    assert_eq!(rx.recv().unwrap(), b"one");
+    assert_eq!(rx.recv().unwrap(), b"two");
+    let e = rx.recv().unwrap_err();
+    assert!(e.is_aborted(), "{e}");
+    assert!(!e.is_peer_died());
+}
