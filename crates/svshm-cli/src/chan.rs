@@ -92,6 +92,7 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
 
 // ---------------------------------------------------------------- endpoints
 
+use crate::util::usage_bail;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,7 +123,7 @@ pub struct ChannelArgs {
     #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600", help_heading = "Channel")]
     pub mode: u32,
     /// Wait at most this many seconds for the other side to connect (default: forever).
-    #[arg(long, value_name = "SECS", help_heading = "Channel")]
+    #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, help_heading = "Channel")]
     pub wait: Option<f64>,
 }
 
@@ -139,16 +140,16 @@ impl ChannelArgs {
             + usize::from(self.path.is_some())
             + usize::from(id.is_some());
         if given == 0 {
-            bail!(
-                "no channel given; name it (e.g. `svshm write logs`), or give -k KEY or --path PATH"
+            usage_bail!(
+                "no channel given; name it (e.g. `logs`, the same name on both sides), or give -k KEY or --path PATH"
             );
         }
         if given > 1 {
-            bail!("give the channel one way only: a NAME, -k KEY, --path PATH or --id ID");
+            usage_bail!("give the channel one way only: a NAME, -k KEY, --path PATH or --id ID");
         }
         Ok(if let Some(n) = name {
             if n.is_empty() {
-                bail!("the channel name is empty; give a name like `logs`");
+                usage_bail!("the channel name is empty; give a name like `logs`");
             }
             Endpoint::name(n)
         } else if let Some(k) = self.key {

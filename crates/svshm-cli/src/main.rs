@@ -160,6 +160,14 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<util::UsageError>().is_some() => {
+            let _ = out.flush();
+            let _ = writeln!(
+                io::stderr().lock(),
+                "svshm: {e:#}\n\nFor more information, try '--help'."
+            );
+            ExitCode::from(2)
+        }
         Err(e) => {
             // Whatever was printed before the error still goes out (if it can).
             let _ = out.flush();

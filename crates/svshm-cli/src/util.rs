@@ -20,6 +20,27 @@ impl std::fmt::Display for AlreadyReported {
 
 impl std::error::Error for AlreadyReported {}
 
+/// A bad combination of arguments that clap cannot see (no channel named, or
+/// named twice, ...): `main` prints it and exits 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns early with a [`UsageError`] (exit status 2).
+macro_rules! usage_bail {
+    ($($arg:tt)*) => {
+        return Err($crate::util::UsageError(format!($($arg)*)).into())
+    };
+}
+pub(crate) use usage_bail;
+
 /// Prints a warning or per-object error on stderr, prefixed like every message
 /// of this program.
 pub fn warn(msg: impl std::fmt::Display) {
@@ -202,7 +223,7 @@ pub fn parse_id(text: &str) -> Result<i32, String> {
         )),
         Ok(v) => Ok(v as i32),
         Err(_) => Err(format!(
-            "'{text}' is not a segment id; give the decimal id shown by `svshm ls` (for a key use -k)"
+            "'{text}' is not a segment id; give the decimal id shown by `svshm ls` (`svshm stat -k KEY` shows the id of a key)"
         )),
     }
 }
@@ -221,6 +242,16 @@ pub fn strtos32_or_err(text: &str, what: &str) -> Result<i32, String> {
     match t.parse::<i128>() {
         Ok(v) if v >= i128::from(i32::MIN) && v <= i128::from(i32::MAX) => Ok(v as i32),
         _ => Err(format!("{base}: Numerical result out of range")),
+    }
+}
+
+/// Clap value parser for a number of seconds (`--wait`, `--hold`): `10`, `0.5`.
+pub fn secs_arg(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds; give e.g. 10 or 0.5"
+        )),
     }
 }
 

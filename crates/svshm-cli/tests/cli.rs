@@ -80,3 +80,61 @@ fn a_closed_stdout_ends_quietly_with_success() {
     assert!(status.success(), "exit {status:?}, stderr {err:?}");
     assert_eq!(err, "");
 }
+
+/// The example lines of a help text that run a listing command as is (no
+/// pipe, no placeholder id): `svshm lsipc -b -c`, ...
+fn runnable_examples(sub: &str) -> Vec<Vec<String>> {
+    let help = stdout_of(&[sub, "--help"]);
+    let prefix = format!("svshm {sub}");
+    help.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with(&prefix) && !l.contains('|'))
+        .map(|l| {
+            // The command ends where the explanation (two or more blanks) starts.
+            let cmd = l.split("  ").next().unwrap();
+            cmd.split_whitespace().skip(1).map(String::from).collect()
+        })
+        .filter(|args: &Vec<String>| !args.iter().any(|a| a == "5"))
+        .collect()
+}
+
+#[test]
+fn listing_examples_in_the_help_work_when_pasted() {
+    let _fx = fixture("help-examples");
+    for sub in ["ipcs", "lsipc", "ls", "limits", "usage"] {
+        let examples = runnable_examples(sub);
+        assert!(
+            !examples.is_empty(),
+            "no runnable example in `svshm {sub} --help`"
+        );
+        for args in examples {
+            let out = svshm().args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "the help example `svshm {}` exited {:?}: {}",
+                args.join(" "),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_id_only_suggests_options_the_command_has() {
+    // Only `stat` and `rm` take -k; the others must not suggest it.
+    for sub in ["set", "lock", "unlock", "who", "dump"] {
+        let mut args = vec![sub, "seven"];
+        if sub == "set" {
+            args.extend(["-m", "600"]);
+        }
+        let out = svshm().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "svshm {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("'seven' is not a segment id"), "{err}");
+        assert!(
+            !err.contains("use -k"),
+            "`svshm {sub}` has no -k, yet its error says so: {err}"
+        );
+    }
+}

@@ -428,3 +428,20 @@ fn limits_and_usage_with_json() {
     assert_eq!(v["page_size"].as_u64(), Some(svshm::page_size() as u64));
     assert!(stdout_of(&["usage"]).contains("kernel.shmmni"));
 }
+
+#[test]
+fn limits_do_not_understate_a_shmall_beyond_16_eib() {
+    // The default kernel.shmall (ULONG_MAX - 2^24 pages) is far beyond 2^64
+    // bytes; the description must not claim 16 EiB. Only meaningful there.
+    let l = svshm::limits().unwrap();
+    if l.shmall.checked_mul(l.page_size).is_some() {
+        eprintln!("skipped: kernel.shmall * page size fits in 64 bits here");
+        return;
+    }
+    let out = stdout_of(&["limits"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("kernel.shmall"))
+        .unwrap();
+    assert!(line.contains("more than 16 EiB"), "{line}");
+}

@@ -332,3 +332,66 @@ fn lock_and_unlock() {
             "unlock segment (id {gone_id})"
         )));
 }
+
+#[test]
+fn create_leaves_no_segment_when_its_id_cannot_be_printed() {
+    // stdout is /dev/full (ENOSPC) or a pipe nobody reads (EPIPE): the id
+    // reaches no one, so nobody could ever remove the segment by it.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let key = unique_key("create-full");
+    let out = std::process::Command::new(svshm_path())
+        .args(["create", "-k", &key.to_string(), "-s", "4096"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let left = svshm::info::public_info_by_key(key);
+    if let Some(s) = &left {
+        let _ = Segment::from_id(s.id).remove();
+    }
+    assert!(
+        left.is_none(),
+        "create left a segment nobody knows the id of"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&key.to_string()),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let key = unique_key("create-epipe");
+    // A socket whose peer is gone: writing to it fails with EPIPE.
+    let (w, r) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(r);
+    let out = std::process::Command::new(svshm_path())
+        .args(["create", "-k", &key.to_string(), "-s", "4096"])
+        .stdout(std::os::fd::OwnedFd::from(w))
+        .output()
+        .unwrap();
+    let left = svshm::info::public_info_by_key(key);
+    if let Some(s) = &left {
+        let _ = Segment::from_id(s.id).remove();
+    }
+    assert!(
+        left.is_none(),
+        "create left a segment nobody knows the id of"
+    );
+    assert_eq!(out.stderr, b"", "EPIPE is quiet");
+}
+
+#[test]
+fn rm_of_an_unknown_key_does_not_advise_creating_it() {
+    let key = unique_key("rm-unknown");
+    svshm()
+        .args(["rm", "-k", &key.to_string()])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains(key.to_string())
+                .and(predicate::str::contains("no segment has this key"))
+                .and(predicate::str::contains("create it").not()),
+        );
+}

@@ -382,7 +382,7 @@ fn transfer_errors_say_what_to_do() {
     svshm()
         .arg("read")
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("no channel given"));
     let name = unique_name("nobody");
     let _g = NameGuard(name.clone());
@@ -403,12 +403,12 @@ fn transfer_errors_say_what_to_do() {
     svshm()
         .args(["write", "-k", "0x1234", "a", "b"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("only argument is the FILE"));
     svshm()
         .args(["read", &name, "-k", "0x1234"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("one way only"));
     svshm()
         .args(["write", &name, "--ring", "lots"])
@@ -575,4 +575,70 @@ fn signal_while_waiting_for_the_peer_leaves_no_segment() {
 mod libc_sig {
     pub const SIGINT: i32 = 2;
     pub const SIGTERM: i32 = 15;
+}
+
+#[test]
+fn channel_usage_errors_exit_2() {
+    // Arguments that name no channel, or name it twice, are usage errors
+    // (exit 2), like every other bad combination of arguments.
+    svshm().arg("write").assert().code(2);
+    svshm().args(["read", ""]).assert().code(2);
+    svshm()
+        .args(["write", "--path", "/etc/hostname", "x", "y"])
+        .assert()
+        .code(2);
+    // A --wait that is not a number says what to give.
+    svshm()
+        .args(["read", "x", "--wait", "soon"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("seconds"));
+    svshm()
+        .args(["attach", "1", "--hold", "long"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("seconds"));
+}
+
+#[test]
+fn an_input_error_in_write_is_not_a_clean_end_for_read() {
+    // Reading /proc/self/mem at offset 0 fails with EIO after the channel is
+    // connected: the reader must not take that for the end of the data.
+    let name = unique_name("input-error");
+    let _g = NameGuard(name.clone());
+    let (w, r) = reader_then_writer(
+        &["read", &name, "--wait", "60"],
+        &["write", &name, "/proc/self/mem", "--wait", "60"],
+    );
+    assert_eq!(w.code, Some(1), "{}", w.stderr);
+    assert!(w.stderr.contains("/proc/self/mem"), "{}", w.stderr);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "the reader exited {:?} with {} bytes as if the stream were complete; stderr {:?}",
+        r.code,
+        r.stdout.len(),
+        r.stderr
+    );
+    assert!(r.stderr.contains("incomplete"), "{}", r.stderr);
+    assert!(
+        svshm::info::public_info_by_key(svshm::Key::from_name(&name)).is_none(),
+        "segment left behind"
+    );
+}
+
+#[test]
+fn write_of_a_directory_fails_before_waiting_for_a_reader() {
+    let name = unique_name("dir-input");
+    let _g = NameGuard(name.clone());
+    let dir = std::env::temp_dir();
+    svshm()
+        .args(["write", &name, dir.to_str().unwrap(), "--wait", "0.3"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains(dir.to_str().unwrap())
+                .and(predicate::str::contains("directory"))
+                .and(predicate::str::contains("timed out").not()),
+        );
 }

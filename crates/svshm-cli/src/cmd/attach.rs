@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(value_name = "SPEC", required = true, value_parser = parse_spec)]
     specs: Vec<Spec>,
     /// Keep the attachments for this many seconds before detaching.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = crate::util::secs_arg)]
     hold: f64,
 }
 

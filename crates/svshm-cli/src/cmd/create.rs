@@ -96,6 +96,21 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         opts = opts.hugetlb(h);
     }
     let seg = opts.create()?;
-    writeln!(out, "{}", seg.id())?;
+    // The id is the only handle on the segment (IPC_PRIVATE has no other): if
+    // it reaches no one (stdout full, closed or a broken pipe), remove the
+    // segment rather than leave one nobody knows about.
+    if let Err(e) = writeln!(out, "{}", seg.id()).and_then(|()| out.flush()) {
+        let removed = match seg.remove() {
+            Ok(()) => "removed it again".to_string(),
+            Err(r) => format!(
+                "could not remove it ({r}); remove it with `svshm rm {}`",
+                seg.id()
+            ),
+        };
+        return Err(anyhow::Error::new(e).context(format!(
+            "create segment (key {key}): created segment id {} but could not print its id; {removed}",
+            seg.id()
+        )));
+    }
     Ok(())
 }

@@ -46,7 +46,10 @@ fn rows() -> Result<Vec<Row>> {
             description: format!(
                 "all segments together, in pages of {} bytes ({})",
                 l.page_size,
-                human_size(l.shmall_bytes())
+                match l.shmall.checked_mul(l.page_size) {
+                    Some(bytes) => human_size(bytes),
+                    None => "more than 16 EiB: no limit".to_string(),
+                }
             ),
         },
         Row {

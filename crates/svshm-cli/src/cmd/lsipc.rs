@@ -44,7 +44,8 @@ Examples:
   svshm lsipc                          the segment table (lsipc -m)
   svshm lsipc -b -P -c                 sizes in bytes, octal modes, creator ids
   svshm lsipc -o ID,SIZE,NATTCH -n     chosen columns, one NAME=\"value\" per line
-  svshm lsipc -o +CUSER --time-format=iso -t
+  svshm lsipc -t --time-format=iso     attach and detach times too, as ISO 8601
+  svshm lsipc -o +CUSER                the default columns and the creator's name
   svshm lsipc -i 5                     every field of segment 5
   svshm lsipc -g                       the SHMMNI/SHMALL/SHMMAX/SHMMIN limits and use
   svshm lsipc -J | jq '.sharedmemory[] | select(.nattch == \"0\") | .id'";

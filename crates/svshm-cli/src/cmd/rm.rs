@@ -30,7 +30,7 @@ pub struct Args {
     /// Remove the segment under this key (repeatable).
     #[arg(short = 'k', long = "key", value_name = "KEY", value_parser = crate::util::key_arg)]
     keys: Vec<Key>,
-    /// Remove every segment (that you are allowed to remove).
+    /// Remove every segment (one you may not remove is reported, and the exit status is 1).
     #[arg(short, long, conflicts_with = "stale")]
     all: bool,
     /// Remove segments left behind by svshm channels whose processes died.
@@ -119,6 +119,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         }
         match id_for_key(*key) {
             Ok(id) => targets.push((id, format!("key {key}"))),
+            Err(e)
+                if e.downcast_ref::<svshm::Error>()
+                    .is_some_and(|e| e.kind() == svshm::ErrorKind::NotFound) =>
+            {
+                warn(format_args!(
+                    "remove segment (key {key}): no segment has this key; check the key (list keys with `svshm ls`)"
+                ));
+                failed = true;
+            }
             Err(e) => {
                 warn(format_args!("{e:#}"));
                 failed = true;

@@ -39,7 +39,7 @@ pub struct Args {
 pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     let (name, file) = if args.chan.has_option_endpoint() {
         if args.args.len() > 1 {
-            bail!(
+            crate::util::usage_bail!(
                 "with -k or --path the channel is already given; the only argument is the FILE to send"
             );
         }
@@ -56,7 +56,14 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
                     p.display()
                 )
             })?;
-            let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+            let meta = f.metadata().ok();
+            if meta.as_ref().is_some_and(|m| m.is_dir()) {
+                bail!(
+                    "{} is a directory; give a file to send (for a directory: `tar c DIR | svshm write NAME`)",
+                    p.display()
+                );
+            }
+            let len = meta.filter(|m| m.is_file()).map(|m| m.len());
             (Box::new(f), len)
         }
         None => (Box::new(std::io::stdin().lock()), None),
@@ -99,7 +106,13 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
                 let what = file
                     .as_ref()
                     .map_or("stdin".to_string(), |p| p.display().to_string());
-                return Err(anyhow!(e).context(format!("read {what} ({sent} bytes sent before)")));
+                // Dropping (or closing) the writer would end the stream
+                // cleanly, and the reader would take the truncated data for all
+                // of it: abort, so the reader reports the data as incomplete.
+                writer.abort();
+                return Err(anyhow!(e).context(format!(
+                    "write to {ep}: read {what} ({sent} bytes sent before; the reader is told the data is incomplete)"
+                )));
             }
         };
         if let Err(e) = writer.commit(n) {
