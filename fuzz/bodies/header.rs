@@ -123,6 +123,7 @@ enum Role {
 #[derive(Debug, PartialEq, Eq)]
 enum Expect {
     Ok,
+    Invalid,
     Mismatch,
     Closed,
     InUse,
@@ -157,6 +158,10 @@ fn expect_connect(s: &Spec, role: Role) -> Expect {
     if theirs == SLOT_CLOSED {
         return Expect::Closed;
     }
+    if mine == SLOT_CLOSED {
+        // By id (as here), a side already used and closed is refused.
+        return Expect::Invalid;
+    }
     if mine == SLOT_ATTACHED {
         return Expect::InUse;
     }
@@ -183,6 +188,7 @@ fn expect_connect(s: &Spec, role: Role) -> Expect {
 
 fn classify(e: &Error) -> Expect {
     match e {
+        Error::Invalid(_) => Expect::Invalid,
         Error::Mismatch { .. } => Expect::Mismatch,
         Error::Closed { .. } => Expect::Closed,
         Error::InUse { .. } => Expect::InUse,

@@ -178,7 +178,9 @@ pub fn might_be_channel(info: &SegmentInfo) -> bool {
 /// size fits a channel are attached to look.
 ///
 /// Three shapes qualify: a READY channel nobody is attached to (whoever held it
-/// is gone: a live side always holds its attachment); our header never made
+/// is gone: a live side always holds its attachment) — but if `info` still
+/// shows the "initialising" mode mark, its count may have been sampled before
+/// the creator attached, so the creator must be gone too; our header never made
 /// READY, creator gone; and a channel-sized segment still carrying the
 /// "initialising" mode mark with a zeroed header, creator gone (the creator
 /// died between shmget and writing the header).
@@ -188,7 +190,10 @@ pub fn is_stale(info: &SegmentInfo) -> bool {
     }
     let creator_gone = !creator_alive(info);
     match inspect(info.id) {
-        Ok(Some(s)) if s.ready => true,
+        // A count sampled while the mode still carried the initialising mark
+        // may predate the creator's attach: it has made the header READY
+        // since and is waiting for its peer. Only a gone creator settles it.
+        Ok(Some(s)) if s.ready => info.permissions() & INIT_MARK == 0 || creator_gone,
         Ok(Some(_)) => creator_gone,
         Ok(None) => creator_gone && info.permissions() & INIT_MARK != 0 && header_is_zero(info.id),
         Err(_) => false,
@@ -215,6 +220,9 @@ pub fn remove_stale(dry_run: bool) -> Result<Vec<SegmentInfo>> {
             match Segment::from_id(info.id).remove() {
                 Ok(()) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => continue,
+                // Another user's stale channel we may read but not remove:
+                // not ours to reclaim; carry on with the rest.
+                Err(e) if e.kind() == ErrorKind::NotOwner => continue,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -70,13 +70,35 @@ pub fn pid_alive(pid: i32) -> bool {
 /// creator, so the creator is gone. A recycled pid that started within the
 /// margin still counts as alive: the answer errs on the side of keeping a
 /// segment.
+///
+/// The wall clock is the weak point: `shm_ctime` was recorded with the clock
+/// of its day, the start time is converted with today's boot time, so a clock
+/// stepped forward since (a first NTP sync, `date -s`) makes a live creator
+/// look younger than its segment. Where the creator's own record of its start
+/// time is at hand, use [`creator_alive_with`].
 pub fn creator_alive(info: &svshm::SegmentInfo) -> bool {
+    creator_alive_with(info, &[])
+}
+
+/// [`creator_alive`], also given identities the creator may have recorded
+/// (a channel's slots). A live process at the creator pid whose start time
+/// (clock ticks since boot: no wall clock involved) equals a recorded one is
+/// taken for the creator whatever the wall clock did. Only the start time is
+/// compared, not the pid: a creator in another pid namespace recorded its pid
+/// there. A forged record can only keep a segment, never condemn one.
+pub fn creator_alive_with(info: &svshm::SegmentInfo, recorded: &[ProcessId]) -> bool {
     let pid = info.creator_pid;
     let Some((start, dead)) = (pid > 0).then(|| stat_of(pid)).flatten() else {
         return false;
     };
     if dead {
         return false;
+    }
+    if recorded
+        .iter()
+        .any(|r| r.start_time != 0 && r.start_time == start)
+    {
+        return true;
     }
     match (info.change_time, started_at(start)) {
         (Some(changed), Some(started)) => started <= changed + START_MARGIN,
@@ -188,5 +210,46 @@ mod tests {
         // Pid 0: the creator is not visible in our pid namespace.
         recycled.creator_pid = 0;
         assert!(!creator_alive(&recycled));
+    }
+
+    /// A wall clock stepped forward by an hour after the segment was made
+    /// looks, to the time comparison, exactly like a creator that started an
+    /// hour after its segment: the segment's change time is an hour before our
+    /// start time as converted with today's boot time.
+    #[test]
+    fn a_clock_step_does_not_kill_a_creator_that_recorded_its_start_time() {
+        let seg = svshm::Segment::create(svshm::Key::PRIVATE, 4096).unwrap();
+        let _rm = seg.remove_on_drop();
+        let mut info = seg.stat().unwrap();
+        let me = ProcessId::current();
+        let started = started_at(me.start_time).unwrap();
+        info.change_time = Some(started - Duration::from_secs(3600));
+        // The time comparison alone cannot tell this from a recycled pid...
+        assert!(!creator_alive(&info));
+        // ...the creator's own record of its start time can.
+        assert!(creator_alive_with(&info, &[me]));
+        // A record that names another start time proves nothing.
+        let other = ProcessId {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(!creator_alive_with(&info, &[other]));
+        // Unknown (0) start times prove nothing either.
+        let unknown = ProcessId {
+            pid: me.pid,
+            start_time: 0,
+        };
+        assert!(!creator_alive_with(&info, &[unknown]));
+        // A recycled pid: a process that is not the recorded one.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut recycled = info.clone();
+        recycled.creator_pid = child.id() as i32;
+        recycled.change_time = Some(SystemTime::now() - Duration::from_secs(60));
+        assert!(!creator_alive_with(&recycled, &[me]));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

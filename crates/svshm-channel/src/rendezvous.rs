@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::header::{self, Header, field};
-use crate::peer::{ProcessId, creator_alive};
+use crate::peer::{ProcessId, creator_alive, creator_alive_with};
 use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
 use crate::sync::Ordering;
 use core::fmt;
@@ -753,8 +753,11 @@ fn join(
         });
     }
     // Abandoned while initialising: our mark, nobody attached, creator gone.
+    // By key the retry finds the key free (or another joiner's new channel);
+    // by id it would find the same dead segment again (kept alive by a
+    // surviving peer, or destroyed: "invalid id"), so say so at once.
     let abandoned = |why: &str| -> Result<Option<Link>> {
-        match seg.remove() {
+        let removed = match seg.remove() {
             // Gone already: another joiner reclaimed it first.
             Ok(()) => Ok(None),
             Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => Ok(None),
@@ -762,12 +765,27 @@ fn join(
                 id,
                 detail: format!("it is a {why} svshm channel but cannot be removed ({e})"),
             }),
+        };
+        if by_id && removed.is_ok() {
+            return Err(Error::Invalid(format!(
+                "channel segment {id} is abandoned ({why}): its creator (pid {}) has left it, so no peer will ever come; it was removed. Start a new channel",
+                info.creator_pid
+            )));
         }
+        removed
     };
     if marked && info.attach_count == 0 && !creator_alive(&info) {
         return abandoned("half-created");
     }
-    let att = seg.attach()?;
+    let att = match seg.attach() {
+        Ok(att) => att,
+        // Removed since our IPC_STAT (a creator that gave up, another joiner
+        // or `svshm gc` reclaiming it): by key, look again.
+        Err(e) if !by_id && matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A forked child must not inherit the ring: its attach would keep the
     // count (our liveness signal) up after we die, and it could write into
     // an SPSC ring as a second writer or reader.
@@ -813,8 +831,22 @@ fn join(
     // abandoned even while another joiner's transient attach makes the attach
     // count look alive. (A recycled pid is told apart by its start time; see
     // `creator_alive`.)
-    let creator_gone = info.creator_pid > 0 && !creator_alive(&info);
-    if info.attach_count == 0 || creator_gone {
+    //
+    // The creator recorded its start time (clock ticks since boot) in its
+    // slot: a live process at the creator pid with that start time is the
+    // creator, whatever the wall clock did since the segment's change time.
+    // SAFETY: `hdr` points to the mapped header page; references to the
+    // slots' atomics only.
+    let slots = unsafe { [&(*hdr).writer.0, &(*hdr).reader.0] };
+    let recorded: Vec<ProcessId> = slots.into_iter().filter_map(read_slot).collect();
+    let alive = || creator_alive_with(&info, &recorded);
+    let creator_gone = info.creator_pid > 0 && !alive();
+    // A count of 0 sampled while the mode still carried the initialising mark
+    // may predate the creator's own attach (it made the header READY since):
+    // then only a gone creator makes it abandoned.
+    let initialising = info.permissions() & INIT_MARK != 0;
+    let unattached = info.attach_count == 0 && (!initialising || !alive());
+    if unattached || creator_gone {
         // READY but nobody attached, or its creator is gone: abandoned for good.
         drop(att);
         return abandoned("stale");
@@ -837,6 +869,14 @@ fn join(
             return Err(Error::Closed { role: role.peer() });
         }
         return Ok(None);
+    }
+    if mine == header::SLOT_CLOSED && by_id {
+        // Our side was used and closed: a channel connects once, and this
+        // segment will go when its other side leaves. (By key, look again:
+        // the key is freed once the segment is marked for destruction.)
+        return Err(Error::Invalid(format!(
+            "channel segment {id}: its {role} side was already used and closed; a channel connects once, so start a new one"
+        )));
     }
     if mine != header::SLOT_EMPTY {
         if let Some(holder) = read_slot(link.slot(role)) {
