@@ -175,7 +175,7 @@ impl fmt::Display for Error {
             ),
             Error::Foreign { id, detail } => write!(
                 f,
-                "refusing segment {id}: {detail}; someone else holds this key — choose another channel name or key, or have its owner remove it"
+                "refusing segment {id}: {detail}; it is not a channel of ours — connected by name or key, choose another (someone else holds this one) or have its owner remove it; connected by id, check the id (`svshm ls`)"
             ),
             Error::Mismatch { id, detail } => write!(
                 f,
@@ -183,7 +183,7 @@ impl fmt::Display for Error {
             ),
             Error::InUse { id, role, pid } => write!(
                 f,
-                "channel segment {id} already has a {role} (pid {pid}, alive); a channel connects one writer and one reader"
+                "channel segment {id} already has a {role} (pid {pid}); a channel connects one writer and one reader"
             ),
             Error::MessageTooLarge { len, max } => write!(
                 f,
