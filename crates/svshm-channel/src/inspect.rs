@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header, read_snapshot};
-use crate::peer::{ProcessId, creator_alive};
+use crate::peer::{ProcessId, creator_gone};
 use crate::rendezvous::INIT_MARK;
 use crate::sync::Ordering;
 use svshm::{ErrorKind, Segment, SegmentInfo};
@@ -22,6 +22,9 @@ pub enum Kind {
 pub struct PeerStatus {
     /// The holder's pid.
     pub pid: i32,
+    /// Its start time as it recorded it (clock ticks since boot, field 22 of
+    /// `/proc/PID/stat`; 0 if unknown).
+    pub start_time: u64,
     /// Whether that process still runs (pid and start time match).
     pub alive: bool,
     /// Whether it closed its end.
@@ -84,6 +87,7 @@ fn peer_status(slot: &header::Slot) -> Option<PeerStatus> {
     };
     Some(PeerStatus {
         pid: id.pid,
+        start_time: id.start_time,
         alive: id.is_alive(),
         closed: s == header::SLOT_CLOSED,
     })
@@ -174,7 +178,8 @@ pub fn might_be_channel(info: &SegmentInfo) -> bool {
 /// Conservative: a creator pid now held by a process that started after the
 /// segment was created counts as dead, but one that started within a few
 /// seconds of it counts as alive (the segment is kept; see
-/// [`peer::creator_alive`](crate::peer::creator_alive)); and only segments whose
+/// [`peer::creator_gone`](crate::peer::creator_gone); a creator in a pid
+/// namespace we cannot see counts as alive); and only segments whose
 /// size fits a channel are attached to look.
 ///
 /// Three shapes qualify: a READY channel nobody is attached to (whoever held it
@@ -188,14 +193,25 @@ pub fn is_stale(info: &SegmentInfo) -> bool {
     if info.attach_count != 0 || !might_be_channel(info) {
         return false;
     }
-    let creator_gone = !creator_alive(info);
+    let gone = creator_gone(info, &[]);
     match inspect(info.id) {
         // A count sampled while the mode still carried the initialising mark
         // may predate the creator's attach: it has made the header READY
-        // since and is waiting for its peer. Only a gone creator settles it.
-        Ok(Some(s)) if s.ready => info.permissions() & INIT_MARK == 0 || creator_gone,
-        Ok(Some(_)) => creator_gone,
-        Ok(None) => creator_gone && info.permissions() & INIT_MARK != 0 && header_is_zero(info.id),
+        // since and is waiting for its peer. Only a gone creator settles it;
+        // the start times in the slots guard against a stepped wall clock.
+        Ok(Some(s)) if s.ready => {
+            let recorded: Vec<ProcessId> = [s.writer, s.reader]
+                .into_iter()
+                .flatten()
+                .map(|p| ProcessId {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                })
+                .collect();
+            info.permissions() & INIT_MARK == 0 || creator_gone(info, &recorded)
+        }
+        Ok(Some(_)) => gone,
+        Ok(None) => gone && info.permissions() & INIT_MARK != 0 && header_is_zero(info.id),
         Err(_) => false,
     }
 }

@@ -106,6 +106,15 @@ pub fn creator_alive_with(info: &svshm::SegmentInfo, recorded: &[ProcessId]) -> 
     }
 }
 
+/// Whether a segment's creator is known to be gone, for deciding to reclaim
+/// it: [`creator_alive_with`] says no, and the kernel showed us its pid. A
+/// creator pid of 0 means the creator runs in a pid namespace we cannot see
+/// (not ours nor a descendant): unknown, so not gone — such a segment is kept
+/// for a process that can see its creator (or `svshm rm`) to judge.
+pub fn creator_gone(info: &svshm::SegmentInfo, recorded: &[ProcessId]) -> bool {
+    info.creator_pid > 0 && !creator_alive_with(info, recorded)
+}
+
 /// How much later than a segment's change time its creator may seem to have
 /// started (`shm_ctime` is truncated to seconds, start times are in clock
 /// ticks from the boot time, and the boot time in `/proc/stat` is itself
@@ -207,9 +216,12 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!creator_alive(&recycled));
-        // Pid 0: the creator is not visible in our pid namespace.
+        assert!(creator_gone(&recycled, &[]));
+        // Pid 0: the creator is not visible in our pid namespace; not known
+        // to be alive, but not known to be gone either.
         recycled.creator_pid = 0;
         assert!(!creator_alive(&recycled));
+        assert!(!creator_gone(&recycled, &[]));
     }
 
     /// A wall clock stepped forward by an hour after the segment was made

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::header::{self, Header, field};
-use crate::peer::{ProcessId, creator_alive, creator_alive_with};
+use crate::peer::{ProcessId, creator_gone};
 use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
 use crate::sync::Ordering;
 use core::fmt;
@@ -774,7 +774,7 @@ fn join(
         }
         removed
     };
-    if marked && info.attach_count == 0 && !creator_alive(&info) {
+    if marked && info.attach_count == 0 && creator_gone(&info, &[]) {
         return abandoned("half-created");
     }
     let att = match seg.attach() {
@@ -805,7 +805,7 @@ fn join(
                 detail: "not an svshm channel".into(),
             });
         }
-        if info.attach_count == 0 && magic == header::MAGIC && !creator_alive(&info) {
+        if info.attach_count == 0 && magic == header::MAGIC && creator_gone(&info, &[]) {
             drop(att);
             return abandoned("half-created");
         }
@@ -839,14 +839,13 @@ fn join(
     // slots' atomics only.
     let slots = unsafe { [&(*hdr).writer.0, &(*hdr).reader.0] };
     let recorded: Vec<ProcessId> = slots.into_iter().filter_map(read_slot).collect();
-    let alive = || creator_alive_with(&info, &recorded);
-    let creator_gone = info.creator_pid > 0 && !alive();
+    let gone = creator_gone(&info, &recorded);
     // A count of 0 sampled while the mode still carried the initialising mark
     // may predate the creator's own attach (it made the header READY since):
     // then only a gone creator makes it abandoned.
     let initialising = info.permissions() & INIT_MARK != 0;
-    let unattached = info.attach_count == 0 && (!initialising || !alive());
-    if unattached || creator_gone {
+    let unattached = info.attach_count == 0 && (!initialising || gone);
+    if unattached || gone {
         // READY but nobody attached, or its creator is gone: abandoned for good.
         drop(att);
         return abandoned("stale");
