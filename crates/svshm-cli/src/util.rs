@@ -115,7 +115,7 @@ pub fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<
 /// `KB` = 1000 as in `ipcmk`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let fix = "give a size like 4096, 64K, 1.5MiB or 2G (K/M/G/T = KiB/MiB/GiB/TiB)";
+    let fix = "give a size like 4096, 64K, 1.5MiB or 2G (K/M/G/T/P/E = KiB … EiB; KB, MB … = powers of 1000)";
     if t.is_empty() {
         return Err(format!("empty size; {fix}"));
     }
@@ -134,10 +134,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "g" | "gib" => 1 << 30,
         "t" | "tib" => 1 << 40,
         "p" | "pib" => 1 << 50,
+        "e" | "eib" => 1 << 60,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
+        "pb" => 1_000_000_000_000_000,
+        "eb" => 1_000_000_000_000_000_000,
         _ => return Err(format!("unknown unit '{unit}' in '{text}'; {fix}")),
     };
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
@@ -504,6 +507,9 @@ mod tests {
         assert_eq!(parse_size("3 G"), Ok(3 << 30));
         assert_eq!(parse_size("1KB"), Ok(1000));
         assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1EiB"), Ok(1 << 60));
+        assert_eq!(parse_size("15E"), Ok(15 << 60));
+        assert_eq!(parse_size("2PB"), Ok(2_000_000_000_000_000));
         for bad in [
             "",
             "abc",
@@ -512,6 +518,8 @@ mod tests {
             "1.0001K",
             "99999999999999999999",
             "16384P",
+            "16E",
+            "19EB",
             "K",
         ] {
             assert!(parse_size(bad).is_err(), "{bad}");
