@@ -192,6 +192,14 @@ fn find(results: &[CaseResult], pred: impl Fn(&CaseKind) -> bool) -> Option<&Cas
     results.iter().find(|c| pred(&c.kind))
 }
 
+/// The 64-byte ping-pong case with wait mode `wait`, if the run had it.
+fn pingpong_64(results: &[CaseResult], wait: Wait) -> Option<&CaseResult> {
+    find(
+        results,
+        |k| matches!(*k, CaseKind::PingPong { size: 64, wait: w } if w == wait),
+    )
+}
+
 /// Per-round values of a statistic of a target in a case.
 fn rounds(cr: &CaseResult, t: Target, stat: &str) -> BTreeMap<usize, f64> {
     cr.get(t)
@@ -300,15 +308,7 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
             true,
         );
     }
-    if let Some(cr) = find(results, |k| {
-        matches!(
-            k,
-            CaseKind::PingPong {
-                size: 64,
-                wait: Wait::Spin
-            }
-        )
-    }) {
+    if let Some(cr) = pingpong_64(results, Wait::Spin) {
         let sv = rounds(cr, msg, "p50");
         line(
             "spin round trip 64 B: p50 ≤ 2× floor",
@@ -323,15 +323,7 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
             false,
         );
     }
-    if let Some(cr) = find(results, |k| {
-        matches!(
-            k,
-            CaseKind::PingPong {
-                size: 64,
-                wait: Wait::Block
-            }
-        )
-    }) {
+    if let Some(cr) = pingpong_64(results, Wait::Block) {
         let sv = rounds(cr, msg, "p50");
         let unix = rounds(cr, Target::Transport(Kind::Unix), "p50");
         line(
@@ -347,15 +339,7 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
             false,
         );
     }
-    if let Some(cr) = find(results, |k| {
-        matches!(
-            k,
-            CaseKind::PingPong {
-                size: 64,
-                wait: Wait::Adaptive
-            }
-        )
-    }) {
+    if let Some(cr) = pingpong_64(results, Wait::Adaptive) {
         let sv = rounds(cr, msg, "p50");
         let unix = rounds(cr, Target::Transport(Kind::Unix), "p50");
         line(

@@ -417,20 +417,7 @@ fn connect_by_id_to_a_channel_whose_creator_died_fails_at_once() {
     let c = &mut guard.children[0];
     sigkill(c);
     c.wait().unwrap();
-    let t0 = Instant::now();
-    let again = StreamWriter::connect(&Endpoint::id(id), &opts(3));
-    let took = t0.elapsed();
-    match &again {
-        Err(Error::Timeout { .. }) | Ok(_) => {
-            let again = again.as_ref().map(|_| "connected");
-            panic!("by-id connect to a dead writer's channel: {again:?} after {took:?}")
-        }
-        Err(e) => {
-            assert!(matches!(e, Error::Invalid(_)), "{e:?}");
-            eprintln!("refused after {took:?}: {e}");
-        }
-    }
-    drop(again);
+    refuse_writer_by_id(id, "a dead writer's channel");
     let err = r.read(&mut b).expect_err("the writer is dead");
     let inner = err.into_inner().unwrap().downcast::<Error>().unwrap();
     assert!(inner.is_peer_died(), "{inner}");
@@ -456,20 +443,7 @@ fn connect_by_id_to_a_channel_whose_writer_closed_fails_at_once() {
     let mut r = StreamReader::connect(&Endpoint::name(&name), &opts(20)).unwrap();
     writer.join().unwrap();
     let id = r.segment_id();
-    let t0 = Instant::now();
-    let again = StreamWriter::connect(&Endpoint::id(id), &opts(3));
-    let took = t0.elapsed();
-    match &again {
-        Err(Error::Timeout { .. }) | Ok(_) => {
-            let again = again.as_ref().map(|_| "connected");
-            panic!("by-id connect to a closed writer's channel: {again:?} after {took:?}")
-        }
-        Err(e) => {
-            assert!(matches!(e, Error::Invalid(_)), "{e:?}");
-            eprintln!("refused after {took:?}: {e}");
-        }
-    }
-    drop(again);
+    refuse_writer_by_id(id, "a closed writer's channel");
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
     assert_eq!(s, "hello");
@@ -527,4 +501,22 @@ fn gc_skips_stale_channels_it_may_not_remove() {
     Segment::from_id(id).remove().unwrap();
     // ... and gc did not fail because of it.
     assert!(text.contains("REMOVED"), "gc as nobody: {text}");
+}
+
+/// A writer connecting by id to channel `id` must be refused at once with
+/// `Error::Invalid`, neither connected nor left waiting for its timeout.
+fn refuse_writer_by_id(id: i32, what: &str) {
+    let t0 = Instant::now();
+    let again = StreamWriter::connect(&Endpoint::id(id), &opts(3));
+    let took = t0.elapsed();
+    match &again {
+        Err(Error::Timeout { .. }) | Ok(_) => {
+            let again = again.as_ref().map(|_| "connected");
+            panic!("by-id connect to {what}: {again:?} after {took:?}")
+        }
+        Err(e) => {
+            assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+            eprintln!("refused after {took:?}: {e}");
+        }
+    }
 }
