@@ -132,7 +132,7 @@ pub struct ChildReport {
 }
 
 /// (CLOCK_MONOTONIC, process CPU time) when the driver said "go".
-static AT_GO: std::sync::Mutex<Option<(u64, u64)>> = std::sync::Mutex::new(None);
+static AT_GO: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
 /// Entry point of `svshm-bench __role JSON`.
 pub fn child_main(json: &str) -> Result<()> {
@@ -162,7 +162,7 @@ pub fn child_main(json: &str) -> Result<()> {
 /// discard what is still queued when the publisher disappears.
 fn emit(mut report: ChildReport) -> Result<()> {
     report.rss_peak_kib = rss_peak_kib();
-    if let Some((t0, c0)) = *AT_GO.lock().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(&(t0, c0)) = AT_GO.get() {
         let wall = now_ns().saturating_sub(t0).max(1);
         report.cpu_busy = cpu_ns().saturating_sub(c0) as f64 / wall as f64;
     }
@@ -188,7 +188,7 @@ pub fn ready() -> Result<()> {
     if line.trim() != "go" {
         bail!("expected \"go\" from the driver, got {line:?}");
     }
-    *AT_GO.lock().unwrap_or_else(|e| e.into_inner()) = Some((now_ns(), cpu_ns()));
+    let _ = AT_GO.set((now_ns(), cpu_ns()));
     Ok(())
 }
 

@@ -193,7 +193,7 @@ pub fn is_stale(info: &SegmentInfo) -> bool {
     if info.attach_count != 0 || !might_be_channel(info) {
         return false;
     }
-    let gone = creator_gone(info, &[]);
+    let gone = || creator_gone(info, &[]);
     match inspect(info.id) {
         // A count sampled while the mode still carried the initialising mark
         // may predate the creator's attach: it has made the header READY
@@ -210,8 +210,8 @@ pub fn is_stale(info: &SegmentInfo) -> bool {
                 .collect();
             info.permissions() & INIT_MARK == 0 || creator_gone(info, &recorded)
         }
-        Ok(Some(_)) => gone,
-        Ok(None) => gone && info.permissions() & INIT_MARK != 0 && header_is_zero(info.id),
+        Ok(Some(_)) => gone(),
+        Ok(None) => info.permissions() & INIT_MARK != 0 && gone() && header_is_zero(info.id),
         Err(_) => false,
     }
 }

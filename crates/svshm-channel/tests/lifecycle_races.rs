@@ -83,6 +83,14 @@ impl Cleanup {
             children: Vec::new(),
         }
     }
+
+    /// A unique channel name for `tag`, its key, and a guard that cleans up
+    /// under that key.
+    fn named(tag: &str) -> (String, Key, Cleanup) {
+        let name = unique(tag);
+        let key = Key::from_name(&name);
+        (name, key, Cleanup::new(key))
+    }
 }
 
 impl Drop for Cleanup {
@@ -105,6 +113,16 @@ impl Drop for Cleanup {
             }
         }
     }
+}
+
+/// `Cleanup::named(tag)` if strace can hold a child at a syscall here;
+/// otherwise says why the test is skipped.
+fn traced_setup(tag: &str) -> Option<(String, Key, Cleanup)> {
+    if !strace_works() {
+        eprintln!("skipped: needs a working strace");
+        return None;
+    }
+    Some(Cleanup::named(tag))
 }
 
 fn strace_works() -> bool {
@@ -206,13 +224,9 @@ fn wait_key(key: Key) -> i32 {
 /// the key is free and the next attempt would simply create the channel.
 #[test]
 fn a_segment_removed_between_stat_and_attach_is_retried() {
-    if !strace_works() {
-        eprintln!("skipped: needs a working strace");
+    let Some((name, key, mut guard)) = traced_setup("lc-toctou") else {
         return;
-    }
-    let name = unique("lc-toctou");
-    let key = Key::from_name(&name);
-    let mut guard = Cleanup::new(key);
+    };
     // What the joiner finds under the key: channel-sized, ours, mode 0600.
     let seg = CreateOptions::new(4096 + (1 << 16))
         .key(key)
@@ -239,13 +253,9 @@ fn a_segment_removed_between_stat_and_attach_is_retried() {
 /// ("removed by someone else"), the joiner creates a new channel nobody joins.
 #[test]
 fn a_joiner_does_not_remove_a_channel_whose_creator_was_initialising() {
-    if !strace_works() {
-        eprintln!("skipped: needs a working strace");
+    let Some((name, key, mut guard)) = traced_setup("lc-init") else {
         return;
-    }
-    let name = unique("lc-init");
-    let key = Key::from_name(&name);
-    let mut guard = Cleanup::new(key);
+    };
     let (creator, cpid) = spawn_traced("write-hello", &name, Duration::from_secs(2));
     guard.pids.push(cpid);
     let id = wait_key(key);
@@ -274,13 +284,9 @@ fn a_joiner_does_not_remove_a_channel_whose_creator_was_initialising() {
 /// looks at each later, so it can remove a channel that has just come alive.
 #[test]
 fn is_stale_does_not_trust_a_count_sampled_while_the_creator_initialised() {
-    if !strace_works() {
-        eprintln!("skipped: needs a working strace");
+    let Some((name, key, mut guard)) = traced_setup("lc-gc") else {
         return;
-    }
-    let name = unique("lc-gc");
-    let key = Key::from_name(&name);
-    let mut guard = Cleanup::new(key);
+    };
     let (creator, cpid) = spawn_traced("write-hello", &name, Duration::from_secs(1));
     guard.pids.push(cpid);
     let id = wait_key(key);
@@ -326,9 +332,7 @@ fn a_forward_clock_step_does_not_make_a_waiting_creator_look_dead() {
         eprintln!("skipped: needs root and unshare --mount");
         return;
     }
-    let name = unique("lc-clock");
-    let key = Key::from_name(&name);
-    let mut guard = Cleanup::new(key);
+    let (name, key, mut guard) = Cleanup::named("lc-clock");
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let fake: String = stat
         .lines()
@@ -388,9 +392,7 @@ fn a_forward_clock_step_does_not_make_a_waiting_creator_look_dead() {
 /// scenario: a supervisor restarts a crashed writer on the same channel id.
 #[test]
 fn connect_by_id_to_a_channel_whose_creator_died_fails_at_once() {
-    let name = unique("lc-byid-dead");
-    let key = Key::from_name(&name);
-    let mut guard = Cleanup::new(key);
+    let (name, key, mut guard) = Cleanup::named("lc-byid-dead");
     let c = spawn(
         "child",
         "write-then-hang",
@@ -431,9 +433,7 @@ fn connect_by_id_to_a_channel_whose_creator_died_fails_at_once() {
 /// fails at once (the fuzz model, fuzz/bodies/header.rs, says the same).
 #[test]
 fn connect_by_id_to_a_channel_whose_writer_closed_fails_at_once() {
-    let name = unique("lc-byid-closed");
-    let key = Key::from_name(&name);
-    let _guard = Cleanup::new(key);
+    let (name, _key, _guard) = Cleanup::named("lc-byid-closed");
     let n2 = name.clone();
     let writer = std::thread::spawn(move || {
         let mut w = StreamWriter::connect(&Endpoint::name(n2), &opts(20)).unwrap();
@@ -461,9 +461,7 @@ fn gc_skips_stale_channels_it_may_not_remove() {
         eprintln!("skipped: needs root to run a child as uid 65534");
         return;
     }
-    let name = unique("lc-gc-foreign");
-    let key = Key::from_name(&name);
-    let _guard = Cleanup::new(key);
+    let (name, key, _guard) = Cleanup::named("lc-gc-foreign");
     // Root's channel, readable by all, abandoned by its creator.
     let mut c = spawn(
         "child",

@@ -333,18 +333,12 @@ fn lock_and_unlock() {
         )));
 }
 
-#[test]
-fn create_leaves_no_segment_when_its_id_cannot_be_printed() {
-    // stdout is /dev/full (ENOSPC) or a pipe nobody reads (EPIPE): the id
-    // reaches no one, so nobody could ever remove the segment by it.
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
-    let key = unique_key("create-full");
+/// Runs `svshm create -k KEY -s 4096` with `stdout`, then asserts (after
+/// removing it, so nothing leaks) that no segment was left under the key.
+fn create_with_stdout(key: svshm::Key, stdout: std::process::Stdio) -> std::process::Output {
     let out = std::process::Command::new(svshm_path())
         .args(["create", "-k", &key.to_string(), "-s", "4096"])
-        .stdout(full)
+        .stdout(stdout)
         .output()
         .unwrap();
     let left = svshm::info::public_info_by_key(key);
@@ -355,6 +349,19 @@ fn create_leaves_no_segment_when_its_id_cannot_be_printed() {
         left.is_none(),
         "create left a segment nobody knows the id of"
     );
+    out
+}
+
+#[test]
+fn create_leaves_no_segment_when_its_id_cannot_be_printed() {
+    // stdout is /dev/full (ENOSPC) or a pipe nobody reads (EPIPE): the id
+    // reaches no one, so nobody could ever remove the segment by it.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let key = unique_key("create-full");
+    let out = create_with_stdout(key, full.into());
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(&key.to_string()),
@@ -366,19 +373,7 @@ fn create_leaves_no_segment_when_its_id_cannot_be_printed() {
     // A socket whose peer is gone: writing to it fails with EPIPE.
     let (w, r) = std::os::unix::net::UnixStream::pair().unwrap();
     drop(r);
-    let out = std::process::Command::new(svshm_path())
-        .args(["create", "-k", &key.to_string(), "-s", "4096"])
-        .stdout(std::os::fd::OwnedFd::from(w))
-        .output()
-        .unwrap();
-    let left = svshm::info::public_info_by_key(key);
-    if let Some(s) = &left {
-        let _ = Segment::from_id(s.id).remove();
-    }
-    assert!(
-        left.is_none(),
-        "create left a segment nobody knows the id of"
-    );
+    let out = create_with_stdout(key, std::os::fd::OwnedFd::from(w).into());
     assert_eq!(out.stderr, b"", "EPIPE is quiet");
 }
 
