@@ -15,7 +15,7 @@
 //!   left;
 //! - nothing panics, nothing waits, nothing is written outside the ring.
 
-use super::segment::{HEADER_SIZE, Hostile, Input, MAGIC, off};
+use super::segment::{HEADER_SIZE, Hostile, Input, LAYOUT_VERSION, MAGIC, off};
 use std::time::Duration;
 use svshm_channel::{Endpoint, Error, Options, Receiver};
 
@@ -102,7 +102,7 @@ pub fn run(data: &[u8]) {
     let size = HEADER_SIZE + cap as usize;
     let seg = Hostile::new(size);
     seg.write(0, &MAGIC);
-    seg.write_u32(off::VERSION, 1);
+    seg.write_u32(off::VERSION, LAYOUT_VERSION);
     seg.write_u32(off::KIND, 2);
     seg.write_u64(off::CAPACITY, cap);
     seg.write_u64(off::MAX_MESSAGE, max);
@@ -110,6 +110,8 @@ pub fn run(data: &[u8]) {
     seg.claim_slot(off::WRITER);
     seg.write_u64(off::HEAD, head);
     seg.write_u64(off::TAIL, tail);
+    // A clean close records the final cursor, which must add up.
+    seg.write_u64(off::WRITER_FINAL, head);
     seg.write_u32(off::WRITER_CLOSED, writer_closed);
     // Ring bytes from the read position on, wrapping once at most.
     let mut ring = vec![0u8; cap as usize];

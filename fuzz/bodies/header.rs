@@ -18,8 +18,8 @@
 //!   ring's end and the segment's end stay zero).
 
 use super::segment::{
-    HEADER_FIELDS, HEADER_SIZE, Hostile, Input, KIND_MESSAGES, KIND_STREAM, MAGIC, SLOT_ATTACHED,
-    SLOT_CLOSED, off, u32_at, u64_at,
+    HEADER_FIELDS, HEADER_SIZE, Hostile, Input, KIND_MESSAGES, KIND_STREAM, LAYOUT_VERSION, MAGIC,
+    SLOT_ATTACHED, SLOT_CLOSED, off, u32_at, u64_at,
 };
 use std::time::Duration;
 use svshm_channel::{
@@ -76,7 +76,7 @@ impl Spec {
         let magic = b[..8] == MAGIC;
         let cap_ok = capacity.is_power_of_two() && (64..=MAX_CAPACITY).contains(&capacity);
         let valid = magic
-            && u32_at(b, off::VERSION) == 1
+            && u32_at(b, off::VERSION) == LAYOUT_VERSION
             && (kind == KIND_STREAM || kind == KIND_MESSAGES)
             && cap_ok
             && u64_at(b, off::DATA_OFFSET) == header
@@ -129,6 +129,7 @@ enum Expect {
     InUse,
     Timeout,
     Corrupt,
+    NotOurs,
 }
 
 fn expect_connect(s: &Spec, role: Role) -> Expect {
@@ -138,18 +139,20 @@ fn expect_connect(s: &Spec, role: Role) -> Expect {
         Role::StreamReader => (KIND_STREAM, s.reader, s.writer),
         Role::StreamWriter => (KIND_STREAM, s.writer, s.reader),
     };
-    if !s.channel_sized {
-        return Expect::Mismatch;
+    // Not provably an svshm channel (reclaim.rs `judge_with`): refused as
+    // not ours, never removed.
+    if !s.channel_sized || !s.magic {
+        let _ = s.magic_zero;
+        return Expect::NotOurs;
     }
     if s.state != 1 {
-        // Not READY: only "our magic, still initialising" is worth waiting for
-        // (the segment has no initialising mode mark and its creator, us, is
-        // alive and attached).
-        return if s.state == 0 && s.magic {
+        // Not READY: our magic, still initialising (its creator, us, is
+        // alive and attached), is worth waiting for; any other state is
+        // impossible for a channel.
+        return if s.state == 0 {
             Expect::Timeout
         } else {
-            let _ = s.magic_zero;
-            Expect::Mismatch
+            Expect::NotOurs
         };
     }
     if !s.valid || s.kind != kind {
@@ -194,6 +197,7 @@ fn classify(e: &Error) -> Expect {
         Error::InUse { .. } => Expect::InUse,
         Error::Timeout { .. } => Expect::Timeout,
         Error::Corrupt { .. } => Expect::Corrupt,
+        Error::NotOurs { .. } => Expect::NotOurs,
         other => panic!("connect failed with an undocumented kind of error: {other:?}"),
     }
 }
@@ -392,7 +396,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
             };
             let mut h = vec![0u8; HEADER_FIELDS];
             h[..8].copy_from_slice(&MAGIC);
-            h[off::VERSION..][..4].copy_from_slice(&1u32.to_le_bytes());
+            h[off::VERSION..][..4].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
             h[off::KIND..][..4].copy_from_slice(&kind.to_le_bytes());
             h[off::STATE..][..4].copy_from_slice(&1u32.to_le_bytes());
             h[off::CAPACITY..][..8].copy_from_slice(&4096u64.to_le_bytes());

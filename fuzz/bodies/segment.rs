@@ -7,10 +7,12 @@ use svshm::{Attachment, Segment};
 
 /// Header page size (docs/ARCHITECTURE.md, "The channel segment").
 pub const HEADER_SIZE: usize = 4096;
+/// The channel layout version this build speaks.
+pub const LAYOUT_VERSION: u32 = 2;
 /// `b"SVSHMCH\x01"`.
 pub const MAGIC: [u8; 8] = *b"SVSHMCH\x01";
 /// Bytes of the header that carry fields: plain fields, two slots, the cursors.
-pub const HEADER_FIELDS: usize = 384 + 6 * 128;
+pub const HEADER_FIELDS: usize = 384 + 7 * 128;
 
 /// Field offsets.
 pub mod off {
@@ -29,6 +31,7 @@ pub mod off {
     pub const TAIL: usize = 512;
     pub const WRITER_CLOSED: usize = 896;
     pub const READER_CLOSED: usize = 1024;
+    pub const WRITER_FINAL: usize = 1152;
 }
 
 pub const KIND_STREAM: u32 = 1;

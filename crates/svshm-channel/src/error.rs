@@ -87,6 +87,16 @@ pub enum Error {
         /// What differs.
         detail: String,
     },
+    /// A segment under the channel's key (or id) that cannot be proven to be
+    /// an svshm channel: left untouched.
+    NotOurs {
+        /// Segment id.
+        id: i32,
+        /// Its key.
+        key: svshm::Key,
+        /// Why it is not taken for a channel.
+        detail: String,
+    },
     /// Our side of the channel is already held by a live process.
     InUse {
         /// Segment id.
@@ -139,7 +149,7 @@ impl Error {
     }
 
     /// Whether this is [`Error::Aborted`]: the writer ended its side cut short
-    /// (it called `abort`, or was dropped while panicking).
+    /// (it called `abort`, or was dropped without `close`).
     pub fn is_aborted(&self) -> bool {
         matches!(self, Error::Aborted { .. })
     }
@@ -181,6 +191,10 @@ impl fmt::Display for Error {
                 f,
                 "segment {id} does not match: {detail}; both sides must use the same channel kind and svshm version"
             ),
+            Error::NotOurs { id, key, detail } => write!(
+                f,
+                "segment {id} (key {key}) is in the channel's way: {detail}. It is not provably an svshm channel, so it was left untouched; if it is yours and no longer needed, remove it (`svshm rm {id}`), or use another channel name or key"
+            ),
             Error::InUse { id, role, pid } => write!(
                 f,
                 "channel segment {id} already has a {role} (pid {pid}); a channel connects one writer and one reader"
@@ -220,7 +234,9 @@ impl From<Error> for std::io::Error {
             Error::PeerDied { .. } => K::ConnectionAborted,
             Error::Aborted { .. } => K::UnexpectedEof,
             Error::Closed { .. } => K::BrokenPipe,
-            Error::Corrupt { .. } | Error::Mismatch { .. } => K::InvalidData,
+            Error::Corrupt { .. } | Error::Mismatch { .. } | Error::NotOurs { .. } => {
+                K::InvalidData
+            }
             Error::Foreign { .. } => K::PermissionDenied,
             Error::InUse { .. } => K::AddrInUse,
             Error::MessageTooLarge { .. } | Error::Invalid(_) => K::InvalidInput,

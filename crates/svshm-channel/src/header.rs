@@ -13,7 +13,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// `b"SVSHMCH\x01"` as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SVSHMCH\x01");
 /// Layout version; bump on any incompatible change.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Bytes before the data ring (one page).
 pub(crate) const HEADER_SIZE: usize = 4096;
 /// Longest channel name stored in the header.

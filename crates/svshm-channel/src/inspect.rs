@@ -3,10 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header, read_snapshot};
-use crate::peer::{ProcessId, creator_gone};
-use crate::rendezvous::INIT_MARK;
 use crate::sync::Ordering;
-use svshm::{ErrorKind, Segment, SegmentInfo};
+use svshm::process::ProcessId;
+use svshm::{Segment, SegmentInfo};
 
 /// What kind of channel a segment holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,80 +168,4 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
 pub fn might_be_channel(info: &SegmentInfo) -> bool {
     let header = header::HEADER_SIZE as u64;
     info.size >= header + 64 && (info.size - header).is_power_of_two()
-}
-
-/// Whether a segment is a stale svshm channel: nobody attached, its creator is
-/// dead, and its header is ours. Such a segment can never be used again and is
-/// safe to remove (`svshm rm --stale`).
-///
-/// Conservative: a creator pid now held by a process that started after the
-/// segment was created counts as dead, but one that started within a few
-/// seconds of it counts as alive (the segment is kept; see
-/// [`peer::creator_gone`](crate::peer::creator_gone); a creator in a pid
-/// namespace we cannot see counts as alive); and only segments whose
-/// size fits a channel are attached to look.
-///
-/// Three shapes qualify: a READY channel nobody is attached to (whoever held it
-/// is gone: a live side always holds its attachment) — but if `info` still
-/// shows the "initialising" mode mark, its count may have been sampled before
-/// the creator attached, so the creator must be gone too; our header never made
-/// READY, creator gone; and a channel-sized segment still carrying the
-/// "initialising" mode mark with a zeroed header, creator gone (the creator
-/// died between shmget and writing the header).
-pub fn is_stale(info: &SegmentInfo) -> bool {
-    if info.attach_count != 0 || !might_be_channel(info) {
-        return false;
-    }
-    let gone = || creator_gone(info, &[]);
-    match inspect(info.id) {
-        // A count sampled while the mode still carried the initialising mark
-        // may predate the creator's attach: it has made the header READY
-        // since and is waiting for its peer. Only a gone creator settles it;
-        // the start times in the slots guard against a stepped wall clock.
-        Ok(Some(s)) if s.ready => {
-            let recorded: Vec<ProcessId> = [s.writer, s.reader]
-                .into_iter()
-                .flatten()
-                .map(|p| ProcessId {
-                    pid: p.pid,
-                    start_time: p.start_time,
-                })
-                .collect();
-            info.permissions() & INIT_MARK == 0 || creator_gone(info, &recorded)
-        }
-        Ok(Some(_)) => gone(),
-        Ok(None) => info.permissions() & INIT_MARK != 0 && gone() && header_is_zero(info.id),
-        Err(_) => false,
-    }
-}
-
-fn header_is_zero(id: i32) -> bool {
-    let mut b = [0u8; 64];
-    Segment::from_id(id)
-        .attach_read_only()
-        .and_then(|a| a.read_at(0, &mut b))
-        .is_ok_and(|()| b.iter().all(|&x| x == 0))
-}
-
-/// Removes every stale channel segment this process may remove; returns the
-/// removed segments. `dry_run` only lists them.
-pub fn remove_stale(dry_run: bool) -> Result<Vec<SegmentInfo>> {
-    let mut out = Vec::new();
-    for info in svshm::segments()? {
-        if !is_stale(&info) {
-            continue;
-        }
-        if !dry_run {
-            match Segment::from_id(info.id).remove() {
-                Ok(()) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => continue,
-                // Another user's stale channel we may read but not remove:
-                // not ours to reclaim; carry on with the rest.
-                Err(e) if e.kind() == ErrorKind::NotOwner => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        out.push(info);
-    }
-    Ok(out)
 }

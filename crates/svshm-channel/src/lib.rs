@@ -14,10 +14,17 @@
 //! - **No leaks on crash**: once both sides are attached the segment is marked
 //!   for destruction, so the kernel frees it when both are gone, however they
 //!   end. A segment left by a creator that crashed before its peer came is
-//!   reclaimed by the next connect ([`remove_stale`] / `svshm rm --stale`).
-//! - **Peer death detected**: each side records its pid and process start time;
-//!   a survivor blocked on a dead peer gets [`Error::PeerDied`] (not EOF) within
-//!   about 20 ms, after everything the dead side had committed.
+//!   reclaimed by the next connect ([`reclaim`] / `svshm gc`) — only once it is
+//!   proven to be an abandoned svshm channel ([`judge`]); anything else under
+//!   a channel's key is refused, never removed.
+//! - **Peer death detected**: each side records its pid and process start
+//!   time; the other side verifies them against the kernel at rendezvous and
+//!   watches that process ([`PeerWatch`]), so other attachments of the segment
+//!   cannot hide a death. A survivor gets [`Error::PeerDied`] (not EOF) within
+//!   about 20 ms, blocked or not, after everything the dead side had committed.
+//! - **Only an explicit close ends cleanly**: a writer dropped without
+//!   `close()`, failing or panicking gives the reader [`Error::Aborted`]; a
+//!   clean end carries the writer's final count and must add up.
 //! - **Fast**: an SPSC ring of bytes with cursors on separate cache lines, copy
 //!   or zero-copy, and no syscall on the fast path (see [`Wait`]).
 //!
@@ -44,6 +51,8 @@ mod message;
 #[cfg(not(loom))]
 pub mod peer;
 #[cfg(not(loom))]
+pub mod reclaim;
+#[cfg(not(loom))]
 mod rendezvous;
 #[cfg(not(loom))]
 mod stream;
@@ -51,13 +60,16 @@ mod stream;
 #[cfg(not(loom))]
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
-pub use inspect::{
-    ChannelStatus, Kind, PeerStatus, inspect, is_stale, might_be_channel, remove_stale,
-};
+pub use inspect::{ChannelStatus, Kind, PeerStatus, inspect, might_be_channel};
 #[cfg(not(loom))]
 pub use message::{Loan, Receiver, Sender};
 #[cfg(not(loom))]
-pub use rendezvous::{Creator, DEFAULT_CAPACITY, Endpoint, MAX_CAPACITY, Options};
+pub use reclaim::{Reclaimed, Verdict, judge, judge_record, reclaim, reclaim_all};
+#[cfg(not(loom))]
+pub use rendezvous::{
+    Creator, DEFAULT_CAPACITY, Endpoint, MAX_CAPACITY, Options, PeerWatch, channel_key,
+    channel_key_for_uid, is_channel_key,
+};
 pub use ring::Wait;
 #[cfg(not(loom))]
 pub use stream::{StreamReader, StreamWriter};

@@ -108,7 +108,7 @@ pub(crate) fn parse_frame<M: Mem>(
 /// let mut loan = tx.loan(3)?;            // zero-copy: write in place...
 /// loan.copy_from_slice(b"two");
 /// loan.send();                           // ...then publish
-/// drop(tx);
+/// tx.close()?;                         // the end: the receiver gets Err(Closed) after "two"
 /// assert_eq!(rx.join().unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
 /// # Ok::<(), svshm_channel::Error>(())
 /// ```
@@ -230,7 +230,7 @@ impl Sender {
             msg,
             WaitPolicy {
                 wait: self.link.wait,
-                deadline: Some(Instant::now() + timeout),
+                deadline: crate::rendezvous::deadline_after(timeout),
             },
         )
     }
@@ -260,20 +260,25 @@ impl Sender {
     /// Closes the sending end as cut short: the receiver gets every message
     /// sent so far, then [`Error::Aborted`] instead of [`Error::Closed`] — for
     /// a sender that cannot send the rest and must not look finished.
-    /// Dropping a sender while panicking does the same.
+    /// Dropping a sender without closing it does the same.
     pub fn abort(mut self) {
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
     }
 
     fn finish(&mut self) {
-        self.link.close_writer(&mut self.prod, &mut self.closed);
+        self.link
+            .end_writer(&mut self.prod, &mut self.closed, crate::ring::CLOSED);
     }
 }
 
+/// Dropping without [`close`](Sender::close) ends the stream as cut short
+/// ([`abort`](Sender::abort)): only an explicit, successful close tells the
+/// reader that everything arrived.
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.finish();
+        self.link
+            .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
     }
 }
 
@@ -434,7 +439,7 @@ impl Receiver {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         self.recv_policy(WaitPolicy {
             wait: self.link.wait,
-            deadline: Some(Instant::now() + timeout),
+            deadline: crate::rendezvous::deadline_after(timeout),
         })
     }
 

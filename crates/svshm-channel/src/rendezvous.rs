@@ -2,13 +2,14 @@
 //! reclaim; waiting for the peer; marking for destruction once both are in.
 
 use crate::error::{Error, Result, Role};
-use crate::header::{self, Header, field};
-use crate::peer::{ProcessId, creator_gone};
+use crate::header::{self, Header};
+use crate::reclaim::{HeaderFacts, Reclaimed, Verdict, judge_shape, judge_with};
 use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
 use crate::sync::Ordering;
 use core::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use svshm::process::{ProcessId, Status, Watch};
 use svshm::{Attachment, CreateOptions, ErrorKind, Key, Segment, SegmentInfo};
 
 /// Where a channel lives: a name, a key, a path (ftok), a private segment's id,
@@ -16,7 +17,7 @@ use svshm::{Attachment, CreateOptions, ErrorKind, Key, Segment, SegmentInfo};
 ///
 /// ```
 /// use svshm_channel::Endpoint;
-/// let by_name = Endpoint::name("logs");           // key = Key::from_name("logs") (per user)
+/// let by_name = Endpoint::name("logs");           // key = channel_key("logs") (per user)
 /// let by_key = Endpoint::key(svshm::Key::new(0x5eed));
 /// let by_path = Endpoint::path("/tmp", 7);        // key = ftok("/tmp", 7)
 /// assert_eq!(by_name.to_string(), "channel \"logs\"");
@@ -35,8 +36,10 @@ enum Repr {
 }
 
 impl Endpoint {
-    /// A channel named `name`: its key is [`Key::from_name`] (the name and our
-    /// uid), so the same name used by different users never collides.
+    /// A channel named `name`: its key is [`channel_key`] (the name and our
+    /// uid), so the same name used by different users never collides, and a
+    /// plain segment made with [`Key::from_name`] under the same name is never
+    /// mistaken for the channel.
     pub fn name(name: impl Into<String>) -> Endpoint {
         Endpoint(Repr::Name(name.into()))
     }
@@ -59,9 +62,15 @@ impl Endpoint {
         Endpoint(Repr::Private)
     }
 
+    /// The System V key this endpoint uses (`None` for [`Endpoint::id`] and
+    /// [`Endpoint::private`]).
+    pub fn sysv_key(&self) -> Result<Option<Key>> {
+        self.key_of()
+    }
+
     fn key_of(&self) -> Result<Option<Key>> {
         Ok(match &self.0 {
-            Repr::Name(n) => Some(Key::from_name(n)),
+            Repr::Name(n) => Some(channel_key(n)),
             Repr::Key(k) => Some(*k),
             Repr::Path(p, proj) => Some(Key::from_path(p, *proj)?),
             Repr::Id(_) | Repr::Private => None,
@@ -89,6 +98,56 @@ impl fmt::Display for Endpoint {
             Repr::Private => f.write_str("private channel"),
         }
     }
+}
+
+/// Top byte of every channel-name key: channel keys live in their own part of
+/// the key space, apart from plain segments named with [`Key::from_name`].
+const CHANNEL_KEY_TAG: u32 = 0x5C;
+
+/// The key of the channel named `name` for the calling user
+/// ([`Endpoint::name`] uses it).
+///
+/// Stable across runs, machines and versions: the 64-bit FNV-1a hash of the
+/// bytes `svshm-channel\0`, the name's UTF-8 bytes, `\0` and the uid as 4
+/// little-endian bytes, folded to 32 bits by XOR of its halves; the low 24 bits
+/// of that, under the top byte `0x5c`. [`is_channel_key`] recognises such keys,
+/// which is part of how cleanup proves that an empty segment is a channel whose
+/// creator died while making it.
+///
+/// ```
+/// use svshm_channel::{channel_key, channel_key_for_uid, is_channel_key};
+/// assert_eq!(channel_key_for_uid("logs", 1000), channel_key_for_uid("logs", 1000));
+/// assert_ne!(channel_key_for_uid("logs", 1000), channel_key_for_uid("logs", 1001));
+/// assert!(is_channel_key(channel_key("logs")));
+/// assert_ne!(channel_key("logs"), svshm::Key::from_name("logs"));
+/// ```
+pub fn channel_key(name: &str) -> Key {
+    channel_key_for_uid(name, svshm::euid())
+}
+
+/// [`channel_key`] for another uid: the key that user's processes use.
+pub fn channel_key_for_uid(name: &str, uid: u32) -> Key {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let uid = uid.to_le_bytes();
+    for &b in b"svshm-channel\0"
+        .iter()
+        .chain(name.as_bytes())
+        .chain(b"\0")
+        .chain(uid.iter())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    let folded = ((h >> 32) ^ (h & 0xffff_ffff)) as u32;
+    Key::new(((CHANNEL_KEY_TAG << 24) | (folded & 0x00ff_ffff)) as i32)
+}
+
+/// Whether `key` lies in the channel-name part of the key space
+/// ([`channel_key`]).
+pub fn is_channel_key(key: Key) -> bool {
+    (key.raw() as u32) >> 24 == CHANNEL_KEY_TAG
 }
 
 /// Channel options. Both sides pass options; the creator's capacity and maximum
@@ -231,9 +290,21 @@ macro_rules! endpoint_accessors {
             &self.link.name
         }
 
-        #[doc = concat!("The ", $peer, "'s pid, as it recorded it (for display: liveness is judged by the kernel's attach count).")]
+        #[doc = concat!("The ", $peer, "'s pid, as it recorded it in its own pid namespace.")]
         pub fn peer_pid(&self) -> i32 {
             self.link.peer.pid
+        }
+
+        #[doc = concat!("How this end watches the ", $peer, "'s liveness (see [`PeerWatch`](crate::PeerWatch)).")]
+        pub fn peer_watch(&self) -> crate::PeerWatch {
+            self.link.watch_kind()
+        }
+
+        /// Abandoned channel segments this end removed while connecting (a
+        /// channel under the same key left by a crashed process), each with
+        /// why it was judged abandoned.
+        pub fn reclaimed(&self) -> &[crate::Reclaimed] {
+            &self.link.reclaimed
         }
 
         /// Kernel-attested creator of the segment (IPC_STAT).
@@ -258,6 +329,47 @@ pub struct Creator {
     pub owner_uid: u32,
 }
 
+/// How an endpoint watches its peer's liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerWatch {
+    /// Not connected yet.
+    NotConnected,
+    /// The peer's process, identified at rendezvous (its recorded pid and
+    /// start time, attested by the kernel) and followed by a pidfd (`pidfd`
+    /// true) or through `/proc`. Other attachments of the segment change
+    /// nothing.
+    Process {
+        /// The peer's pid in our pid namespace.
+        pid: i32,
+        /// Whether a pidfd follows it.
+        pidfd: bool,
+    },
+    /// The peer's process cannot be seen from our pid namespace: the peer is
+    /// taken for dead when the segment's attach count drops below 2. Another
+    /// attachment (a monitor, root) can hide its death while it lasts.
+    AttachCount,
+}
+
+enum Liveliness {
+    NotYet,
+    Process(Watch),
+    AttachCount,
+}
+
+/// How often calls that do not wait probe the peer.
+const PROBE_EVERY_NS: u64 = crate::ring::POLL_SLICE.as_nanos() as u64;
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: a vDSO read of a few nanoseconds,
+/// precise to a scheduler tick, plenty for rate-limiting probes.
+#[inline]
+fn coarse_now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
 /// One connected end of a channel: the attachment, the header, and the peer.
 pub(crate) struct Link {
     hdr: *const Header,
@@ -268,8 +380,13 @@ pub(crate) struct Link {
     pub(crate) wait: Wait,
     pub(crate) peer: ProcessId,
     pub(crate) creator: Creator,
-    /// When the peer's liveness was last probed by a non-waiting call.
-    last_probe: Instant,
+    /// How the peer's liveness is watched (set once it connected).
+    watch: Liveliness,
+    /// Coarse monotonic nanoseconds of the last liveness probe by a call
+    /// that did not wait (a write into free space, try_recv).
+    last_probe_ns: u64,
+    /// Segments reclaimed as abandoned while connecting.
+    pub(crate) reclaimed: Vec<Reclaimed>,
     /// We hold our slot (and so must close it).
     claimed: bool,
     /// The peer came; the segment is marked for destruction.
@@ -312,7 +429,9 @@ impl Link {
                 uid: info.creator_uid,
                 owner_uid: info.uid,
             },
-            last_probe: Instant::now(),
+            watch: Liveliness::NotYet,
+            last_probe_ns: coarse_now_ns(),
+            reclaimed: Vec::new(),
             claimed: false,
             connected: false,
             created,
@@ -364,56 +483,124 @@ impl Link {
         }
     }
 
-    /// A liveness probe of the peer for the ring's waits.
-    ///
-    /// Kernel-attested, not taken from the peer's own bytes: once connected each
-    /// side holds exactly one attachment, so the peer is gone when the
-    /// segment's attach count (`shm_nattch`, IPC_STAT) drops below 2. This holds
-    /// across pid namespaces and cannot be faked by a peer writing its slot.
+    /// A liveness probe of the peer for the ring's waits (see [`PeerWatch`]).
     pub(crate) fn liveness(&self) -> impl FnMut() -> Liveness + '_ {
-        let seg = self.att.segment();
-        move || match seg.stat() {
-            Ok(info) if info.attach_count < 2 => Liveness::Dead,
-            _ => Liveness::Alive,
+        move || {
+            if self.peer_status() == Status::Dead {
+                Liveness::Dead
+            } else {
+                Liveness::Alive
+            }
         }
     }
 
-    /// For calls that do not wait (try_send, try_recv): probes the peer at most
-    /// once per poll slice. True if it is gone.
+    /// Whether the peer is alive: its process watched through a pidfd (or
+    /// `/proc`), or, where its pid cannot be seen from here, the attach count.
+    fn peer_status(&self) -> Status {
+        match &self.watch {
+            Liveliness::NotYet => Status::Alive,
+            Liveliness::Process(w) => w.status(),
+            Liveliness::AttachCount => match self.att.segment().stat() {
+                Ok(info) if info.attach_count < 2 => Status::Dead,
+                _ => Status::Alive,
+            },
+        }
+    }
+
+    pub(crate) fn watch_kind(&self) -> PeerWatch {
+        match &self.watch {
+            Liveliness::NotYet => PeerWatch::NotConnected,
+            Liveliness::Process(w) => PeerWatch::Process {
+                pid: w.id().pid,
+                pidfd: w.pidfd().is_some(),
+            },
+            Liveliness::AttachCount => PeerWatch::AttachCount,
+        }
+    }
+
+    /// Identifies the connected peer from what it recorded in its slot,
+    /// cross-checked against the kernel, and starts watching it.
+    ///
+    /// The slot holds the peer's pid in *its* pid namespace and its start
+    /// time. A process in our pid namespace is taken for the peer only if its
+    /// start time equals the recorded one and the kernel attests it: it is the
+    /// segment's creator (`shm_cpid`) or last attacher (`shm_lpid`), or its
+    /// `/proc/PID/maps` shows this segment attached. Where no process can be
+    /// verified (the peer's pid namespace is not visible from ours, or its
+    /// maps are unreadable and a third process attached since), the attach
+    /// count is all that is left (docs/SECURITY.md: the residual case).
+    fn start_watch(&mut self) {
+        let peer = self.peer;
+        let id = self.segment_id();
+        let kernel = match self.att.segment().stat() {
+            Ok(info) if self.created => info.last_pid,
+            Ok(info) => info.creator_pid,
+            Err(_) => 0,
+        };
+        let mut found = None;
+        for cand in [kernel, peer.pid] {
+            if cand <= 0 || peer.start_time == 0 {
+                continue;
+            }
+            let Some(now) = ProcessId::of(cand) else {
+                continue;
+            };
+            if now.start_time != peer.start_time {
+                continue;
+            }
+            if cand == kernel || svshm::process::has_attached(cand, id) == Some(true) {
+                found = Some(now);
+                break;
+            }
+        }
+        self.watch = match found {
+            Some(p) => {
+                let w = Watch::new(p);
+                // Opened after the check: make sure the pidfd follows the same
+                // process (Watch compares the start time again).
+                Liveliness::Process(w)
+            }
+            None => Liveliness::AttachCount,
+        };
+    }
+
+    /// For calls that do not wait (writes into free space, try_send,
+    /// try_recv): probes the peer at most once per poll slice, by a coarse
+    /// clock read (a few nanoseconds). True if it is gone.
+    #[inline]
     pub(crate) fn peer_gone_rate_limited(&mut self) -> bool {
-        if self.last_probe.elapsed() < crate::ring::POLL_SLICE {
+        let now = coarse_now_ns();
+        if now.wrapping_sub(self.last_probe_ns) < PROBE_EVERY_NS {
             return false;
         }
-        self.last_probe = Instant::now();
-        (self.liveness())() == Liveness::Dead
+        self.last_probe_ns = now;
+        self.peer_status() == Status::Dead
     }
 
-    /// Whether the peer is gone now (one IPC_STAT).
+    /// Whether the peer is gone now.
     pub(crate) fn peer_gone(&self) -> bool {
-        (self.liveness())() == Liveness::Dead
+        self.peer_status() == Status::Dead
     }
 
-    /// Before a write: a reader that closed makes writing pointless (EPIPE).
-    pub(crate) fn writer_preflight(&self, prod: &Producer<RawMem>) -> Result<()> {
+    /// Before a write: a reader that closed makes writing pointless (EPIPE),
+    /// and a reader that died is noticed within a poll slice even while the
+    /// ring has room.
+    #[inline]
+    pub(crate) fn writer_preflight(&mut self, prod: &Producer<RawMem>) -> Result<()> {
         if prod.peer_closed() {
             return Err(Error::Closed { role: Role::Reader });
+        }
+        if self.peer_gone_rate_limited() {
+            return Err(Error::PeerDied {
+                role: Role::Reader,
+                pid: self.peer.pid,
+            });
         }
         Ok(())
     }
 
-    /// Closes a writer's end once: CLOSED normally, ABORTED when dropped while
-    /// unwinding from a panic (the stream is cut short, and the reader must not
-    /// mistake that for a clean end).
-    pub(crate) fn close_writer(&self, prod: &mut Producer<RawMem>, closed: &mut bool) {
-        let how = if std::thread::panicking() {
-            crate::ring::ABORTED
-        } else {
-            crate::ring::CLOSED
-        };
-        self.end_writer(prod, closed, how);
-    }
-
-    /// Ends a writer's end once with `how` (CLOSED or ABORTED).
+    /// Ends a writer's end once with `how` (CLOSED after an explicit close,
+    /// ABORTED otherwise).
     pub(crate) fn end_writer(&self, prod: &mut Producer<RawMem>, closed: &mut bool, how: u32) {
         if !*closed {
             *closed = true;
@@ -524,6 +711,7 @@ impl Link {
         self.connected = true;
         // Both are attached: from now on the kernel owns the cleanup.
         let _ = self.att.segment().remove();
+        self.start_watch();
         Ok(())
     }
 }
@@ -560,7 +748,7 @@ impl Drop for Link {
 }
 
 /// The identity in a slot, once it is ATTACHED or CLOSED.
-fn read_slot(slot: &header::Slot) -> Option<ProcessId> {
+pub(crate) fn read_slot(slot: &header::Slot) -> Option<ProcessId> {
     // SYNC: pairs with the Release store in `Link::claim`.
     let s = slot.state.load(Ordering::Acquire);
     if s != header::SLOT_ATTACHED && s != header::SLOT_CLOSED {
@@ -583,14 +771,23 @@ fn kind_name(kind: u32) -> &'static str {
 /// for the other end.
 pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> Result<Link> {
     let (capacity, max_message) = opts.ring_geometry(kind == header::KIND_MESSAGES)?;
-    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let deadline = opts.timeout.and_then(deadline_after);
     let me = ProcessId::current();
     let label = ep.to_string();
     let key = ep.key_of()?;
     let mut backoff = Duration::from_micros(100);
+    let mut reclaimed = Vec::new();
     let mut link = loop {
         let attempt = match (&ep.0, key) {
-            (Repr::Id(id), _) => join(Segment::from_id(*id), opts, role, kind, me, true)?,
+            (Repr::Id(id), _) => join(
+                Segment::from_id(*id),
+                opts,
+                role,
+                kind,
+                me,
+                true,
+                &mut reclaimed,
+            )?,
             (_, key) => {
                 let key = key.unwrap_or(Key::PRIVATE);
                 let total = header::HEADER_SIZE + capacity as usize;
@@ -610,7 +807,7 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
                         &ep.label(),
                     )?),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => match Segment::open(key, 0) {
-                        Ok(seg) => join(seg, opts, role, kind, me, false)?,
+                        Ok(seg) => join(seg, opts, role, kind, me, false, &mut reclaimed)?,
                         // Removed between our create and open: try again.
                         Err(e) if e.kind() == ErrorKind::NotFound => None,
                         Err(e) => return Err(e.into()),
@@ -630,8 +827,15 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_millis(10));
     };
+    link.reclaimed = reclaimed;
     link.wait_for_peer(deadline, &label)?;
     Ok(link)
+}
+
+/// The instant `t` from now, or `None` (forever) if that is beyond what an
+/// `Instant` can hold: any timeout a user can give is accepted.
+pub(crate) fn deadline_after(t: Duration) -> Option<Instant> {
+    Instant::now().checked_add(t)
 }
 
 /// Mode bit set while the creator initialises the header (owner execute: never
@@ -682,11 +886,14 @@ fn create(
 }
 
 /// Joins an existing segment. `Ok(None)`: not ready yet, closing, or reclaimed
-/// as stale — try again.
+/// as abandoned — try again.
 ///
-/// Staleness is judged from the kernel's attach count sampled before our own
-/// attach (as PostgreSQL does): 0 means every process that ever held a slot is
-/// gone, whatever pids it wrote.
+/// Whether the segment is ours, in use or abandoned is decided by
+/// [`judge_with`](crate::reclaim::judge_with) from the kernel's record sampled
+/// before our own attach (as PostgreSQL does) and the header: only a proven
+/// abandoned svshm channel is removed (and recorded in `reclaimed`); a
+/// segment that cannot be proven ours is refused, untouched.
+#[allow(clippy::too_many_arguments)]
 fn join(
     seg: Segment,
     opts: &Options,
@@ -694,9 +901,10 @@ fn join(
     kind: u32,
     me: ProcessId,
     by_id: bool,
+    reclaimed: &mut Vec<Reclaimed>,
 ) -> Result<Option<Link>> {
     let id = seg.id();
-    let info = match seg.stat() {
+    let mut info = match seg.stat() {
         Ok(i) => i,
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
             return Err(Error::Foreign {
@@ -738,44 +946,76 @@ fn join(
         return Err(Error::Foreign {
             id,
             detail: format!(
-                "its mode {:04o} is wider than the {:04o} asked for (anyone it admits could read or forge the data)",
+                "its mode {:04o} is wider than the {:04o} asked for (anyone it admits could read or forge the data); if both sides are yours, give both the same mode",
                 perms, opts.mode
             ),
         });
     }
+    let not_ours = |detail: String| Error::NotOurs {
+        id,
+        key: info.key,
+        detail,
+    };
     if !crate::inspect::might_be_channel(&info) {
-        return Err(Error::Mismatch {
-            id,
-            detail: format!(
-                "a {}-byte segment is not a channel (a 4096-byte header plus a power-of-two ring)",
-                info.size
-            ),
-        });
+        return Err(not_ours(format!(
+            "a {}-byte segment is not shaped like a channel (a 4096-byte header plus a power-of-two ring)",
+            info.size
+        )));
     }
-    // Abandoned while initialising: our mark, nobody attached, creator gone.
-    // By key the retry finds the key free (or another joiner's new channel);
-    // by id it would find the same dead segment again (kept alive by a
-    // surviving peer, or destroyed: "invalid id"), so say so at once.
-    let abandoned = |why: &str| -> Result<Option<Link>> {
-        let removed = match seg.remove() {
-            // Gone already: another joiner reclaimed it first.
-            Ok(()) => Ok(None),
-            Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => Ok(None),
-            Err(e) => Err(Error::Foreign {
+    // Resident and swapped pages, sampled before our attach: a segment with
+    // none was never written, so it holds nothing to lose.
+    if let Some(p) = svshm::info::public_info_by_id(id) {
+        info.rss = p.rss;
+        info.swap = p.swap;
+    }
+    // Abandoned: removed, and said so. By key the retry finds the key free
+    // (or another joiner's new channel); by id it would find the same dead
+    // segment again, so say so at once.
+    let mut abandoned = |why: String| -> Result<Option<Link>> {
+        if info.is_marked_for_destruction() {
+            // Already going away when its last process detaches: nothing to
+            // reclaim, and nobody can ever complete it.
+            return if by_id {
+                Err(Error::Invalid(format!(
+                    "channel segment {id} cannot be joined: {why}; it is marked for destruction and goes away when its last process detaches. Start a new channel"
+                )))
+            } else {
+                Ok(None)
+            };
+        }
+        match seg.remove() {
+            Ok(()) => reclaimed.push(Reclaimed {
                 id,
-                detail: format!("it is a {why} svshm channel but cannot be removed ({e})"),
+                key: info.key,
+                size: info.size,
+                reason: why.clone(),
             }),
-        };
-        if by_id && removed.is_ok() {
+            // Gone already: another joiner reclaimed it first.
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => {}
+            Err(e) => {
+                return Err(Error::Foreign {
+                    id,
+                    detail: format!(
+                        "it is an abandoned svshm channel ({why}) but cannot be removed ({e})"
+                    ),
+                });
+            }
+        }
+        if by_id {
             return Err(Error::Invalid(format!(
-                "channel segment {id} is abandoned ({why}): its creator (pid {}) has left it, so no peer will ever come; it was removed. Start a new channel",
-                info.creator_pid
+                "channel segment {id} is abandoned ({why}), so no peer will ever come; it was removed. Start a new channel"
             )));
         }
-        removed
+        Ok(None)
     };
-    if marked && info.attach_count == 0 && creator_gone(&info, &[]) {
-        return abandoned("half-created");
+    if info.rss == Some(0) && info.swap.unwrap_or(0) == 0 {
+        // Never written: judged without attaching (reading would give it pages).
+        match judge_with(&info, None) {
+            Verdict::Abandoned(why) => return abandoned(why),
+            Verdict::NotOurs(why) => return Err(not_ours(why)),
+            // Its creator is about to write the header: look again.
+            Verdict::InUse(_) => return Ok(None),
+        }
     }
     let att = match seg.attach() {
         Ok(att) => att,
@@ -786,31 +1026,22 @@ fn join(
         }
         Err(e) => return Err(e.into()),
     };
-    // A forked child must not inherit the ring: its attach would keep the
-    // count (our liveness signal) up after we die, and it could write into
-    // an SPSC ring as a second writer or reader.
+    // A forked child must not inherit the ring: it could write into an SPSC
+    // ring as a second writer or reader.
     att.inherit_on_fork(false)?;
     let hdr = att.as_ptr().cast::<Header>();
-    // SAFETY: `hdr` points to the attachment's first page, and the segment is at
-    // least HEADER_SIZE bytes (checked above). Only the atomic is referenced.
-    let state = unsafe { &(*hdr).state }.load(Ordering::Acquire);
-    let magic: u64 = field!(hdr, magic);
-    if state != header::STATE_READY {
-        if state != header::STATE_INITIALIZING
-            || (magic != 0 && magic != header::MAGIC)
-            || (magic == 0 && !marked)
-        {
-            return Err(Error::Mismatch {
-                id,
-                detail: "not an svshm channel".into(),
-            });
-        }
-        if info.attach_count == 0 && magic == header::MAGIC && creator_gone(&info, &[]) {
+    // SAFETY: `hdr` points to the attachment's first page, and the segment is
+    // at least HEADER_SIZE bytes (checked above).
+    let facts = unsafe { HeaderFacts::read(hdr) };
+    match judge_shape(&info, Some(&facts)) {
+        Verdict::Abandoned(why) => {
             drop(att);
-            return abandoned("half-created");
+            return abandoned(why);
         }
+        Verdict::NotOurs(why) => return Err(not_ours(why)),
         // The creator is still writing the header.
-        return Ok(None);
+        Verdict::InUse(_) if !facts.ready => return Ok(None),
+        Verdict::InUse(_) => {}
     }
     // SAFETY: as above; state READY means the creator finished writing.
     let snap = unsafe { header::read_snapshot(hdr, info.size) }
@@ -824,31 +1055,6 @@ fn join(
                 kind_name(kind)
             ),
         });
-    }
-    // A joinable channel's waiting side is always its creator. The kernel
-    // reports the creator's pid in *our* pid namespace (0 if it is not visible
-    // here), so a visible creator pid that no longer runs means the channel is
-    // abandoned even while another joiner's transient attach makes the attach
-    // count look alive. (A recycled pid is told apart by its start time; see
-    // `creator_alive`.)
-    //
-    // The creator recorded its start time (clock ticks since boot) in its
-    // slot: a live process at the creator pid with that start time is the
-    // creator, whatever the wall clock did since the segment's change time.
-    // SAFETY: `hdr` points to the mapped header page; references to the
-    // slots' atomics only.
-    let slots = unsafe { [&(*hdr).writer.0, &(*hdr).reader.0] };
-    let recorded: Vec<ProcessId> = slots.into_iter().filter_map(read_slot).collect();
-    let gone = creator_gone(&info, &recorded);
-    // A count of 0 sampled while the mode still carried the initialising mark
-    // may predate the creator's own attach (it made the header READY since):
-    // then only a gone creator makes it abandoned.
-    let initialising = info.permissions() & INIT_MARK != 0;
-    let unattached = info.attach_count == 0 && (!initialising || gone);
-    if unattached || gone {
-        // READY but nobody attached, or its creator is gone: abandoned for good.
-        drop(att);
-        return abandoned("stale");
     }
     let mut link = Link::new(
         att,

@@ -103,10 +103,13 @@ pub struct Cursors {
     pub writer_closed: Line<AtomicU32>,
     /// Non-zero once the consumer has closed its end.
     pub reader_closed: Line<AtomicU32>,
+    /// The producer's final cursor, stored just before `writer_closed`
+    /// becomes [`CLOSED`]: a clean end must add up to it.
+    pub writer_final: Line<AtomicU64>,
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<Cursors>() == 6 * 128);
+const _: () = assert!(core::mem::size_of::<Cursors>() == 7 * 128);
 
 /// The data area the ring copies into and out of.
 ///
@@ -327,8 +330,8 @@ fn check_cursors(head: u64, tail: u64, capacity: u64) -> Result<(), RingError> {
 
 /// Value of a closed flag: closed cleanly (everything was written).
 pub const CLOSED: u32 = 1;
-/// Value of a closed flag: the side went away mid-stream (dropped while
-/// panicking, or gave up connecting); what it wrote may be incomplete.
+/// Value of a closed flag: the side went away mid-stream (dropped without an
+/// explicit close, or gave up connecting); what it wrote may be incomplete.
 pub const ABORTED: u32 = 2;
 
 /// The producer (writer) side of a ring.
@@ -528,8 +531,16 @@ impl<M: Mem> Producer<M> {
     /// wakes the consumer.
     pub fn close_with(&mut self, how: u32) {
         self.publish();
+        if how == CLOSED {
+            // Published by the Release store of `writer_closed` below.
+            self.cursors()
+                .writer_final
+                .0
+                .store(self.head, Ordering::Relaxed);
+        }
         // SYNC: pairs with the consumer's Acquire load of `writer_closed` in
-        // `Consumer::wait_available`; `head` was published before it.
+        // `Consumer::wait_available`; `head` and `writer_final` were stored
+        // before it.
         self.cursors().writer_closed.0.store(how, Ordering::Release);
         wake_if_waiting(&self.cursors().reader_wait.0);
     }
@@ -752,6 +763,16 @@ impl<M: Mem> Consumer<M> {
                     }
                     if how != CLOSED {
                         return Err(RingError::Aborted);
+                    }
+                    // A clean end must add up: everything the producer says
+                    // it wrote was published. (Ordered by the Acquire load of
+                    // the flag above.)
+                    let fin = self.cursors().writer_final.0.load(Ordering::Relaxed);
+                    if fin != self.head_cache {
+                        return Err(RingError::Corrupt(format!(
+                            "the writer's end does not add up: it closed at byte {fin}, but {} bytes were published; the stream is incomplete",
+                            self.head_cache
+                        )));
                     }
                     closed = true;
                     return Ok(true);

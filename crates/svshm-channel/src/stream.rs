@@ -7,7 +7,7 @@ use crate::header::KIND_STREAM;
 use crate::rendezvous::{Creator, Endpoint, Link, Options, connect};
 use crate::ring::{Consumer, Producer, RawMem, WaitPolicy};
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The writing end of a byte stream.
 ///
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// });
 /// let mut w = StreamWriter::connect(&Endpoint::name(name), &Options::new())?;
 /// w.write_all(b"hello, reader")?;
-/// w.close()?; // or drop: the reader gets the rest, then EOF
+/// w.close()?; // the reader gets the rest, then EOF (a drop without close: Aborted)
 /// assert_eq!(reader.join().unwrap(), "hello, reader");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -65,7 +65,7 @@ impl StreamWriter {
     fn policy(&self, timeout: Option<Duration>) -> WaitPolicy {
         WaitPolicy {
             wait: self.link.wait,
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline: timeout.and_then(crate::rendezvous::deadline_after),
         }
     }
 
@@ -158,7 +158,7 @@ impl StreamWriter {
     /// far, then an [`Error::Aborted`] error instead of end-of-file — for a
     /// writer that cannot deliver the rest (its own input failed, say) and
     /// must not let the reader take a truncated stream for a whole one.
-    /// Dropping a writer while panicking does the same.
+    /// Dropping a writer without closing it does the same.
     ///
     /// ```
     /// # use std::io::{Read, Write};
@@ -183,7 +183,8 @@ impl StreamWriter {
     }
 
     fn finish(&mut self) {
-        self.link.close_writer(&mut self.prod, &mut self.closed);
+        self.link
+            .end_writer(&mut self.prod, &mut self.closed, crate::ring::CLOSED);
     }
 }
 
@@ -206,9 +207,13 @@ impl io::Write for StreamWriter {
     }
 }
 
+/// Dropping without [`close`](StreamWriter::close) ends the stream as cut short
+/// ([`abort`](StreamWriter::abort)): only an explicit, successful close tells the
+/// reader that everything arrived.
 impl Drop for StreamWriter {
     fn drop(&mut self) {
-        self.finish();
+        self.link
+            .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
     }
 }
 

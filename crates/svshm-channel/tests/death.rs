@@ -233,7 +233,7 @@ fn a_forked_child_does_not_keep_a_dead_writer_alive() {
 #[test]
 fn crashed_creator_leaves_a_stale_channel_that_is_reclaimed() {
     let name = unique("stale");
-    let key = svshm::Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let mut c = spawn(
         "child",
         "connect-then-hang",
@@ -266,10 +266,10 @@ fn crashed_creator_leaves_a_stale_channel_that_is_reclaimed() {
     let _guard = svshm::Segment::from_id(info.id).remove_on_drop();
     let now = svshm::Segment::from_id(info.id).stat().unwrap();
     assert_eq!(now.attach_count, 0);
-    assert!(svshm_channel::is_stale(&now));
+    assert!(svshm_channel::judge_record(&now).is_abandoned());
     let status = svshm_channel::inspect(info.id).unwrap().unwrap();
     assert_eq!(status.state(), "broken");
-    let listed = svshm_channel::remove_stale(true).unwrap();
+    let listed = svshm_channel::reclaim_all(true).unwrap();
     assert!(listed.iter().any(|s| s.id == info.id));
     assert!(!segment_gone(info.id), "dry run removed it");
     // A new writer under the same name reclaims it.
@@ -283,7 +283,7 @@ fn crashed_creator_leaves_a_stale_channel_that_is_reclaimed() {
     let mut w = StreamWriter::connect(&Endpoint::name(&name), &opts()).unwrap();
     assert_ne!(w.segment_id(), info.id);
     w.write_all(b"fresh").unwrap();
-    drop(w);
+    w.close().unwrap();
     assert_eq!(reader.join().unwrap(), b"fresh");
     assert!(segment_gone(info.id));
 }

@@ -7,7 +7,7 @@ use common::*;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
-use svshm::{Attachment, CreateOptions, Key, RemoveOnDrop};
+use svshm::{Attachment, CreateOptions, RemoveOnDrop};
 use svshm_channel::peer::ProcessId;
 use svshm_channel::{Endpoint, Error, Options, Sender, StreamWriter};
 
@@ -18,7 +18,7 @@ const CAP: u64 = 4096;
 /// this (live) process, as a hostile reader-creator would.
 fn hostile_reader_creator(name: &str, kind: u32, max_message: u64) -> (RemoveOnDrop, Attachment) {
     let seg = CreateOptions::new(HDR + CAP as usize)
-        .key(Key::from_name(name))
+        .key(svshm_channel::channel_key(name))
         .create()
         .unwrap();
     let guard = seg.remove_on_drop();

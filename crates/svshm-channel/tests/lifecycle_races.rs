@@ -59,7 +59,7 @@ fn child() {
                 &opts(600).mode(std::env::var("MODE").unwrap().parse().unwrap()),
             );
         }
-        "gc" => match svshm_channel::remove_stale(false) {
+        "gc" => match svshm_channel::reclaim_all(false) {
             Ok(v) => println!("REMOVED {}", v.len()),
             Err(e) => println!("ERR {e}"),
         },
@@ -88,7 +88,7 @@ impl Cleanup {
     /// under that key.
     fn named(tag: &str) -> (String, Key, Cleanup) {
         let name = unique(tag);
-        let key = Key::from_name(&name);
+        let key = svshm_channel::channel_key(&name);
         (name, key, Cleanup::new(key))
     }
 }
@@ -233,6 +233,9 @@ fn a_segment_removed_between_stat_and_attach_is_retried() {
         .mode(0o600)
         .create()
         .unwrap();
+    // Touched, so the joiner must attach to read it (an untouched segment
+    // is judged without attaching).
+    seg.attach().unwrap().write_at(0, &[0]).unwrap();
     let (c, pid) = spawn_traced("read-all", &name, Duration::from_secs(3));
     guard.pids.push(pid);
     // The reader did its IPC_STAT and is about to attach: remove the segment.
@@ -262,14 +265,17 @@ fn a_joiner_does_not_remove_a_channel_whose_creator_was_initialising() {
     wait_in_shmat(cpid);
     let (joiner, jpid) = spawn_traced("read-all", &name, Duration::from_secs(4));
     guard.pids.push(jpid);
-    wait_in_shmat(jpid);
-    // Precondition: the joiner sampled the count while the creator had not
-    // attached yet.
+    // The joiner finds a segment nobody has written yet (no resident pages)
+    // whose creator still runs: it must wait, not reclaim it.
+    std::thread::sleep(Duration::from_millis(300));
     assert!(
         in_syscall(cpid, libc::SYS_shmat),
         "creator moved on too soon"
     );
-    assert_eq!(Segment::from_id(id).stat().unwrap().attach_count, 0);
+    assert!(
+        Segment::from_id(id).stat().is_ok(),
+        "the joiner removed a live creator's segment"
+    );
     let w = output(creator);
     let r = output(joiner);
     assert!(
@@ -302,7 +308,7 @@ fn is_stale_does_not_trust_a_count_sampled_while_the_creator_initialised() {
         assert!(t0.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(1));
     }
-    let stale = svshm_channel::is_stale(&sampled);
+    let stale = svshm_channel::judge_record(&sampled).is_abandoned();
     let mut r = StreamReader::connect(&Endpoint::name(&name), &opts(20)).unwrap();
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
@@ -482,9 +488,7 @@ fn gc_skips_stale_channels_it_may_not_remove() {
     }
     sigkill(&c);
     c.wait().unwrap();
-    assert!(svshm_channel::is_stale(
-        &Segment::from_id(id).stat().unwrap()
-    ));
+    assert!(svshm_channel::judge_record(&Segment::from_id(id).stat().unwrap()).is_abandoned());
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE, "gc")

@@ -17,7 +17,7 @@ fn child() {
         // (0600 | owner execute, see rendezvous::INIT_MARK).
         let name = std::env::var("NAME").unwrap();
         let seg = CreateOptions::new(4096 + (1 << 20))
-            .key(Key::from_name(&name))
+            .key(svshm_channel::channel_key(&name))
             .mode(0o700)
             .create()
             .unwrap();
@@ -46,7 +46,7 @@ fn wait_for_key(key: Key) -> i32 {
 #[test]
 fn joiner_does_not_connect_to_a_creator_that_timed_out() {
     let name = unique("rv-gaveup");
-    let key = Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let n2 = name.clone();
     let creator = std::thread::spawn(move || {
         Sender::connect(
@@ -93,12 +93,12 @@ fn zeroed_segment_of_a_dead_creator_is_reclaimable() {
     );
     let status = wait_child(&mut c, Duration::from_secs(30));
     assert!(status.success());
-    let id = svshm::info::public_info_by_key(Key::from_name(&name))
+    let id = svshm::info::public_info_by_key(svshm_channel::channel_key(&name))
         .unwrap()
         .id;
     let _cleanup = Segment::from_id(id).remove_on_drop();
     let info = Segment::from_id(id).stat().unwrap();
-    let stale = svshm_channel::is_stale(&info);
+    let stale = svshm_channel::judge_record(&info).is_abandoned();
     let r = StreamWriter::connect(
         &Endpoint::name(&name),
         &Options::new().timeout(Some(Duration::from_millis(300))),

@@ -93,6 +93,7 @@ fn send_messages(name: &str, wait: &str) {
             tx.send(&m).unwrap();
         }
     }
+    tx.close().unwrap();
 }
 
 fn recv_messages(name: &str, wait: &str) -> u64 {
@@ -242,6 +243,7 @@ fn private_segment_by_id() {
             StreamWriter::connect(&ep, &Options::new().timeout(Some(Duration::from_secs(30))))
                 .unwrap();
         w.write_all(b"private hello").unwrap();
+        w.close().unwrap();
     });
     let id = loop {
         let new: Vec<i32> = svshm::segments()

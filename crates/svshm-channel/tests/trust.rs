@@ -36,7 +36,7 @@ fn foreign_owned_segment_under_our_key_is_refused() {
         return;
     }
     let name = unique("squat");
-    let key = Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE, "squat")
@@ -85,7 +85,7 @@ fn foreign_owned_segment_under_our_key_is_refused() {
 fn segment_wider_than_asked_is_refused() {
     let name = unique("wide");
     let seg = CreateOptions::new(1 << 16)
-        .key(Key::from_name(&name))
+        .key(svshm_channel::channel_key(&name))
         .mode(0o666)
         .create()
         .unwrap();
@@ -101,7 +101,7 @@ fn segment_wider_than_asked_is_refused() {
 fn foreign_bytes_under_our_key_are_not_a_channel() {
     let name = unique("garbage");
     let seg = CreateOptions::new(1 << 16)
-        .key(Key::from_name(&name))
+        .key(svshm_channel::channel_key(&name))
         .create()
         .unwrap();
     let _guard = seg.remove_on_drop();
@@ -112,7 +112,8 @@ fn foreign_bytes_under_our_key_are_not_a_channel() {
     let err = StreamWriter::connect(&Endpoint::name(&name), &quick())
         .err()
         .unwrap();
-    assert!(matches!(err, Error::Mismatch { .. }), "{err}");
+    assert!(matches!(err, Error::NotOurs { .. }), "{err}");
+    assert!(err.to_string().contains("left untouched"), "{err}");
     // Still there: never remove what is not provably ours.
     assert!(seg.stat().is_ok());
 }
@@ -120,7 +121,7 @@ fn foreign_bytes_under_our_key_are_not_a_channel() {
 #[test]
 fn connect_timeout_removes_the_segment() {
     let name = unique("timeout");
-    let key = Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let err = StreamWriter::connect(
         &Endpoint::name(&name),
         &Options::new().timeout(Some(Duration::from_millis(200))),
@@ -139,9 +140,10 @@ fn a_second_writer_is_refused_while_the_first_waits() {
     let first = std::thread::spawn(move || {
         let mut w = StreamWriter::connect(&Endpoint::name(&n1), &quick()).unwrap();
         w.write_all(b"first").unwrap();
+        w.close().unwrap();
     });
     // Wait until the first writer's channel exists.
-    let key = Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     while !svshm::proc_segments().unwrap().iter().any(|s| s.key == key) {
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -174,7 +176,7 @@ fn kind_mismatch_is_an_error() {
         )
         .err()
     });
-    let key = Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     while !svshm::proc_segments().unwrap().iter().any(|s| s.key == key) {
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -277,7 +279,7 @@ fn oversized_message_is_refused_before_sending() {
         rx.recv_timeout(Duration::from_millis(50)),
         Err(Error::Empty)
     ));
-    drop(tx);
+    tx.close().unwrap();
     assert!(matches!(rx.recv(), Err(Error::Closed { .. })));
 }
 

@@ -19,32 +19,6 @@ pub fn inspect(info: &svshm::SegmentInfo) -> Option<ChannelStatus> {
     svshm_channel::inspect(info.id).ok().flatten()
 }
 
-/// Whether segment `id` holds an svshm channel header. Segments we may not read
-/// (or that vanished meanwhile) are not ours to judge: `false`.
-pub fn is_channel(info: &svshm::SegmentInfo) -> anyhow::Result<bool> {
-    if !might_be_channel(info) {
-        return Ok(false);
-    }
-    match svshm_channel::inspect(info.id) {
-        Ok(s) => Ok(s.is_some()),
-        Err(svshm_channel::Error::Sys(e))
-            if matches!(
-                e.kind(),
-                svshm::ErrorKind::PermissionDenied
-                    | svshm::ErrorKind::InvalidId
-                    | svshm::ErrorKind::Removed
-            ) =>
-        {
-            Ok(false)
-        }
-        // A corrupt or mismatched header is still an svshm channel segment.
-        Err(svshm_channel::Error::Corrupt { .. }) | Err(svshm_channel::Error::Mismatch { .. }) => {
-            Ok(true)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// `stream` or `messages`.
 pub fn kind_name(k: Kind) -> &'static str {
     match k {

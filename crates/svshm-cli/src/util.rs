@@ -415,50 +415,6 @@ pub fn process_cmdline(pid: i32) -> Option<String> {
     }
 }
 
-/// Start time of a process as wall-clock time, from `/proc/PID/stat` field 22
-/// (clock ticks after boot) and `btime` in `/proc/stat`.
-fn process_start_time(pid: i32) -> Option<SystemTime> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
-    let btime: u64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    // Linux exports USER_HZ = 100 to user space on every architecture.
-    const USER_HZ: u64 = 100;
-    Some(UNIX_EPOCH + std::time::Duration::from_millis(btime * 1000 + ticks * 1000 / USER_HZ))
-}
-
-/// Whether `pid` is a live process that could be the one that created a segment
-/// at `created` (it did not start after that moment: a later start means the pid
-/// was reused). Zombies count as dead.
-pub fn creator_alive(pid: i32, created: Option<SystemTime>) -> bool {
-    if pid <= 0 {
-        return false;
-    }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    if let Some(i) = stat.rfind(')') {
-        if matches!(
-            stat[i + 1..].split_whitespace().next(),
-            Some("Z") | Some("X")
-        ) {
-            return false;
-        }
-    }
-    match (created, process_start_time(pid)) {
-        // Allow 2 s for the rounding of btime and of the ctime seconds.
-        (Some(c), Some(start)) => start <= c + std::time::Duration::from_secs(2),
-        _ => true,
-    }
-}
-
 /// Everything known about segment `id`: IPC_STAT when permitted, else the
 /// world-readable `/proc/sysvipc/shm` line; resident/swapped bytes from the
 /// latter when present.
@@ -579,16 +535,5 @@ mod tests {
     fn perms() {
         assert_eq!(perms_string(0o600), "rw-------");
         assert_eq!(perms_string(0o754), "rwxr-xr--");
-    }
-
-    #[test]
-    fn self_is_alive() {
-        let me = std::process::id() as i32;
-        assert!(creator_alive(me, Some(SystemTime::now())));
-        assert!(!creator_alive(
-            me,
-            Some(UNIX_EPOCH + std::time::Duration::from_secs(1000))
-        ));
-        assert!(!creator_alive(0, None));
     }
 }

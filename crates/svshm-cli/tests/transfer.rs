@@ -304,7 +304,7 @@ fn a_killed_writer_makes_read_exit_1_saying_what_came() {
     assert!(err.contains("died") && err.contains("1000 bytes"), "{err}");
     assert!(err.contains(&format!("channel \"{name}\"")), "{err}");
     assert!(
-        svshm::info::public_info_by_key(svshm::Key::from_name(&name)).is_none(),
+        svshm::info::public_info_by_key(svshm_channel::channel_key(&name)).is_none(),
         "segment left behind"
     );
 }
@@ -392,7 +392,7 @@ fn transfer_errors_say_what_to_do() {
         .code(1)
         .stderr(predicate::str::contains("timed out").and(predicate::str::contains(&name)));
     assert!(
-        svshm::info::public_info_by_key(svshm::Key::from_name(&name)).is_none(),
+        svshm::info::public_info_by_key(svshm_channel::channel_key(&name)).is_none(),
         "a timed-out read left its segment"
     );
     svshm()
@@ -533,7 +533,7 @@ fn demo_streams_verifies_and_leaves_nothing() {
 fn signal_while_waiting_for_the_peer_leaves_no_segment() {
     for (sig, code) in [(libc_sig::SIGINT, 130), (libc_sig::SIGTERM, 143)] {
         let name = unique_name("sigwait");
-        let key = svshm::Key::from_name(&name);
+        let key = svshm_channel::channel_key(&name);
         let mut child = StdCommand::new(svshm_path())
             .args(["write", &name])
             .stdin(Stdio::null())
@@ -622,7 +622,7 @@ fn an_input_error_in_write_is_not_a_clean_end_for_read() {
     );
     assert!(r.stderr.contains("incomplete"), "{}", r.stderr);
     assert!(
-        svshm::info::public_info_by_key(svshm::Key::from_name(&name)).is_none(),
+        svshm::info::public_info_by_key(svshm_channel::channel_key(&name)).is_none(),
         "segment left behind"
     );
 }

@@ -17,6 +17,8 @@
 //! - [`managed`]: [`Managed`], an allocator and named objects inside a shared
 //!   region, for several processes at once, under a robust process-shared lock
 //!   (the Boost.Interprocess `managed_shared_memory` idea).
+//! - [`process`]: process identity (pid + start time) and liveness — the one
+//!   place that decides whether a creator, attacher or peer is alive.
 //! - [`Error`]: one error type with the operation, the object, the errno, an
 //!   [`ErrorKind`] and a message that says what to do.
 //!
@@ -45,6 +47,7 @@ pub mod info;
 mod key;
 pub mod managed;
 mod offset;
+pub mod process;
 mod region;
 mod segment;
 mod sys;

@@ -7,7 +7,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use svshm::Key;
 use svshm_channel::{Endpoint, Options, StreamWriter};
 
 const AFTER_HELP: &str = "\
@@ -246,7 +245,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     }
 
     // ---- nothing left behind
-    let key = Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let left: Vec<_> = svshm::proc_segments()?
         .into_iter()
         .filter(|s| s.id == seg || (s.key == key && !key.is_private()))

@@ -46,6 +46,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let opts = args.chan.options()?;
     let mut reader =
         StreamReader::connect(&ep, &opts).map_err(|e| anyhow!("read from {ep}: {e}"))?;
+    for r in reader.reclaimed() {
+        crate::util::warn(r);
+    }
     let mut progress = Progress::new(args.progress, None, "received");
     progress.restart();
     let mut crc = crc32fast::Hasher::new();

@@ -1,6 +1,6 @@
 //! `svshm rm` (ipcrm) and `svshm gc` (= `rm --stale`).
 
-use crate::util::{AlreadyReported, creator_alive, human_size, id_for_key, warn};
+use crate::util::{AlreadyReported, human_size, id_for_key, warn};
 use anyhow::Result;
 use std::io::Write;
 use svshm::{Key, Segment, SegmentInfo};
@@ -88,16 +88,36 @@ fn describe(info: Option<&SegmentInfo>) -> String {
     }
 }
 
-/// Whether a segment is a stale svshm channel: nothing attached, its creator
-/// gone, and an svshm channel header inside.
-fn is_stale(info: &SegmentInfo) -> Result<bool> {
-    if info.attach_count > 0 || info.is_marked_for_destruction() {
-        return Ok(false);
+/// Why a segment is an abandoned svshm channel (`None`: it is not one, or it
+/// may still be used, or nothing proves it ours). The decision is the channel
+/// library's, the same one connecting uses.
+fn is_stale(info: &SegmentInfo) -> Result<Option<String>> {
+    if info.is_marked_for_destruction() || !svshm_channel::might_be_channel(info) {
+        return Ok(None);
     }
-    if creator_alive(info.creator_pid, info.change_time) {
-        return Ok(false);
+    match svshm_channel::judge(info.id) {
+        Ok(svshm_channel::Verdict::Abandoned(why)) => Ok(Some(why)),
+        Ok(_) => Ok(None),
+        // Vanished meanwhile, or not ours to read: not ours to judge.
+        Err(svshm_channel::Error::Sys(e))
+            if matches!(
+                e.kind(),
+                svshm::ErrorKind::PermissionDenied
+                    | svshm::ErrorKind::InvalidId
+                    | svshm::ErrorKind::Removed
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
-    crate::chan::is_channel(info)
+}
+
+/// `: an abandoned svshm channel: WHY` for segments removed as stale.
+fn because(why: Option<&String>) -> String {
+    why.map_or(String::new(), |w| {
+        format!(": an abandoned svshm channel: {w}")
+    })
 }
 
 /// Runs `svshm rm`.
@@ -134,12 +154,15 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
+    let mut reasons = std::collections::HashMap::new();
     if args.all || args.stale {
         for info in svshm::proc_segments()? {
             if args.stale {
                 match is_stale(&info) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
+                    Ok(Some(why)) => {
+                        reasons.insert(info.id, why);
+                    }
+                    Ok(None) => continue,
                     Err(e) => {
                         warn(format_args!(
                             "segment id {}: cannot tell whether it is stale: {e:#}",
@@ -164,8 +187,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             if info.is_some() {
                 writeln!(
                     out,
-                    "would remove segment id {id} ({})",
-                    describe(info.as_ref())
+                    "would remove segment id {id} ({}){}",
+                    describe(info.as_ref()),
+                    because(reasons.get(&id))
                 )?;
                 count += 1;
             } else {
@@ -180,7 +204,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             Ok(()) => {
                 count += 1;
                 if args.verbose {
-                    writeln!(out, "removed segment id {id} ({})", describe(info.as_ref()))?;
+                    writeln!(
+                        out,
+                        "removed segment id {id} ({}){}",
+                        describe(info.as_ref()),
+                        because(reasons.get(&id))
+                    )?;
                 }
             }
             Err(e) => {

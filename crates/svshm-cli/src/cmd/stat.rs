@@ -2,7 +2,7 @@
 //! processes attaching it (svshm_mon / `lsipc -m -i`, and more).
 
 use crate::util::{
-    Field, Obj, creator_alive, ctime, group_or_gid, human_size, id_for_key, iso_time, perms_string,
+    Field, Obj, ctime, group_or_gid, human_size, id_for_key, iso_time, perms_string,
     process_cmdline, segment_info, status_words, user_or_uid, write_json,
 };
 use anyhow::Result;
@@ -59,7 +59,7 @@ fn attacher_json(a: &Attacher) -> Obj {
 
 /// The JSON object `svshm stat --json` prints.
 pub fn info_json(s: &SegmentInfo, attachers: &[Attacher], managed: bool) -> Obj {
-    let alive = creator_alive(s.creator_pid, s.change_time);
+    let alive = creator_alive(s);
     let mut o = Obj::new([
         ("key", json!(s.key.to_string())),
         ("id", json!(s.id)),
@@ -193,7 +193,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             s.creator_gid
         ),
     )?;
-    let creator = if creator_alive(s.creator_pid, s.change_time) {
+    let creator = if creator_alive(&s) {
         match process_cmdline(s.creator_pid) {
             Some(c) => format!("{} (running: {c})", s.creator_pid),
             None => format!("{} (running)", s.creator_pid),
@@ -286,4 +286,10 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the segment's creator still runs, by the library's one rule
+/// (a creator in a pid namespace not visible from here is not known alive).
+fn creator_alive(s: &SegmentInfo) -> bool {
+    svshm::process::creator_status(s, &[]) == svshm::process::Status::Alive
 }

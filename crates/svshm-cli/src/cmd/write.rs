@@ -72,6 +72,9 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     let opts = args.chan.options()?;
     let mut writer =
         StreamWriter::connect(&ep, &opts).map_err(|e| anyhow!("write to {ep}: {e}"))?;
+    for r in writer.reclaimed() {
+        crate::util::warn(r);
+    }
     let mut progress = Progress::new(args.progress, total, "sent");
     progress.restart();
     let mut sent: u64 = 0;

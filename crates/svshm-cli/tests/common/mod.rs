@@ -106,7 +106,7 @@ pub struct NameGuard(pub String);
 
 impl Drop for NameGuard {
     fn drop(&mut self) {
-        let key = Key::from_name(&self.0);
+        let key = svshm_channel::channel_key(&self.0);
         if let Ok(segs) = svshm::proc_segments() {
             for s in segs.iter().filter(|s| s.key == key) {
                 let _ = Segment::from_id(s.id).remove();

@@ -1,0 +1,421 @@
+//! Process identity and liveness: the one place that decides whether a
+//! segment's creator, an attacher or a channel peer is alive.
+//!
+//! A pid alone names a process only until it exits and the number is reused,
+//! so identity here is a pid plus the process's start time (field 22 of
+//! `/proc/PID/stat`, clock ticks since boot): [`ProcessId`]. Liveness has three
+//! answers, [`Status::Alive`], [`Status::Dead`] and [`Status::Unknown`] — the
+//! last for a process in a pid namespace this one cannot see (the kernel
+//! reports its pid as 0), which must never be taken for dead.
+//!
+//! - [`Watch`] follows one verified process with a pidfd (`pidfd_open(2)`,
+//!   Linux 5.3), falling back to `/proc` where pidfds are unavailable: one
+//!   non-blocking `poll` per probe, and a pid reused after the process exits
+//!   can never be mistaken for it.
+//! - [`creator_status`] judges a segment's creator from what the kernel
+//!   reports (`shm_cpid`, `shm_ctime`), optionally helped by start times the
+//!   creator recorded itself.
+//! - [`same_ipc_namespace`] tells whether a process shares our IPC namespace
+//!   (segment ids are per namespace).
+//!
+//! A stopped process (SIGSTOP, a debugger) is alive: it may continue.
+
+use crate::SegmentInfo;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Identity of a process: its pid and its start time.
+///
+/// ```
+/// let me = svshm::process::ProcessId::current();
+/// assert_eq!(me.pid, std::process::id() as i32);
+/// assert!(me.start_time > 0);
+/// assert!(me.is_alive());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessId {
+    /// The process id (in the pid namespace of whoever recorded it).
+    pub pid: i32,
+    /// Start time in clock ticks since boot (field 22 of `/proc/PID/stat`);
+    /// 0 if unknown.
+    pub start_time: u64,
+}
+
+/// What `/proc/PID/stat` says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Start time in clock ticks since boot.
+    pub start_time: u64,
+    /// Whether it has exited (zombie `Z`, or dead `X`/`x`): it will never touch
+    /// memory again, even if its parent has not reaped it yet.
+    pub exited: bool,
+}
+
+/// Reads `/proc/PID/stat`. `None` if there is no such process in our pid
+/// namespace (or /proc cannot be read).
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses the text of a `/proc/PID/stat` file.
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command may contain spaces and parentheses: parse after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    // After the state (field 3) the start time is field 22: the 19th after it.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat {
+        start_time,
+        exited: matches!(state, "Z" | "X" | "x"),
+    })
+}
+
+impl ProcessId {
+    /// The calling process.
+    pub fn current() -> ProcessId {
+        let pid = std::process::id() as i32;
+        ProcessId {
+            pid,
+            start_time: proc_stat(pid).map_or(0, |s| s.start_time),
+        }
+    }
+
+    /// The process with this pid in our pid namespace now, if any.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        proc_stat(pid).map(|s| ProcessId {
+            pid,
+            start_time: s.start_time,
+        })
+    }
+
+    /// Whether this process still runs in our pid namespace: the pid exists,
+    /// has not exited, and (when known) has the same start time.
+    pub fn is_alive(&self) -> bool {
+        self.status() == Status::Alive
+    }
+
+    /// [`Status`] of this process as seen from our pid namespace: `Alive` or
+    /// `Dead` (a pid of 0 or less names no process: `Unknown`).
+    pub fn status(&self) -> Status {
+        if self.pid <= 0 {
+            return Status::Unknown;
+        }
+        if self.pid == std::process::id() as i32 {
+            return Status::Alive;
+        }
+        match proc_stat(self.pid) {
+            Some(s) if !s.exited && (self.start_time == 0 || s.start_time == self.start_time) => {
+                Status::Alive
+            }
+            _ => Status::Dead,
+        }
+    }
+
+    /// Wall-clock time this process started, from its start time and the boot
+    /// time in `/proc/stat` (`None` if unknown).
+    pub fn started_at(&self) -> Option<SystemTime> {
+        ticks_to_wall(self.start_time)
+    }
+}
+
+/// Whether a process is alive, as far as this process can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It runs (or is stopped: a stopped process may continue).
+    Alive,
+    /// It has exited, or its pid now names another process.
+    Dead,
+    /// It cannot be seen from here (another pid namespace): neither alive nor
+    /// dead as far as we know. Never reclaim on this answer.
+    Unknown,
+}
+
+/// Follows one process until it exits: a pidfd where the kernel has them,
+/// else its pid and start time read from `/proc`.
+///
+/// Opening is race-free: the pidfd is opened first, then the process's start
+/// time is compared with the expected one, so the watch can never follow a
+/// process that reused the pid.
+///
+/// ```
+/// use svshm::process::{ProcessId, Status, Watch};
+/// let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+/// let id = ProcessId::of(child.id() as i32).unwrap();
+/// let watch = Watch::new(id);
+/// assert_eq!(watch.status(), Status::Alive);
+/// child.kill().unwrap();
+/// child.wait().unwrap();
+/// assert_eq!(watch.status(), Status::Dead);
+/// ```
+#[derive(Debug)]
+pub struct Watch {
+    id: ProcessId,
+    /// `None`: the process was gone when the watch was made, or pidfds are
+    /// unavailable (then `/proc` is read on every probe).
+    pidfd: Option<OwnedFd>,
+    gone_at_start: bool,
+}
+
+impl Watch {
+    /// Watches the process `id` (a pid in our pid namespace and its start
+    /// time). If no such process runs now, the watch reports `Dead`.
+    pub fn new(id: ProcessId) -> Watch {
+        let pidfd = rustix::process::Pid::from_raw(id.pid).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
+        // Compare after opening: if the process we opened is the one we
+        // expect, the pidfd follows it and no later reuse of its pid matters.
+        let gone_at_start = id.status() != Status::Alive;
+        Watch {
+            id,
+            pidfd,
+            gone_at_start,
+        }
+    }
+
+    /// The process watched.
+    pub fn id(&self) -> ProcessId {
+        self.id
+    }
+
+    /// Whether the process still runs: one non-blocking `poll(2)` of the
+    /// pidfd (readable once the process has exited), or a read of `/proc`.
+    pub fn status(&self) -> Status {
+        if self.gone_at_start {
+            return Status::Dead;
+        }
+        match &self.pidfd {
+            Some(fd) => {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let zero = rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                match rustix::event::poll(&mut fds, Some(&zero)) {
+                    Ok(0) => Status::Alive,
+                    Ok(_) => Status::Dead,
+                    // EINTR or an unexpected error: ask /proc instead.
+                    Err(_) => self.id.status(),
+                }
+            }
+            None => self.id.status(),
+        }
+    }
+
+    /// The pidfd, if the watch has one (for callers that wait on it).
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+}
+
+/// How much later than a segment's change time its creator may seem to have
+/// started (`shm_ctime` is in whole seconds, start times are clock ticks from a
+/// boot time that is itself rounded to the second).
+const START_MARGIN: Duration = Duration::from_secs(3);
+
+/// Whether the process that created a segment still runs, judged from what
+/// the kernel reports about the segment.
+///
+/// - `shm_cpid` of 0: the creator runs in a pid namespace we cannot see
+///   ([`Status::Unknown`]).
+/// - No process at that pid, or a zombie: [`Status::Dead`].
+/// - A live process at that pid whose start time equals one in `recorded`
+///   (start times the creator wrote down itself, such as a channel's slots) is
+///   the creator: [`Status::Alive`], whatever the wall clock did. A forged
+///   record can only keep a segment, never condemn one.
+/// - Otherwise the kernel attests the pid, not the start time, so a reused
+///   pid would look alive: a process at that pid that started after the
+///   segment's change time (`shm_ctime`, plus a margin for rounding) cannot be
+///   its creator, so the creator is [`Status::Dead`]. A wall clock stepped
+///   forward since the segment was made (a first NTP sync, `date -s`) makes a
+///   live creator look younger than it is; pass `recorded` where the creator
+///   left its start time.
+pub fn creator_status(info: &SegmentInfo, recorded: &[ProcessId]) -> Status {
+    let pid = info.creator_pid;
+    if pid <= 0 {
+        return Status::Unknown;
+    }
+    if pid == std::process::id() as i32 {
+        return Status::Alive;
+    }
+    let Some(stat) = proc_stat(pid) else {
+        return Status::Dead;
+    };
+    if stat.exited {
+        return Status::Dead;
+    }
+    if recorded
+        .iter()
+        .any(|r| r.start_time != 0 && r.start_time == stat.start_time)
+    {
+        return Status::Alive;
+    }
+    match (info.change_time, ticks_to_wall(stat.start_time)) {
+        (Some(changed), Some(started)) if started > changed + START_MARGIN => Status::Dead,
+        _ => Status::Alive,
+    }
+}
+
+/// Wall-clock time of a start time in clock ticks since boot.
+fn ticks_to_wall(ticks: u64) -> Option<SystemTime> {
+    if ticks == 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let btime: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    UNIX_EPOCH.checked_add(Duration::from_secs(btime).checked_add(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000 / hz),
+    ))?)
+}
+
+/// The IPC namespace of a process (the inode of `/proc/PID/ns/ipc`), `None`
+/// if it cannot be read (the process is gone, or belongs to another user and
+/// we lack the right to look).
+pub fn ipc_namespace(pid: i32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let path = if pid == std::process::id() as i32 {
+        "/proc/self/ns/ipc".to_string()
+    } else {
+        format!("/proc/{pid}/ns/ipc")
+    };
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Whether process `pid` is in our IPC namespace (`None`: cannot tell).
+pub fn same_ipc_namespace(pid: i32) -> Option<bool> {
+    Some(ipc_namespace(pid)? == ipc_namespace(std::process::id() as i32)?)
+}
+
+/// Whether process `pid` (in our pid namespace) has segment `id` attached, as
+/// its `/proc/PID/maps` shows (kernel-attested; `None` if the maps cannot be
+/// read, e.g. another user's process).
+pub fn has_attached(pid: i32, id: i32) -> Option<bool> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    Some(!crate::info::parse_maps(&maps, id).is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_is_alive_and_has_start_time() {
+        let me = ProcessId::current();
+        assert!(me.start_time > 0);
+        assert!(me.is_alive());
+        assert_eq!(Watch::new(me).status(), Status::Alive);
+        let absent = ProcessId {
+            pid: i32::MAX - 7,
+            start_time: 1,
+        };
+        assert_eq!(absent.status(), Status::Dead);
+        assert_eq!(Watch::new(absent).status(), Status::Dead);
+        assert_eq!(
+            ProcessId {
+                pid: 0,
+                start_time: 0
+            }
+            .status(),
+            Status::Unknown
+        );
+    }
+
+    #[test]
+    fn parse_stat_survives_odd_command_names() {
+        let text = "42 (a) b) (c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 20";
+        assert_eq!(
+            parse_stat(text),
+            Some(ProcStat {
+                start_time: 777,
+                exited: false
+            })
+        );
+        assert_eq!(parse_stat("42 (x) Z 1"), None);
+        assert!(
+            parse_stat("1 (z) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 5")
+                .unwrap()
+                .exited
+        );
+    }
+
+    #[test]
+    fn a_watch_sees_exit_and_ignores_a_wrong_start_time() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let id = ProcessId::of(child.id() as i32).unwrap();
+        let watch = Watch::new(id);
+        assert_eq!(watch.status(), Status::Alive);
+        // A record naming another start time is not this process.
+        let wrong = ProcessId {
+            start_time: id.start_time + 1,
+            ..id
+        };
+        assert_eq!(Watch::new(wrong).status(), Status::Dead);
+        child.kill().unwrap();
+        // A zombie (killed, not yet reaped) is already dead.
+        let t0 = std::time::Instant::now();
+        while watch.status() == Status::Alive && t0.elapsed().as_secs() < 10 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(watch.status(), Status::Dead);
+        assert_eq!(id.status(), Status::Dead);
+        child.wait().unwrap();
+        assert_eq!(watch.status(), Status::Dead);
+    }
+
+    #[test]
+    fn creator_status_tells_a_recycled_pid_by_its_start_time() {
+        let seg = crate::Segment::create(crate::Key::PRIVATE, 4096).unwrap();
+        let _rm = seg.remove_on_drop();
+        let info = seg.stat().unwrap();
+        assert_eq!(creator_status(&info, &[]), Status::Alive);
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let mut recycled = info.clone();
+        recycled.creator_pid = child.id() as i32;
+        // Started well after the segment changed: not its creator.
+        recycled.change_time = Some(SystemTime::now() - Duration::from_secs(60));
+        assert_eq!(creator_status(&recycled, &[]), Status::Dead);
+        // Unless the creator recorded exactly this start time (a clock step).
+        let rec = ProcessId::of(child.id() as i32).unwrap();
+        assert_eq!(creator_status(&recycled, &[rec]), Status::Alive);
+        // Started before the change time: it may be the creator.
+        recycled.change_time = Some(SystemTime::now());
+        assert_eq!(creator_status(&recycled, &[]), Status::Alive);
+        recycled.change_time = None;
+        assert_eq!(creator_status(&recycled, &[]), Status::Alive);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(creator_status(&recycled, &[rec]), Status::Dead);
+        // Pid 0: in a pid namespace we cannot see.
+        recycled.creator_pid = 0;
+        assert_eq!(creator_status(&recycled, &[]), Status::Unknown);
+    }
+
+    #[test]
+    fn namespaces_and_maps() {
+        let me = std::process::id() as i32;
+        assert_eq!(same_ipc_namespace(me), Some(true));
+        assert_eq!(same_ipc_namespace(i32::MAX - 7), None);
+        let seg = crate::Segment::create_private(4096).unwrap();
+        let _rm = seg.remove_on_drop();
+        assert_eq!(has_attached(me, seg.id()), Some(false));
+        let _att = seg.attach().unwrap();
+        assert_eq!(has_attached(me, seg.id()), Some(true));
+    }
+}
