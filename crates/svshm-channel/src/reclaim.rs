@@ -192,6 +192,11 @@ pub(crate) fn judge_shape(info: &SegmentInfo, facts: Option<&HeaderFacts>) -> Ve
         }
         // All zero, or not read (then only an untouched segment is judged).
         _ => {
+            if !untouched && marked && creator == Status::Alive {
+                // Its live creator may have just faulted the header page in
+                // and not yet stored the magic (preempted in between).
+                return Verdict::InUse(format!("an empty channel segment being created; {who}"));
+            }
             if !untouched {
                 return Verdict::NotOurs(if facts.is_some() {
                     "its header is all zero but its pages have been written (it may hold someone's data)".into()

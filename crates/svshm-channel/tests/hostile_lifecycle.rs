@@ -812,7 +812,7 @@ fn a_zero_first_page_segment_written_by_its_user_is_not_listed_as_stale() {
         "plain-user",
         &[("ID", id.to_string()), ("FROM", "4096".into())],
     );
-    let listed = svshm_channel::remove_stale(true).unwrap();
+    let listed = svshm_channel::reclaim_all(true).unwrap();
     assert!(
         !listed.iter().any(|s| s.id == id),
         "stale cleanup would remove the user's segment {id} (mode 0700, creator gone, zero \
