@@ -85,6 +85,9 @@ pub(crate) struct HeaderFacts {
     pub recorded: Vec<ProcessId>,
     /// Whether the first 64 bytes are all zero.
     pub zero: bool,
+    /// For a READY header: whether its fields describe a ring that fits
+    /// (`Err` says what is wrong).
+    pub layout: Result<(), String>,
 }
 
 impl HeaderFacts {
@@ -92,8 +95,9 @@ impl HeaderFacts {
     ///
     /// # Safety
     ///
-    /// `hdr` must point to at least `HEADER_SIZE` mapped, readable bytes.
-    pub(crate) unsafe fn read(hdr: *const Header) -> HeaderFacts {
+    /// `hdr` must point to at least `HEADER_SIZE` mapped, readable bytes of a
+    /// segment of `size` bytes.
+    pub(crate) unsafe fn read(hdr: *const Header, size: u64) -> HeaderFacts {
         let magic: u64 = header::field!(hdr, magic);
         let mut first = [0u8; 64];
         // SAFETY: the caller maps HEADER_SIZE >= 64 bytes at `hdr`; a volatile
@@ -112,7 +116,14 @@ impl HeaderFacts {
             .into_iter()
             .filter_map(crate::rendezvous::read_slot)
             .collect();
+        let layout = if ready && magic == header::MAGIC {
+            // SAFETY: as per this function's contract.
+            unsafe { header::read_snapshot(hdr, size) }.map(|_| ())
+        } else {
+            Ok(())
+        };
         HeaderFacts {
+            layout,
             magic,
             state,
             ready: ready && magic == header::MAGIC,
@@ -167,6 +178,11 @@ pub(crate) fn judge_shape(info: &SegmentInfo, facts: Option<&HeaderFacts>) -> Ve
                 f.state
             ))
         }
+        Some(HeaderFacts {
+            layout: Err(why), ..
+        }) => Verdict::NotOurs(format!(
+            "it carries the svshm magic but its header does not hold together ({why})"
+        )),
         Some(f) if f.magic == header::MAGIC => {
             if f.ready {
                 // A count of 0 sampled while the initialising mark is still
@@ -284,7 +300,7 @@ fn read_and_judge(seg: &Segment, info: &SegmentInfo) -> Verdict {
         Ok(att) => {
             // SAFETY: the segment is at least HEADER_SIZE bytes (channel
             // geometry checked above) and `att` maps it while we read.
-            let facts = unsafe { HeaderFacts::read(att.as_ptr().cast()) };
+            let facts = unsafe { HeaderFacts::read(att.as_ptr().cast(), info.size) };
             judge_with(info, Some(&facts))
         }
         Err(e) => Verdict::NotOurs(format!("its header cannot be read ({e})")),

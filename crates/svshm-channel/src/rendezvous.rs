@@ -1032,12 +1032,16 @@ fn join(
     let hdr = att.as_ptr().cast::<Header>();
     // SAFETY: `hdr` points to the attachment's first page, and the segment is
     // at least HEADER_SIZE bytes (checked above).
-    let facts = unsafe { HeaderFacts::read(hdr) };
+    let mut facts = unsafe { HeaderFacts::read(hdr, info.size) };
+    // A READY header whose fields do not hold together is reported below as
+    // a mismatch (another svshm version, or corrupt), and never reclaimed.
+    let layout = std::mem::replace(&mut facts.layout, Ok(()));
     match judge_shape(&info, Some(&facts)) {
-        Verdict::Abandoned(why) => {
+        Verdict::Abandoned(why) if layout.is_ok() => {
             drop(att);
             return abandoned(why);
         }
+        Verdict::Abandoned(_) => {}
         Verdict::NotOurs(why) => return Err(not_ours(why)),
         // The creator is still writing the header.
         Verdict::InUse(_) if !facts.ready => return Ok(None),
