@@ -353,7 +353,9 @@ pub enum PeerWatch {
 
 enum Liveliness {
     NotYet,
-    Process(Watch),
+    /// The peer's process, with the watcher thread's exit flag where it has
+    /// one (then no probe costs more than an atomic load).
+    Process(Watch, Option<svshm::process::ExitNotice>),
     AttachCount,
 }
 
@@ -499,7 +501,9 @@ impl Link {
     fn peer_status(&self) -> Status {
         match &self.watch {
             Liveliness::NotYet => Status::Alive,
-            Liveliness::Process(w) => w.status(),
+            Liveliness::Process(_, Some(n)) if n.has_exited() => Status::Dead,
+            Liveliness::Process(_, Some(_)) => Status::Alive,
+            Liveliness::Process(w, None) => w.status(),
             Liveliness::AttachCount => match self.att.segment().stat() {
                 Ok(info) if info.attach_count < 2 => Status::Dead,
                 _ => Status::Alive,
@@ -510,7 +514,7 @@ impl Link {
     pub(crate) fn watch_kind(&self) -> PeerWatch {
         match &self.watch {
             Liveliness::NotYet => PeerWatch::NotConnected,
-            Liveliness::Process(w) => PeerWatch::Process {
+            Liveliness::Process(w, _) => PeerWatch::Process {
                 pid: w.id().pid,
                 pidfd: w.pidfd().is_some(),
             },
@@ -555,20 +559,25 @@ impl Link {
         }
         self.watch = match found {
             Some(p) => {
+                // Watch compares the start time again after opening the
+                // pidfd, so it follows this very process.
                 let w = Watch::new(p);
-                // Opened after the check: make sure the pidfd follows the same
-                // process (Watch compares the start time again).
-                Liveliness::Process(w)
+                let notice = w.exit_notice();
+                Liveliness::Process(w, notice)
             }
             None => Liveliness::AttachCount,
         };
     }
 
     /// For calls that do not wait (writes into free space, try_send,
-    /// try_recv): probes the peer at most once per poll slice, by a coarse
-    /// clock read (a few nanoseconds). True if it is gone.
+    /// try_recv): true if the peer is gone. With the watcher thread's exit
+    /// flag this is one load of a local atomic; otherwise the peer is probed
+    /// at most once per poll slice, by a coarse clock read per call.
     #[inline]
     pub(crate) fn peer_gone_rate_limited(&mut self) -> bool {
+        if let Liveliness::Process(_, Some(n)) = &self.watch {
+            return n.has_exited();
+        }
         let now = coarse_now_ns();
         if now.wrapping_sub(self.last_probe_ns) < PROBE_EVERY_NS {
             return false;

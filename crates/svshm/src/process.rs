@@ -211,6 +211,186 @@ impl Watch {
     pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
+
+    /// A flag that one process-wide watcher thread sets the moment the
+    /// process exits: checking it is a load of a local atomic, cheap enough
+    /// for every call on a hot path. The thread blocks in `poll(2)` on every
+    /// registered pidfd at once (no CPU while nothing happens) and is started
+    /// on first use. `None` if the watch has no pidfd or the thread cannot be
+    /// started; then ask [`status`](Self::status).
+    ///
+    /// ```
+    /// use svshm::process::{ProcessId, Watch};
+    /// let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+    /// let notice = Watch::new(ProcessId::of(child.id() as i32).unwrap()).exit_notice().unwrap();
+    /// assert!(!notice.has_exited());
+    /// child.kill().unwrap();
+    /// child.wait().unwrap();
+    /// while !notice.has_exited() { std::thread::yield_now(); }
+    /// ```
+    pub fn exit_notice(&self) -> Option<ExitNotice> {
+        if self.gone_at_start {
+            let notice = ExitNotice {
+                exited: Arc::new(AtomicBool::new(true)),
+                id: 0,
+            };
+            return Some(notice);
+        }
+        let fd = self.pidfd.as_ref()?.try_clone().ok()?;
+        watcher::register(fd)
+    }
+}
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by the process-wide watcher thread once a watched process has exited
+/// ([`Watch::exit_notice`]). Dropping it stops the watching.
+#[derive(Debug)]
+pub struct ExitNotice {
+    exited: Arc<AtomicBool>,
+    /// Registration in the watcher (0: none, the process was already gone).
+    id: u64,
+}
+
+impl ExitNotice {
+    /// Whether the process has exited (one atomic load).
+    #[inline]
+    pub fn has_exited(&self) -> bool {
+        // SYNC: pairs with the watcher thread's Release store in
+        // `watcher::run` after poll(2) reported the pidfd readable.
+        self.exited.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            watcher::unregister(self.id);
+        }
+    }
+}
+
+/// The process-wide watcher: one thread, blocked in `poll(2)` on an eventfd
+/// (registrations changed) and every registered pidfd.
+mod watcher {
+    use super::ExitNotice;
+    use std::os::fd::OwnedFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    struct Entry {
+        id: u64,
+        pidfd: Arc<OwnedFd>,
+        exited: Arc<AtomicBool>,
+    }
+
+    struct Registry {
+        next: u64,
+        entries: Vec<Entry>,
+    }
+
+    static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+        next: 1,
+        entries: Vec::new(),
+    });
+    /// The eventfd that wakes the thread; `None` if it could not be started.
+    static WAKER: OnceLock<Option<Arc<OwnedFd>>> = OnceLock::new();
+
+    fn waker() -> Option<&'static Arc<OwnedFd>> {
+        WAKER
+            .get_or_init(|| {
+                let efd = rustix::event::eventfd(
+                    0,
+                    rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+                )
+                .ok()?;
+                let efd = Arc::new(efd);
+                let for_thread = Arc::clone(&efd);
+                std::thread::Builder::new()
+                    .name("svshm-peer-watch".into())
+                    .spawn(move || run(&for_thread))
+                    .ok()?;
+                Some(efd)
+            })
+            .as_ref()
+    }
+
+    fn poke(efd: &OwnedFd) {
+        let _ = rustix::io::write(efd, &1u64.to_ne_bytes());
+    }
+
+    pub(super) fn register(pidfd: OwnedFd) -> Option<ExitNotice> {
+        let efd = waker()?;
+        let exited = Arc::new(AtomicBool::new(false));
+        let id = {
+            let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+            let id = reg.next;
+            reg.next += 1;
+            reg.entries.push(Entry {
+                id,
+                pidfd: Arc::new(pidfd),
+                exited: Arc::clone(&exited),
+            });
+            id
+        };
+        poke(efd);
+        Some(ExitNotice { exited, id })
+    }
+
+    pub(super) fn unregister(id: u64) {
+        let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        reg.entries.retain(|e| e.id != id);
+        drop(reg);
+        if let Some(efd) = WAKER.get().and_then(|w| w.as_ref()) {
+            poke(efd);
+        }
+    }
+
+    fn run(efd: &OwnedFd) {
+        loop {
+            // Snapshot: the Arcs keep each pidfd open while we poll it, even
+            // if its notice is dropped meanwhile.
+            let snapshot: Vec<(u64, Arc<OwnedFd>, Arc<AtomicBool>)> = {
+                let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+                reg.entries
+                    .iter()
+                    .map(|e| (e.id, Arc::clone(&e.pidfd), Arc::clone(&e.exited)))
+                    .collect()
+            };
+            let in_ = rustix::event::PollFlags::IN;
+            let mut fds = Vec::with_capacity(snapshot.len() + 1);
+            fds.push(rustix::event::PollFd::new(efd, in_));
+            for (_, fd, _) in &snapshot {
+                fds.push(rustix::event::PollFd::new(&**fd, in_));
+            }
+            if rustix::event::poll(&mut fds, None).is_err() {
+                continue;
+            }
+            let mut gone = Vec::new();
+            for (i, pfd) in fds.iter().enumerate().skip(1) {
+                if !pfd.revents().is_empty() {
+                    gone.push(i - 1);
+                }
+            }
+            let woken = !fds[0].revents().is_empty();
+            drop(fds);
+            if woken {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(efd, &mut buf);
+            }
+            if !gone.is_empty() {
+                let ids: Vec<u64> = gone.iter().map(|&i| snapshot[i].0).collect();
+                for &i in &gone {
+                    // SYNC: pairs with the Acquire load in
+                    // `ExitNotice::has_exited`.
+                    snapshot[i].2.store(true, Ordering::Release);
+                }
+                let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+                reg.entries.retain(|e| !ids.contains(&e.id));
+            }
+        }
+    }
 }
 
 /// How much later than a segment's change time its creator may seem to have
