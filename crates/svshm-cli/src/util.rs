@@ -4,7 +4,7 @@
 use anyhow::{Result, anyhow, bail};
 use chrono::{Datelike, Local, TimeZone};
 use std::io::{self, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use svshm::{Key, SegmentInfo};
 
 /// Error that has already been reported to the user on stderr: `main` exits 1
@@ -248,14 +248,47 @@ pub fn strtos32_or_err(text: &str, what: &str) -> Result<i32, String> {
     }
 }
 
-/// Clap value parser for a number of seconds (`--wait`, `--hold`): `10`, `0.5`.
-pub fn secs_arg(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!(
-            "'{text}' is not a number of seconds; give e.g. 10 or 0.5"
-        )),
+/// A number of seconds from the command line (`--wait`, `--hold`): a
+/// duration, or "forever" when it is too large to wait out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(Option<Duration>);
+
+impl Secs {
+    /// Durations from this long on mean "forever": no deadline computed from
+    /// them (`Instant::now() + d`) can overflow, and nobody waits a century.
+    pub const FOREVER_FROM: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+    /// The duration, or `None` for forever.
+    pub fn duration(self) -> Option<Duration> {
+        self.0
     }
+}
+
+/// Parses a number of seconds: `10`, `0.5`, `1e3`. Any size is accepted: one
+/// too large to represent, or of a century or more, means forever (`inf` too).
+/// Negative numbers and NaN are errors.
+pub fn parse_secs(text: &str) -> Result<Secs, String> {
+    let bad = |why: &str| format!("'{text}' {why}; give a number of seconds, e.g. 10 or 0.5");
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| bad("is not a number of seconds"))?;
+    if v.is_nan() {
+        return Err(bad("is not a number"));
+    }
+    if v < 0.0 {
+        return Err(bad("is negative"));
+    }
+    Ok(Secs(
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|&d| d < Secs::FOREVER_FROM),
+    ))
+}
+
+/// Clap value parser for a number of seconds (`--wait`, `--hold`).
+pub fn secs_arg(text: &str) -> Result<Secs, String> {
+    parse_secs(text)
 }
 
 /// Clap value parser for segment ids.
@@ -431,7 +464,7 @@ fn process_start_time(pid: i32) -> Option<SystemTime> {
         .ok()?;
     // Linux exports USER_HZ = 100 to user space on every architecture.
     const USER_HZ: u64 = 100;
-    Some(UNIX_EPOCH + std::time::Duration::from_millis(btime * 1000 + ticks * 1000 / USER_HZ))
+    Some(UNIX_EPOCH + Duration::from_millis(btime * 1000 + ticks * 1000 / USER_HZ))
 }
 
 /// Whether `pid` is a live process that could be the one that created a segment
@@ -454,7 +487,7 @@ pub fn creator_alive(pid: i32, created: Option<SystemTime>) -> bool {
     }
     match (created, process_start_time(pid)) {
         // Allow 2 s for the rounding of btime and of the ctime seconds.
-        (Some(c), Some(start)) => start <= c + std::time::Duration::from_secs(2),
+        (Some(c), Some(start)) => start <= c + Duration::from_secs(2),
         _ => true,
     }
 }
@@ -541,6 +574,20 @@ mod tests {
     }
 
     #[test]
+    fn seconds() {
+        let secs = |t: &str| parse_secs(t).map(Secs::duration);
+        assert_eq!(secs("10"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(secs("0.5"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(secs("0"), Ok(Some(Duration::ZERO)));
+        for forever in ["1e19", "1e300", "inf", "1.8e308", "3.2e9"] {
+            assert_eq!(secs(forever), Ok(None), "{forever}");
+        }
+        for bad in ["-1", "-0.5", "NaN", "", "ten", "-inf"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn ids() {
         assert_eq!(parse_id("17"), Ok(17));
         assert!(parse_id("-1").is_err());
@@ -587,7 +634,7 @@ mod tests {
         assert!(creator_alive(me, Some(SystemTime::now())));
         assert!(!creator_alive(
             me,
-            Some(UNIX_EPOCH + std::time::Duration::from_secs(1000))
+            Some(UNIX_EPOCH + Duration::from_secs(1000))
         ));
         assert!(!creator_alive(0, None));
     }
