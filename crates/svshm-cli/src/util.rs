@@ -108,6 +108,43 @@ pub fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<
     Ok(())
 }
 
+// ---------------------------------------------------------------- options
+
+/// `--peek`, shared by the commands that look at segments (`ls`, `stat`):
+/// without it they report what the kernel knows and attach nothing.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PeekArg {
+    /// Read the channel header of each segment sized like an svshm channel
+    /// (name, state, fill, writer, reader). This attaches the segment
+    /// read-only for a moment, which changes its last attach/detach pid and
+    /// times and, while it lasts, its attach count (which other programs may
+    /// watch); without --peek nothing is attached.
+    #[arg(long)]
+    pub peek: bool,
+}
+
+impl PeekArg {
+    /// The channel header of a segment if asked to peek and it holds one.
+    pub fn channel(self, info: &SegmentInfo) -> Option<svshm_channel::ChannelStatus> {
+        if self.peek {
+            crate::chan::inspect(info)
+        } else {
+            None
+        }
+    }
+}
+
+/// The header page in front of a channel's ring (the channel layout in
+/// docs/ARCHITECTURE.md).
+const CHANNEL_HEADER: u64 = 4096;
+
+/// The ring capacity a channel of this segment's size would have (segment
+/// size minus the header page), if its size fits a channel: kernel facts
+/// only, nothing attached.
+pub fn channel_sized_ring(info: &SegmentInfo) -> Option<u64> {
+    crate::chan::might_be_channel(info).then(|| info.size.saturating_sub(CHANNEL_HEADER))
+}
+
 // ---------------------------------------------------------------- parsing
 
 /// Parses a byte size: `4096`, `0x1000`, `4K`, `4KiB`, `1.5M`, `2G`, `1T` (all

@@ -97,6 +97,21 @@ pub fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// stdout of a successful run, parsed as JSON.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(args))
+        .unwrap_or_else(|e| panic!("svshm {args:?}: not JSON: {e}"))
+}
+
+/// The object of segment `id` in the JSON array `svshm ls -J ...` prints.
+pub fn ls_entry(args: &[&str], id: i32) -> serde_json::Value {
+    let v = json_of(args);
+    let found = v.as_array().and_then(|a| a.iter().find(|o| o["id"] == id));
+    found
+        .cloned()
+        .unwrap_or_else(|| panic!("segment {id} not in svshm {args:?}: {v}"))
+}
+
 /// Whether a segment with this id exists.
 pub fn exists(id: i32) -> bool {
     svshm::proc_segments().unwrap().iter().any(|s| s.id == id)
