@@ -340,6 +340,42 @@ pub fn key_arg(text: &str) -> Result<Key, String> {
 
 // ---------------------------------------------------------------- formatting
 
+/// libsmartcols' "safe" encoding of a table cell, as lsipc prints one:
+/// control and other non-printable characters as `\xNN` (each byte of their
+/// UTF-8 form), and a backslash that would read as such an escape as `\x5c`.
+/// Other non-ASCII characters stay when `utf8` (the locale is UTF-8).
+pub fn safe_encode(s: &str, utf8: bool) -> String {
+    let mut o = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '\\' && chars.peek() == Some(&'x') {
+            o.push_str("\\x5c");
+        } else if ch.is_ascii() {
+            if (' '..='~').contains(&ch) {
+                o.push(ch);
+            } else {
+                o.push_str(&format!("\\x{:02x}", ch as u32));
+            }
+        } else if utf8 && !ch.is_control() {
+            o.push(ch);
+        } else {
+            let mut b = [0u8; 4];
+            for byte in ch.encode_utf8(&mut b).bytes() {
+                o.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+    }
+    o
+}
+
+/// Text from a segment or from /proc (a channel name, a command line), made
+/// safe for a terminal: escapes, BEL, newlines and other control characters
+/// become `\xNN` ([`safe_encode`]), so another user's process or channel name
+/// can neither drive the terminal nor forge lines.
+pub fn printable(s: &str) -> String {
+    safe_encode(s, true)
+}
+
 /// util-linux `size_to_human_string(SIZE_SUFFIX_1LETTER, bytes)`: `4K`, `1.5K`,
 /// `9.8K`, `1024K`, `16E`, `512B`.
 pub fn human_1letter(bytes: u64) -> String {
@@ -608,6 +644,15 @@ mod tests {
         assert!(parse_mode("800").is_err());
         assert!(parse_mode("").is_err());
         assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(
+            printable("evil\u{1b}]0;x\u{7}\nrow\u{9b}2J é\\n\\x"),
+            "evil\\x1b]0;x\\x07\\x0arow\\xc2\\x9b2J é\\n\\x5cx"
+        );
+        assert_eq!(safe_encode("é\u{7f}", false), "\\xc3\\xa9\\x7f");
     }
 
     #[test]

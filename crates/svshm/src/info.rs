@@ -335,7 +335,8 @@ pub fn public_info_by_key(key: Key) -> Option<SegmentInfo> {
 pub struct Attacher {
     /// The process id.
     pub pid: i32,
-    /// The process's command name (`/proc/PID/comm`).
+    /// The process's command name (`/proc/PID/comm`), as the process set it:
+    /// it may hold control characters; escape it before printing it.
     pub command: String,
     /// Start address of the attachment.
     pub start: usize,
@@ -398,8 +399,14 @@ pub fn attachers(id: i32) -> Result<Vec<Attacher>> {
         if found.is_empty() {
             continue;
         }
-        let command = std::fs::read_to_string(path.join("comm"))
-            .map(|s| s.trim_end().to_string())
+        // Any bytes but '/' and NUL: another user's choice, kept (lossily) as
+        // it is; callers that print it escape it.
+        let command = std::fs::read(path.join("comm"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches('\n')
+                    .to_string()
+            })
             .unwrap_or_default();
         for a in &mut found {
             a.pid = pid;

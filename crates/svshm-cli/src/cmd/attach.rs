@@ -135,8 +135,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             }
         )?;
         let end = att.address().saturating_add(att.len().div_ceil(lba) * lba);
+        // A mapped file's path may be anyone's choice of bytes.
         for line in maps_lines(att.address(), end) {
-            writeln!(out, "   {line}")?;
+            writeln!(out, "   {}", crate::util::printable(&line))?;
         }
         held.push(att);
     }

@@ -2,7 +2,7 @@
 
 use crate::util::{
     Field, Obj, PeekArg, channel_sized_ring, group_or_gid, human_1letter, iso_time, perms_string,
-    process_cmdline, short_time, status_words, user_or_uid, write_json,
+    printable, process_cmdline, short_time, status_words, user_or_uid, write_json,
 };
 use anyhow::{Result, bail};
 use serde_json::json;
@@ -323,7 +323,8 @@ fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
 }
 
 /// Renders rows as an aligned table: one space between columns, numbers
-/// right-aligned, no trailing blanks.
+/// right-aligned, no trailing blanks. Cells may hold text from segments and
+/// /proc (names, command lines): each is printed through [`printable`].
 pub fn write_table(
     out: &mut dyn Write,
     headers: &[&str],
@@ -331,11 +332,15 @@ pub fn write_table(
     rows: &[Vec<String>],
     with_header: bool,
 ) -> Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|h| if with_header { h.chars().count() } else { 0 })
         .collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -358,7 +363,7 @@ pub fn write_table(
     if with_header {
         writeln!(out, "{}", line(&mut headers.iter().copied()))?;
     }
-    for r in rows {
+    for r in &rows {
         writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;
     }
     Ok(())

@@ -3,8 +3,8 @@
 
 use crate::util::{
     Field, Obj, PeekArg, channel_sized_ring, creator_alive, ctime, group_or_gid, human_size,
-    id_for_key, iso_time, perms_string, process_cmdline, segment_info, status_words, user_or_uid,
-    write_json,
+    id_for_key, iso_time, perms_string, printable, process_cmdline, segment_info, status_words,
+    user_or_uid, write_json,
 };
 use anyhow::Result;
 use serde_json::json;
@@ -140,8 +140,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     if args.json {
         return write_json(out, &info_json(&s, &attachers, chan.as_ref(), args.managed));
     }
+    // Values may hold text from the segment or /proc (names, command lines).
     let row = |out: &mut dyn Write, name: &str, value: String| {
-        writeln!(out, "{:<24}{value}", format!("{name}:"))
+        writeln!(out, "{:<24}{}", format!("{name}:"), printable(&value))
     };
     row(
         out,
@@ -225,7 +226,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         let name = if c.name.is_empty() {
             "-".to_string()
         } else {
-            format!("{:?}", c.name)
+            format!("\"{}\"", c.name)
         };
         row(
             out,
