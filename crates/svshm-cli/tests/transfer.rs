@@ -374,20 +374,20 @@ fn gc_removes_only_stale_channel_segments() {
     let script = format!(
         r#"set -e
 S={bin}
-appear() {{ n=0; until $S ls -o CHANNEL,STATE --noheadings | grep -q "^$1 *$2"; do n=$((n+1)); [ $n -lt 600 ]; sleep 0.05; done; }}
+appear() {{ n=0; until $S ls --peek -o CHANNEL,STATE --noheadings | grep -q "^$1 *$2"; do n=$((n+1)); [ $n -lt 600 ]; sleep 0.05; done; }}
 $S write stale --wait 60 --ring 4K </dev/null & W=$!
 appear stale waiting
 kill -9 $W; wait $W || true
 P=$($S create -p -s 8192)
 $S write live --wait 60 </dev/null & L=$!
 appear live waiting
-echo "stale: $($S ls -o ID,CHANNEL,STATE,WRITER --noheadings | grep stale)"
+echo "stale: $($S ls --peek -o ID,CHANNEL,STATE,WRITER --noheadings | grep stale)"
 echo "plain: $P"
 $S rm --stale --dry-run
 $S gc -v
 $S gc -v
 echo "left:"
-$S ls -o ID,CHANNEL --noheadings
+$S ls --peek -o ID,CHANNEL --noheadings
 kill $L; wait $L || true
 "#,
         bin = svshm_path().display()
