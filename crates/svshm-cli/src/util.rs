@@ -42,9 +42,14 @@ macro_rules! usage_bail {
 pub(crate) use usage_bail;
 
 /// Prints a warning or per-object error on stderr, prefixed like every message
-/// of this program.
+/// of this program. Messages may quote names read from segments or /proc, so
+/// they go out through [`printable`].
 pub fn warn(msg: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr().lock(), "svshm: {msg}");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "svshm: {}",
+        printable(&msg.to_string())
+    );
 }
 
 // ---------------------------------------------------------------- JSON

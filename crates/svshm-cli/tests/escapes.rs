@@ -21,7 +21,8 @@ impl Drop for TempDir {
     }
 }
 
-fn assert_escaped(what: &str, out: &str) {
+/// `out` holds no raw ESC or BEL and no line the name forged.
+fn assert_no_raw(what: &str, out: &str) {
     assert!(
         !out.contains('\u{1b}') && !out.contains('\u{7}'),
         "{what} printed raw escapes: {out:?}"
@@ -30,6 +31,11 @@ fn assert_escaped(what: &str, out: &str) {
         !out.lines().any(|l| l.trim_start().starts_with("FORGED")),
         "{what} printed a forged line: {out:?}"
     );
+}
+
+/// `out` shows the name, escaped as `\xNN`.
+fn assert_escaped(what: &str, out: &str) {
+    assert_no_raw(what, out);
     assert!(
         out.contains("\\x1b"),
         "{what} did not show the name: {out:?}"
@@ -101,4 +107,18 @@ fn names_from_processes_and_channels_are_escaped() {
     // JSON keeps the real text (serde escapes it).
     let v = json_of(&["stat", &id, "-J", "--peek"]);
     assert_eq!(v["channel"]["name"], name.as_str());
+}
+
+#[test]
+fn error_messages_escape_the_names_they_quote() {
+    let name = format!("{}{EVIL}", unique_name("esc-err"));
+    let _g = NameGuard(name.clone());
+    let out = svshm()
+        .args(["read", &name, "--wait", "0.1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert_no_raw("read's timeout error", &stderr);
 }
