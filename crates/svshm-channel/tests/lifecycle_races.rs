@@ -463,8 +463,8 @@ fn connect_by_id_to_a_channel_whose_writer_closed_fails_at_once() {
 /// error, and the stale channels after it are left behind.
 #[test]
 fn gc_skips_stale_channels_it_may_not_remove() {
-    if svshm::euid() != 0 {
-        eprintln!("skipped: needs root to run a child as uid 65534");
+    if let Some(why) = svshm_testkit::nobody_unavailable_for_this_test() {
+        eprintln!("skipped: {why}");
         return;
     }
     let (name, key, _guard) = Cleanup::named("lc-gc-foreign");
@@ -489,13 +489,11 @@ fn gc_skips_stale_channels_it_may_not_remove() {
     sigkill(&c);
     c.wait().unwrap();
     assert!(svshm_channel::judge_record(&Segment::from_id(id).stat().unwrap()).is_abandoned());
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    let mut cmd = svshm_testkit::this_test_as_nobody();
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE, "gc")
         .env("NAME", &name)
         .stdout(Stdio::piped());
-    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
-    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // Root's segment is still there (nobody may not remove it) ...

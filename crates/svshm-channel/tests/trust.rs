@@ -31,19 +31,17 @@ fn child() {
 
 #[test]
 fn foreign_owned_segment_under_our_key_is_refused() {
-    if svshm::euid() != 0 {
-        eprintln!("skipped: needs root to run a child as uid 65534");
+    if let Some(why) = svshm_testkit::nobody_unavailable_for_this_test() {
+        eprintln!("skipped: {why}");
         return;
     }
     let name = unique("squat");
     let key = svshm_channel::channel_key(&name);
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    let mut cmd = svshm_testkit::this_test_as_nobody();
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE, "squat")
         .env("KEY", key.to_string())
         .stdout(Stdio::piped());
-    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
-    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

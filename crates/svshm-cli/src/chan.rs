@@ -69,7 +69,6 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
 use crate::util::usage_bail;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
-use std::time::Duration;
 use svshm::Key;
 use svshm_channel::{Endpoint, Options};
 
@@ -96,9 +95,9 @@ pub struct ChannelArgs {
     /// Permission bits if this side creates the channel (octal).
     #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600", help_heading = "Channel")]
     pub mode: u32,
-    /// Wait at most this many seconds for the other side to connect (default: forever).
-    #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, help_heading = "Channel")]
-    pub wait: Option<f64>,
+    /// Wait at most this many seconds for the other side to connect (default: forever; so does a century or more).
+    #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, allow_negative_numbers = true, help_heading = "Channel")]
+    pub wait: Option<crate::util::Secs>,
 }
 
 impl ChannelArgs {
@@ -140,11 +139,7 @@ impl ChannelArgs {
 
     /// Channel options from the flags.
     pub fn options(&self) -> Result<Options> {
-        let timeout = match self.wait {
-            None => None,
-            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
-            Some(s) => bail!("--wait {s} is not a number of seconds; give e.g. --wait 10"),
-        };
+        let timeout = self.wait.and_then(crate::util::Secs::duration);
         let ring = usize::try_from(self.ring)
             .ok()
             .filter(|&r| r <= svshm_channel::MAX_CAPACITY)

@@ -162,17 +162,15 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<util::UsageError>().is_some() => {
             let _ = out.flush();
-            let _ = writeln!(
-                io::stderr().lock(),
-                "svshm: {e:#}\n\nFor more information, try '--help'."
-            );
+            util::warn(format_args!("{e:#}"));
+            let _ = writeln!(io::stderr().lock(), "\nFor more information, try '--help'.");
             ExitCode::from(2)
         }
         Err(e) => {
             // Whatever was printed before the error still goes out (if it can).
             let _ = out.flush();
             if e.downcast_ref::<util::AlreadyReported>().is_none() {
-                let _ = writeln!(io::stderr().lock(), "svshm: {e:#}");
+                util::warn(format_args!("{e:#}"));
             }
             ExitCode::from(1)
         }

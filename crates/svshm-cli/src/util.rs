@@ -4,7 +4,7 @@
 use anyhow::{Result, anyhow, bail};
 use chrono::{Datelike, Local, TimeZone};
 use std::io::{self, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use svshm::{Key, SegmentInfo};
 
 /// Error that has already been reported to the user on stderr: `main` exits 1
@@ -42,9 +42,14 @@ macro_rules! usage_bail {
 pub(crate) use usage_bail;
 
 /// Prints a warning or per-object error on stderr, prefixed like every message
-/// of this program.
+/// of this program. Messages may quote names read from segments or /proc, so
+/// they go out through [`printable`].
 pub fn warn(msg: impl std::fmt::Display) {
-    let _ = writeln!(io::stderr().lock(), "svshm: {msg}");
+    let _ = writeln!(
+        io::stderr().lock(),
+        "svshm: {}",
+        printable(&msg.to_string())
+    );
 }
 
 // ---------------------------------------------------------------- JSON
@@ -106,6 +111,43 @@ pub fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())
+}
+
+// ---------------------------------------------------------------- options
+
+/// `--peek`, shared by the commands that look at segments (`ls`, `stat`):
+/// without it they report what the kernel knows and attach nothing.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PeekArg {
+    /// Read the channel header of each segment sized like an svshm channel
+    /// (name, state, fill, writer, reader). This attaches the segment
+    /// read-only for a moment, which changes its last attach/detach pid and
+    /// times and, while it lasts, its attach count (which other programs may
+    /// watch); without --peek nothing is attached.
+    #[arg(long)]
+    pub peek: bool,
+}
+
+impl PeekArg {
+    /// The channel header of a segment if asked to peek and it holds one.
+    pub fn channel(self, info: &SegmentInfo) -> Option<svshm_channel::ChannelStatus> {
+        if self.peek {
+            crate::chan::inspect(info)
+        } else {
+            None
+        }
+    }
+}
+
+/// The header page in front of a channel's ring (the channel layout in
+/// docs/ARCHITECTURE.md).
+const CHANNEL_HEADER: u64 = 4096;
+
+/// The ring capacity a channel of this segment's size would have (segment
+/// size minus the header page), if its size fits a channel: kernel facts
+/// only, nothing attached.
+pub fn channel_sized_ring(info: &SegmentInfo) -> Option<u64> {
+    crate::chan::might_be_channel(info).then(|| info.size.saturating_sub(CHANNEL_HEADER))
 }
 
 // ---------------------------------------------------------------- parsing
@@ -248,14 +290,47 @@ pub fn strtos32_or_err(text: &str, what: &str) -> Result<i32, String> {
     }
 }
 
-/// Clap value parser for a number of seconds (`--wait`, `--hold`): `10`, `0.5`.
-pub fn secs_arg(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!(
-            "'{text}' is not a number of seconds; give e.g. 10 or 0.5"
-        )),
+/// A number of seconds from the command line (`--wait`, `--hold`): a
+/// duration, or "forever" when it is too large to wait out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(Option<Duration>);
+
+impl Secs {
+    /// Durations from this long on mean "forever": no deadline computed from
+    /// them (`Instant::now() + d`) can overflow, and nobody waits a century.
+    pub const FOREVER_FROM: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+    /// The duration, or `None` for forever.
+    pub fn duration(self) -> Option<Duration> {
+        self.0
     }
+}
+
+/// Parses a number of seconds: `10`, `0.5`, `1e3`. Any size is accepted: one
+/// too large to represent, or of a century or more, means forever (`inf` too).
+/// Negative numbers and NaN are errors.
+pub fn parse_secs(text: &str) -> Result<Secs, String> {
+    let bad = |why: &str| format!("'{text}' {why}; give a number of seconds, e.g. 10 or 0.5");
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| bad("is not a number of seconds"))?;
+    if v.is_nan() {
+        return Err(bad("is not a number"));
+    }
+    if v < 0.0 {
+        return Err(bad("is negative"));
+    }
+    Ok(Secs(
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|&d| d < Secs::FOREVER_FROM),
+    ))
+}
+
+/// Clap value parser for a number of seconds (`--wait`, `--hold`).
+pub fn secs_arg(text: &str) -> Result<Secs, String> {
+    parse_secs(text)
 }
 
 /// Clap value parser for segment ids.
@@ -269,6 +344,42 @@ pub fn key_arg(text: &str) -> Result<Key, String> {
 }
 
 // ---------------------------------------------------------------- formatting
+
+/// libsmartcols' "safe" encoding of a table cell, as lsipc prints one:
+/// control and other non-printable characters as `\xNN` (each byte of their
+/// UTF-8 form), and a backslash that would read as such an escape as `\x5c`.
+/// Other non-ASCII characters stay when `utf8` (the locale is UTF-8).
+pub fn safe_encode(s: &str, utf8: bool) -> String {
+    let mut o = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '\\' && chars.peek() == Some(&'x') {
+            o.push_str("\\x5c");
+        } else if ch.is_ascii() {
+            if (' '..='~').contains(&ch) {
+                o.push(ch);
+            } else {
+                o.push_str(&format!("\\x{:02x}", ch as u32));
+            }
+        } else if utf8 && !ch.is_control() {
+            o.push(ch);
+        } else {
+            let mut b = [0u8; 4];
+            for byte in ch.encode_utf8(&mut b).bytes() {
+                o.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+    }
+    o
+}
+
+/// Text from a segment or from /proc (a channel name, a command line), made
+/// safe for a terminal: escapes, BEL, newlines and other control characters
+/// become `\xNN` ([`safe_encode`]), so another user's process or channel name
+/// can neither drive the terminal nor forge lines.
+pub fn printable(s: &str) -> String {
+    safe_encode(s, true)
+}
 
 /// util-linux `size_to_human_string(SIZE_SUFFIX_1LETTER, bytes)`: `4K`, `1.5K`,
 /// `9.8K`, `1024K`, `16E`, `512B`.
@@ -494,6 +605,29 @@ mod tests {
         assert!(parse_mode("800").is_err());
         assert!(parse_mode("").is_err());
         assert!(parse_mode("rw").is_err());
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(
+            printable("evil\u{1b}]0;x\u{7}\nrow\u{9b}2J é\\n\\x"),
+            "evil\\x1b]0;x\\x07\\x0arow\\xc2\\x9b2J é\\n\\x5cx"
+        );
+        assert_eq!(safe_encode("é\u{7f}", false), "\\xc3\\xa9\\x7f");
+    }
+
+    #[test]
+    fn seconds() {
+        let secs = |t: &str| parse_secs(t).map(Secs::duration);
+        assert_eq!(secs("10"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(secs("0.5"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(secs("0"), Ok(Some(Duration::ZERO)));
+        for forever in ["1e19", "1e300", "inf", "1.8e308", "3.2e9"] {
+            assert_eq!(secs(forever), Ok(None), "{forever}");
+        }
+        for bad in ["-1", "-0.5", "NaN", "", "ten", "-inf"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

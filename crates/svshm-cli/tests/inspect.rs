@@ -10,11 +10,6 @@ use std::io::Read;
 use std::process::{Command as StdCommand, Stdio};
 use svshm::{AttachOptions, Segment};
 
-fn json_of(args: &[&str]) -> Value {
-    serde_json::from_str(&stdout_of(args))
-        .unwrap_or_else(|e| panic!("svshm {args:?}: not JSON: {e}"))
-}
-
 #[test]
 fn ls_lists_our_segment_with_typed_json() {
     let key = unique_key("ls");
@@ -68,13 +63,7 @@ fn ls_lists_our_segment_with_typed_json() {
         line.split_whitespace().collect::<Vec<_>>(),
         [g.0.to_string().as_str(), "10000", "0640"]
     );
-    let v = json_of(&["ls", "-J", "-o", "+MODE,CUID,RSS"]);
-    let me = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["id"] == g.0)
-        .unwrap();
+    let me = ls_entry(&["ls", "-J", "-o", "+MODE,CUID,RSS"], g.0);
     assert_eq!(me["mode"], 0o640);
     assert_eq!(me["cuid"], svshm::euid());
     assert!(me["rss"].is_u64());

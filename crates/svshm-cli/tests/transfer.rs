@@ -7,76 +7,8 @@ mod common;
 use common::*;
 use predicates::prelude::*;
 use std::io::{Read, Write};
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::thread::JoinHandle;
+use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
-
-/// A spawned `svshm` that is killed (by its own id) if the test ends early.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn spawn(args: &[&str], stdin: Stdio) -> Proc {
-    Proc(
-        StdCommand::new(svshm_path())
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Collects a child's stdout and stderr on threads (so neither pipe fills up).
-fn collect(p: &mut Proc) -> (JoinHandle<Vec<u8>>, JoinHandle<String>) {
-    let mut so = p.0.stdout.take().unwrap();
-    let mut se = p.0.stderr.take().unwrap();
-    (
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            so.read_to_end(&mut v).unwrap();
-            v
-        }),
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            se.read_to_string(&mut s).unwrap();
-            s
-        }),
-    )
-}
-
-struct Done {
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-fn finish(mut p: Proc, io: (JoinHandle<Vec<u8>>, JoinHandle<String>)) -> Done {
-    let status = p.0.wait().unwrap();
-    Done {
-        code: status.code(),
-        stdout: io.0.join().unwrap(),
-        stderr: io.1.join().unwrap(),
-    }
-}
-
-/// Starts `svshm read` with `rargs`, then `svshm write` with `wargs` (neither
-/// gets a stdin), and waits for both: returns (writer, reader).
-fn reader_then_writer(rargs: &[&str], wargs: &[&str]) -> (Done, Done) {
-    let mut r = spawn(rargs, Stdio::null());
-    let rio = collect(&mut r);
-    let mut w = spawn(wargs, Stdio::null());
-    let wio = collect(&mut w);
-    (finish(w, wio), finish(r, rio))
-}
 
 /// Deterministic pseudo-random bytes.
 fn generated(len: usize, seed: u64) -> Vec<u8> {
@@ -442,20 +374,20 @@ fn gc_removes_only_stale_channel_segments() {
     let script = format!(
         r#"set -e
 S={bin}
-appear() {{ n=0; until $S ls -o CHANNEL,STATE --noheadings | grep -q "^$1 *$2"; do n=$((n+1)); [ $n -lt 600 ]; sleep 0.05; done; }}
+appear() {{ n=0; until $S ls --peek -o CHANNEL,STATE --noheadings | grep -q "^$1 *$2"; do n=$((n+1)); [ $n -lt 600 ]; sleep 0.05; done; }}
 $S write stale --wait 60 --ring 4K </dev/null & W=$!
 appear stale waiting
 kill -9 $W; wait $W || true
 P=$($S create -p -s 8192)
 $S write live --wait 60 </dev/null & L=$!
 appear live waiting
-echo "stale: $($S ls -o ID,CHANNEL,STATE,WRITER --noheadings | grep stale)"
+echo "stale: $($S ls --peek -o ID,CHANNEL,STATE,WRITER --noheadings | grep stale)"
 echo "plain: $P"
 $S rm --stale --dry-run
 $S gc -v
 $S gc -v
 echo "left:"
-$S ls -o ID,CHANNEL --noheadings
+$S ls --peek -o ID,CHANNEL --noheadings
 kill $L; wait $L || true
 "#,
         bin = svshm_path().display()

@@ -335,7 +335,8 @@ pub fn public_info_by_key(key: Key) -> Option<SegmentInfo> {
 pub struct Attacher {
     /// The process id.
     pub pid: i32,
-    /// The process's command name (`/proc/PID/comm`).
+    /// The process's command name (`/proc/PID/comm`), as the process set it:
+    /// it may hold control characters; escape it before printing it.
     pub command: String,
     /// Start address of the attachment.
     pub start: usize,
@@ -359,7 +360,11 @@ pub struct Attacher {
 /// [`Attacher`]. Processes whose maps we may not read (other users' processes,
 /// unless we are root) are skipped: the list is complete when the sum of
 /// [`Attacher::pieces`] equals [`SegmentInfo::attach_count`], and a larger
-/// count means attachers we cannot see. A process caught between `vfork` (or
+/// count means attachers we cannot see. Only processes of our IPC namespace
+/// are listed: a segment id (the maps line's inode) means another segment in
+/// another namespace, so a process whose `/proc/PID/ns/ipc` differs from ours
+/// is skipped, and so is one whose namespace we may not read (we cannot tell
+/// which segment it maps; it counts among those we cannot see). A process caught between `vfork` (or
 /// `posix_spawn`) and `exec` shares its parent's address space, so it is listed
 /// with the parent's attachments for that moment, though the kernel does not
 /// count it.
@@ -381,6 +386,8 @@ pub fn attachers(id: i32) -> Result<Vec<Attacher>> {
             format!("cannot read /proc: {e}"),
         )
     })?;
+    // Without namespace links (a kernel without namespaces) all are ours.
+    let ours = ipc_namespace(Path::new("/proc/self"));
     let mut out = Vec::new();
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -395,11 +402,17 @@ pub fn attachers(id: i32) -> Result<Vec<Attacher>> {
             continue;
         };
         let mut found = parse_maps(&maps, id);
-        if found.is_empty() {
+        if found.is_empty() || ours.is_some() && ipc_namespace(&path) != ours {
             continue;
         }
-        let command = std::fs::read_to_string(path.join("comm"))
-            .map(|s| s.trim_end().to_string())
+        // Any bytes but '/' and NUL: another user's choice, kept (lossily) as
+        // it is; callers that print it escape it.
+        let command = std::fs::read(path.join("comm"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches('\n')
+                    .to_string()
+            })
             .unwrap_or_default();
         for a in &mut found {
             a.pid = pid;
@@ -409,6 +422,14 @@ pub fn attachers(id: i32) -> Result<Vec<Attacher>> {
     }
     out.sort_by_key(|a| (a.pid, a.start));
     Ok(out)
+}
+
+/// The IPC namespace of the process at `proc_dir` (`/proc/PID`): the target
+/// of its `ns/ipc` link, `ipc:[INODE]`; `None` if it cannot be read.
+fn ipc_namespace(proc_dir: &Path) -> Option<std::ffi::OsString> {
+    std::fs::read_link(proc_dir.join("ns/ipc"))
+        .ok()
+        .map(PathBuf::into_os_string)
 }
 
 /// Parses a `/proc/PID/maps` text and returns the attachments of segment `id`

@@ -33,6 +33,7 @@ fn child_entry() {
         match role {
             "fill-shmmni" => fill_shmmni(),
             "other-namespace" => other_namespace(),
+            "attach-in-namespace" => attach_in_namespace(),
             other => panic!("namespace has no child role {other:?}"),
         }
         0
@@ -108,6 +109,63 @@ fn other_namespace() {
             .iter()
             .any(|s| s.id == host_id && s.size == 8192),
     );
+}
+
+/// In a fresh namespace: attach a segment (its id repeats ids of the host's
+/// namespace, which start at 0 too), report its id, hold it until released.
+fn attach_in_namespace() {
+    let seg = Segment::create_private(4096).unwrap();
+    let _rm = seg.remove_on_drop();
+    let _att = seg.attach().unwrap();
+    assert_eq!(
+        svshm::attachers(seg.id()).unwrap().len(),
+        1,
+        "we see ourselves"
+    );
+    report("id", seg.id());
+    report("pid", std::process::id());
+    common::ready_then_wait();
+}
+
+#[test]
+fn attachers_leave_out_processes_of_other_ipc_namespaces() {
+    let test = "attachers_leave_out_processes_of_other_ipc_namespaces";
+    if !common::is_root() {
+        common::skip(
+            test,
+            "needs root to read the maps of a process in another IPC namespace",
+        );
+        return;
+    }
+    if let Some(why) = common::unshare_unavailable() {
+        common::skip(test, &why);
+        return;
+    }
+    // One of ours, attached, to check that ours are still listed.
+    let mine = Segment::create_private(4096).unwrap();
+    let _rm = mine.remove_on_drop();
+    let _att = mine.attach().unwrap();
+
+    let mut c = child_in_new_ipc_namespace("attach-in-namespace");
+    c.env("SVSHM_TEST_HOST_NS", ipc_namespace());
+    let child = common::spawn_waiting(c);
+    let id: i32 = child.get("id").parse().unwrap();
+    let pid: i32 = child.get("pid").parse().unwrap();
+    let listed = svshm::attachers(id).unwrap();
+    assert!(
+        !listed.iter().any(|a| a.pid == pid),
+        "segment {id} of another namespace listed as attached here: {listed:?}"
+    );
+    let me = std::process::id() as i32;
+    assert!(
+        svshm::attachers(mine.id())
+            .unwrap()
+            .iter()
+            .any(|a| a.pid == me),
+        "our own attachment is missing"
+    );
+    // Its segment dies with its namespace.
+    assert!(child.finish().success());
 }
 
 #[test]

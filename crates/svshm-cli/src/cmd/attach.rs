@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::time::Duration;
 use svshm::{AttachOptions, Attachment, Segment};
 
 const AFTER_HELP: &str = "\
@@ -79,9 +78,9 @@ pub struct Args {
     /// What to attach: ID[:ADDR[rR]].
     #[arg(value_name = "SPEC", required = true, value_parser = parse_spec)]
     specs: Vec<Spec>,
-    /// Keep the attachments for this many seconds before detaching.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0, value_parser = crate::util::secs_arg)]
-    hold: f64,
+    /// Keep the attachments for this many seconds before detaching (a century or more: until killed).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = crate::util::secs_arg, allow_negative_numbers = true)]
+    hold: crate::util::Secs,
 }
 
 /// The `/proc/self/maps` lines that lie in `[start, end)`.
@@ -105,12 +104,6 @@ fn maps_lines(start: usize, end: usize) -> Vec<String> {
 
 /// Runs `svshm attach`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
-    if !(args.hold.is_finite() && args.hold >= 0.0) {
-        anyhow::bail!(
-            "--hold {} is not a number of seconds; give e.g. --hold 5",
-            args.hold
-        );
-    }
     let lba = svshm::shmlba();
     writeln!(
         out,
@@ -142,20 +135,31 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             }
         )?;
         let end = att.address().saturating_add(att.len().div_ceil(lba) * lba);
+        // A mapped file's path may be anyone's choice of bytes.
         for line in maps_lines(att.address(), end) {
-            writeln!(out, "   {line}")?;
+            writeln!(out, "   {}", crate::util::printable(&line))?;
         }
         held.push(att);
     }
-    if args.hold > 0.0 {
-        writeln!(
-            out,
-            "Holding {} attachment(s) for {} seconds",
-            held.len(),
-            args.hold
-        )?;
-        out.flush()?;
-        std::thread::sleep(Duration::from_secs_f64(args.hold));
+    match args.hold.duration() {
+        Some(d) if d.is_zero() => {}
+        Some(d) => {
+            writeln!(
+                out,
+                "Holding {} attachment(s) for {} seconds",
+                held.len(),
+                d.as_secs_f64()
+            )?;
+            out.flush()?;
+            std::thread::sleep(d);
+        }
+        None => {
+            writeln!(out, "Holding {} attachment(s) until killed", held.len())?;
+            out.flush()?;
+            loop {
+                std::thread::park();
+            }
+        }
     }
     drop(held);
     Ok(())

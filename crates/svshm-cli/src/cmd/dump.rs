@@ -5,8 +5,10 @@ use std::io::Write;
 use svshm::Segment;
 
 const AFTER_HELP: &str = "\
-The segment is attached read-only (SHM_RDONLY), so read permission is enough.
-Other processes may be writing it meanwhile: the dump is a snapshot taken in chunks.
+Reading the bytes attaches the segment read-only (SHM_RDONLY) while it dumps, so
+read permission is enough; like any attach, it sets the segment's last attach/detach
+pid and times and raises its attach count meanwhile. Other processes may be writing
+it meanwhile: the dump is a snapshot taken in chunks.
 
 Examples:
   svshm dump 5 --hex --length 64          the first 64 bytes, like xxd

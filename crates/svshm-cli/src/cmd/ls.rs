@@ -1,8 +1,8 @@
 //! `svshm ls`: the modern listing (lsipc-like columns), with `--json`.
 
 use crate::util::{
-    Field, Obj, group_or_gid, human_1letter, iso_time, perms_string, process_cmdline, short_time,
-    status_words, user_or_uid, write_json,
+    Field, Obj, PeekArg, channel_sized_ring, group_or_gid, human_1letter, iso_time, perms_string,
+    printable, process_cmdline, short_time, status_words, user_or_uid, write_json,
 };
 use anyhow::{Result, bail};
 use serde_json::json;
@@ -13,16 +13,22 @@ const AFTER_HELP: &str = "\
 Columns (for -o; `+LIST` adds to the default ones):
   KEY ID PERMS MODE OWNER CUID CUSER CGID CGROUP UID USER GID GROUP SIZE NATTCH
   STATUS CTIME ATTACH DETACH CPID LPID COMMAND RSS SWAP
+  ATTACHERS (pids of the processes attaching it, from /proc/*/maps)
   and, for svshm channels: CHANNEL (its name) KIND STATE FILL CAPACITY WRITER READER
   (WRITER/READER: the pid, marked (closed) or (dead)).
 Default: KEY ID PERMS OWNER SIZE NATTCH STATUS CTIME CPID LPID CHANNEL STATE FILL
-WRITER READER COMMAND. Channel columns attach each candidate segment read-only for a
-moment to read its header; leave them out with -o to avoid that.
+WRITER READER COMMAND.
+
+Listing attaches nothing: every column but the channel ones comes from the kernel
+(/proc/sysvipc/shm) and /proc. A segment sized like a channel shows CHANNEL `?` and
+its CAPACITY; --peek reads the channel headers, attaching each such segment
+read-only for a moment.
 
 Examples:
   svshm ls                           every segment
   svshm ls -b -o ID,SIZE,NATTCH      chosen columns, sizes in bytes
   svshm ls -o +CUSER,RSS             the default columns and two more
+  svshm ls --peek                    with channel names, states and peers
   svshm ls --json | jq '.[] | select(.nattch == 0) | .id'";
 
 /// List segments (like `lsipc -m`), with typed `--json`.
@@ -41,6 +47,8 @@ pub struct Args {
     /// Do not print the header line.
     #[arg(long)]
     noheadings: bool,
+    #[command(flatten)]
+    peek: PeekArg,
 }
 
 /// One column of the listing.
@@ -70,6 +78,7 @@ enum Col {
     Command,
     Rss,
     Swap,
+    Attachers,
     Channel,
     Kind,
     State,
@@ -82,7 +91,14 @@ enum Col {
 /// A segment and, when it is an svshm channel, its channel header.
 struct Row {
     info: SegmentInfo,
+    /// The channel header, read only with --peek.
     chan: Option<svshm_channel::ChannelStatus>,
+    /// The ring capacity, when the segment is sized like a channel.
+    ring: Option<u64>,
+    /// Whether the header was read (or tried).
+    peeked: bool,
+    /// The pids attaching it, when the ATTACHERS column is shown.
+    attachers: Vec<i32>,
 }
 
 const ALL: &[(Col, &str)] = &[
@@ -110,6 +126,7 @@ const ALL: &[(Col, &str)] = &[
     (Col::Command, "COMMAND"),
     (Col::Rss, "RSS"),
     (Col::Swap, "SWAP"),
+    (Col::Attachers, "ATTACHERS"),
     (Col::Channel, "CHANNEL"),
     (Col::Kind, "KIND"),
     (Col::State, "STATE"),
@@ -210,13 +227,27 @@ impl Col {
             Col::Command => process_cmdline(s.creator_pid).unwrap_or_default(),
             Col::Rss => s.rss.map(size).unwrap_or_default(),
             Col::Swap => s.swap.map(size).unwrap_or_default(),
-            Col::Channel => ch.map(|c| c.name.clone()).unwrap_or_default(),
+            Col::Attachers => row
+                .attachers
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            Col::Channel => match ch {
+                Some(c) => c.name.clone(),
+                None if row.ring.is_some() && !row.peeked => "?".to_string(),
+                None => String::new(),
+            },
             Col::Kind => ch
                 .map(|c| crate::chan::kind_name(c.kind).to_string())
                 .unwrap_or_default(),
             Col::State => ch.map(|c| c.state().to_string()).unwrap_or_default(),
             Col::Fill => ch.map(|c| size(c.fill)).unwrap_or_default(),
-            Col::Capacity => ch.map(|c| size(c.capacity)).unwrap_or_default(),
+            Col::Capacity => ch
+                .map(|c| c.capacity)
+                .or(row.ring)
+                .map(size)
+                .unwrap_or_default(),
             Col::Writer => ch
                 .map(|c| crate::chan::peer_cell(c.writer))
                 .unwrap_or_default(),
@@ -253,11 +284,12 @@ impl Col {
             Col::Command => json!(process_cmdline(s.creator_pid)),
             Col::Rss => json!(s.rss),
             Col::Swap => json!(s.swap),
+            Col::Attachers => json!(row.attachers),
             Col::Channel => json!(ch.map(|c| c.name.clone())),
             Col::Kind => json!(ch.map(|c| crate::chan::kind_name(c.kind))),
             Col::State => json!(ch.map(|c| c.state())),
             Col::Fill => json!(ch.map(|c| c.fill)),
-            Col::Capacity => json!(ch.map(|c| c.capacity)),
+            Col::Capacity => json!(ch.map(|c| c.capacity).or(row.ring)),
             Col::Writer => return crate::chan::peer_obj(ch.and_then(|c| c.writer)),
             Col::Reader => return crate::chan::peer_obj(ch.and_then(|c| c.reader)),
         })
@@ -291,7 +323,8 @@ fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
 }
 
 /// Renders rows as an aligned table: one space between columns, numbers
-/// right-aligned, no trailing blanks.
+/// right-aligned, no trailing blanks. Cells may hold text from segments and
+/// /proc (names, command lines): each is printed through [`printable`].
 pub fn write_table(
     out: &mut dyn Write,
     headers: &[&str],
@@ -299,11 +332,15 @@ pub fn write_table(
     rows: &[Vec<String>],
     with_header: bool,
 ) -> Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|h| if with_header { h.chars().count() } else { 0 })
         .collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -326,7 +363,7 @@ pub fn write_table(
     if with_header {
         writeln!(out, "{}", line(&mut headers.iter().copied()))?;
     }
-    for r in rows {
+    for r in &rows {
         writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;
     }
     Ok(())
@@ -335,16 +372,30 @@ pub fn write_table(
 /// Runs `svshm ls`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let cols = parse_columns(args.output.as_deref())?;
-    let want_chan = cols.iter().any(|c| c.is_channel_column());
+    let peek = args.peek.peek && cols.iter().any(|c| c.is_channel_column());
+    let want_attachers = cols.contains(&Col::Attachers);
     let segs: Vec<Row> = svshm::proc_segments()?
         .into_iter()
         .map(|info| {
-            let chan = if want_chan {
-                crate::chan::inspect(&info)
+            let chan = if peek { args.peek.channel(&info) } else { None };
+            let attachers = if want_attachers {
+                let mut pids: Vec<i32> = svshm::attachers(info.id)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|a| a.pid)
+                    .collect();
+                pids.dedup();
+                pids
             } else {
-                None
+                Vec::new()
             };
-            Row { info, chan }
+            Row {
+                ring: channel_sized_ring(&info),
+                peeked: peek,
+                info,
+                chan,
+                attachers,
+            }
         })
         .collect();
     if args.json {

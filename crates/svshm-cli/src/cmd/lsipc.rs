@@ -726,6 +726,10 @@ fn header_name(col: usize, ctl: &Ctl) -> String {
 
 /// `printf("%s:%*c%-36s\n", name, 35 - strlen(name), ' ', value)` for every
 /// column of the first row that has data.
+///
+/// Departure: lsipc prints the value raw, so a creator's command line full of
+/// terminal escapes or newlines would reach the terminal as they are; here its
+/// control characters are escaped as `\xNN` like the table's cells are.
 fn print_pretty(out: &mut dyn Write, t: &Table) -> Result<()> {
     let Some(row) = t.rows.first() else {
         return Ok(());
@@ -734,6 +738,7 @@ fn print_pretty(out: &mut dyn Write, t: &Table) -> Result<()> {
         if let Some(v) = cell {
             let name = COLS[col].pretty;
             let pad = 35usize.saturating_sub(name.len()).max(1);
+            let v = crate::util::printable(v);
             writeln!(out, "{name}:{:>pad$}{v:<36}", ' ')?;
         }
     }
@@ -860,34 +865,6 @@ fn print_json(out: &mut dyn Write, t: &Table, ctl: &Ctl) -> Result<()> {
     }
     write!(out, "   ]\n}}\n")?;
     Ok(())
-}
-
-/// libsmartcols' "safe" encoding of a table cell: control and non-printable
-/// characters as `\xNN` (and a backslash that would read as such an escape).
-/// Other non-ASCII characters stay when the locale is UTF-8, as lsipc's
-/// `setlocale(LC_ALL, "")` makes them printable.
-fn safe_encode(s: &str, utf8: bool) -> String {
-    let mut o = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if ch == '\\' && chars.peek() == Some(&'x') {
-            o.push_str("\\x5c");
-        } else if ch.is_ascii() {
-            if c_isprint(ch as u8) {
-                o.push(ch);
-            } else {
-                o.push_str(&format!("\\x{:02x}", ch as u32));
-            }
-        } else if utf8 && !ch.is_control() {
-            o.push(ch);
-        } else {
-            let mut b = [0u8; 4];
-            for byte in ch.encode_utf8(&mut b).bytes() {
-                o.push_str(&format!("\\x{byte:02x}"));
-            }
-        }
-    }
-    o
 }
 
 fn utf8_locale() -> bool {
@@ -1043,7 +1020,7 @@ fn print_human(out: &mut dyn Write, t: &Table, ctl: &Ctl) -> Result<()> {
         .iter()
         .map(|r| {
             r.iter()
-                .map(|c| safe_encode(c.as_deref().unwrap_or(""), utf8))
+                .map(|c| crate::util::safe_encode(c.as_deref().unwrap_or(""), utf8))
                 .collect()
         })
         .collect();
@@ -1062,7 +1039,7 @@ fn print_human(out: &mut dyn Write, t: &Table, ctl: &Ctl) -> Result<()> {
     let mut line = String::new();
     if !ctl.noheadings {
         for (i, &c) in t.cols.iter().enumerate() {
-            let name = safe_encode(&header_name(c, ctl), utf8);
+            let name = crate::util::safe_encode(&header_name(c, ctl), utf8);
             print_cell(&mut line, &name, i, &t.cols, &widths, ctl);
         }
         line.push('\n');
@@ -1161,8 +1138,11 @@ mod tests {
         assert_eq!(nonblank("a b\\c\té"), "a\\x20b\\x5cc\\x09\\xc3\\xa9");
         assert_eq!(quoted("a \"$`\\"), "\"a \\x22\\x24\\x60\\x5c\"");
         assert_eq!(json_quoted("A\"\n\u{1}", true), "\"a\\\"\\n\\u0001\"");
-        assert_eq!(safe_encode("a\\xb\u{7}é", false), "a\\x5cxb\\x07\\xc3\\xa9");
-        assert_eq!(safe_encode("é", true), "é");
+        assert_eq!(
+            crate::util::safe_encode("a\\xb\u{7}é", false),
+            "a\\x5cxb\\x07\\xc3\\xa9"
+        );
+        assert_eq!(crate::util::safe_encode("é", true), "é");
     }
 
     #[test]

@@ -2,20 +2,22 @@
 //! processes attaching it (svshm_mon / `lsipc -m -i`, and more).
 
 use crate::util::{
-    Field, Obj, ctime, group_or_gid, human_size, id_for_key, iso_time, perms_string,
-    process_cmdline, segment_info, status_words, user_or_uid, write_json,
+    Field, Obj, PeekArg, channel_sized_ring, ctime, group_or_gid, human_size, id_for_key, iso_time,
+    perms_string, printable, process_cmdline, segment_info, status_words, user_or_uid, write_json,
 };
 use anyhow::Result;
 use serde_json::json;
 use std::io::Write;
 use std::time::SystemTime;
 use svshm::{Attacher, Key, SegmentInfo};
+use svshm_channel::ChannelStatus;
 
 const AFTER_HELP: &str = "\
 Examples:
   svshm stat 5                 every field of segment 5
   svshm stat -k 0x5eed0001     the segment under a key
   svshm stat 5 --json | jq .attachers
+  svshm stat 5 --peek          also read its channel header (attaches it read-only)
   svshm stat 5 --managed       also list a managed segment's named objects";
 
 /// Show every field of one segment and who attaches it.
@@ -37,6 +39,8 @@ pub struct Args {
     /// pid, so it is not done unless asked (channels are recognised by size).
     #[arg(short = 'M', long)]
     managed: bool,
+    #[command(flatten)]
+    peek: PeekArg,
 }
 
 fn time_text(t: Option<SystemTime>) -> String {
@@ -58,7 +62,12 @@ fn attacher_json(a: &Attacher) -> Obj {
 }
 
 /// The JSON object `svshm stat --json` prints.
-pub fn info_json(s: &SegmentInfo, attachers: &[Attacher], managed: bool) -> Obj {
+pub fn info_json(
+    s: &SegmentInfo,
+    attachers: &[Attacher],
+    chan: Option<&ChannelStatus>,
+    managed: bool,
+) -> Obj {
     let alive = creator_alive(s);
     let mut o = Obj::new([
         ("key", json!(s.key.to_string())),
@@ -100,13 +109,10 @@ pub fn info_json(s: &SegmentInfo, attachers: &[Attacher], managed: bool) -> Obj 
         Field::Objs(attachers.iter().map(attacher_json).collect()),
     );
     o.push(
-        "channel",
-        Field::Obj(
-            crate::chan::inspect(s)
-                .as_ref()
-                .map(crate::chan::status_obj),
-        ),
+        "channel_sized_ring",
+        Field::Val(json!(channel_sized_ring(s))),
     );
+    o.push("channel", Field::Obj(chan.map(crate::chan::status_obj)));
     if managed {
         o.push(
             "managed",
@@ -129,11 +135,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     };
     let s = segment_info(id)?;
     let attachers = svshm::attachers(id).unwrap_or_default();
+    let chan = args.peek.channel(&s);
     if args.json {
-        return write_json(out, &info_json(&s, &attachers, args.managed));
+        return write_json(out, &info_json(&s, &attachers, chan.as_ref(), args.managed));
     }
+    // Values may hold text from the segment or /proc (names, command lines).
     let row = |out: &mut dyn Write, name: &str, value: String| {
-        writeln!(out, "{:<24}{value}", format!("{name}:"))
+        writeln!(out, "{:<24}{}", format!("{name}:"), printable(&value))
     };
     row(
         out,
@@ -213,11 +221,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     if let Some(w) = s.swap {
         row(out, "Swapped", format!("{w} bytes ({})", human_size(w)))?;
     }
-    if let Some(c) = crate::chan::inspect(&s) {
+    if let Some(c) = chan {
         let name = if c.name.is_empty() {
             "-".to_string()
         } else {
-            format!("{:?}", c.name)
+            format!("\"{}\"", c.name)
         };
         row(
             out,
@@ -245,6 +253,19 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         };
         row(out, "Writer", peer(c.writer))?;
         row(out, "Reader", peer(c.reader))?;
+    } else if let Some(ring) = channel_sized_ring(&s) {
+        row(
+            out,
+            "Channel",
+            if args.peek.peek {
+                "no svshm channel header (or not readable by this user)".to_string()
+            } else {
+                format!(
+                    "sized like one ({} ring); --peek reads its header, attaching it read-only for a moment",
+                    human_size(ring)
+                )
+            },
+        )?;
     }
     if args.managed {
         match crate::managed::inspect(&s) {

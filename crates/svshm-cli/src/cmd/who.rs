@@ -7,7 +7,8 @@ use std::io::Write;
 use svshm::Attacher;
 
 const AFTER_HELP: &str = "\
-Reads /proc/*/maps (a process whose maps you may not read is not shown; root sees all).
+Reads /proc/*/maps and attaches nothing (a process whose maps you may not read is not
+shown; root sees all; processes of other IPC namespaces are left out).
 
 Example:
   svshm who 5

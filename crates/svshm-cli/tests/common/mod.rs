@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 use assert_cmd::Command;
+use std::io::Read;
+use std::process::{Child, Command as StdCommand, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::JoinHandle;
 use svshm::{Attachment, CreateOptions, Key, Segment};
 
 /// `svshm` (the binary under test) as an assert_cmd command.
@@ -94,6 +97,21 @@ pub fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// stdout of a successful run, parsed as JSON.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(args))
+        .unwrap_or_else(|e| panic!("svshm {args:?}: not JSON: {e}"))
+}
+
+/// The object of segment `id` in the JSON array `svshm ls -J ...` prints.
+pub fn ls_entry(args: &[&str], id: i32) -> serde_json::Value {
+    let v = json_of(args);
+    let found = v.as_array().and_then(|a| a.iter().find(|o| o["id"] == id));
+    found
+        .cloned()
+        .unwrap_or_else(|| panic!("segment {id} not in svshm {args:?}: {v}"))
+}
+
 /// Whether a segment with this id exists.
 pub fn exists(id: i32) -> bool {
     svshm::proc_segments().unwrap().iter().any(|s| s.id == id)
@@ -170,4 +188,71 @@ pub fn fixture(tag: &str) -> Fixture {
         _atts: atts,
         _guards: guards,
     }
+}
+
+/// A spawned `svshm` that is killed (by its own id) if the test ends early.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn spawn(args: &[&str], stdin: Stdio) -> Proc {
+    Proc(
+        StdCommand::new(svshm_path())
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Collects a child's stdout and stderr on threads (so neither pipe fills up).
+pub fn collect(p: &mut Proc) -> (JoinHandle<Vec<u8>>, JoinHandle<String>) {
+    let mut so = p.0.stdout.take().unwrap();
+    let mut se = p.0.stderr.take().unwrap();
+    (
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            so.read_to_end(&mut v).unwrap();
+            v
+        }),
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            se.read_to_string(&mut s).unwrap();
+            s
+        }),
+    )
+}
+
+pub struct Done {
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+pub fn finish(mut p: Proc, io: (JoinHandle<Vec<u8>>, JoinHandle<String>)) -> Done {
+    let status = p.0.wait().unwrap();
+    Done {
+        code: status.code(),
+        stdout: io.0.join().unwrap(),
+        stderr: io.1.join().unwrap(),
+    }
+}
+
+/// Starts `svshm read` with `rargs`, then `svshm write` with `wargs` (neither
+/// gets a stdin), and waits for both: returns (writer, reader).
+pub fn reader_then_writer(rargs: &[&str], wargs: &[&str]) -> (Done, Done) {
+    let mut r = spawn(rargs, Stdio::null());
+    let rio = collect(&mut r);
+    let mut w = spawn(wargs, Stdio::null());
+    let wio = collect(&mut w);
+    (finish(w, wio), finish(r, rio))
 }

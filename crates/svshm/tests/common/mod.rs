@@ -12,9 +12,9 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::borrow::BorrowMut;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use svshm::Key;
@@ -22,7 +22,7 @@ use svshm::Key;
 /// Environment variable naming the role a child process plays.
 pub const ROLE: &str = "SVSHM_TEST_ROLE";
 /// The uid and gid of `nobody`, used for "another user" tests when root.
-pub const NOBODY: u32 = 65534;
+pub const NOBODY: u32 = svshm_testkit::NOBODY;
 
 /// A key for one test, unique per test name and process, so tests running in
 /// parallel (and other projects' tests) never collide.
@@ -101,35 +101,19 @@ pub fn child(role: &str) -> Command {
     c
 }
 
-/// Like [`child`], as uid/gid 65534 (nobody). std drops the supplementary
-/// groups when root sets a uid.
-pub fn child_as_nobody(role: &str) -> Command {
-    let mut c = child(role);
-    c.uid(NOBODY).gid(NOBODY);
+/// Like [`child`], as uid/gid 65534 (nobody), running a copy of the test
+/// binary that user can reach (the checkout may be in a private directory).
+/// Use it as a `Command`; the copy is removed when it drops.
+pub fn child_as_nobody(role: &str) -> svshm_testkit::CommandAs {
+    let mut c = svshm_testkit::this_test_as_nobody();
+    c.args(CHILD_ARGS).env(ROLE, role);
     c
 }
 
 /// Why a child cannot run as `nobody` here, or `None` if it can: needs root,
-/// and the test binary must be reachable and executable by uid 65534.
+/// and a copy of the test binary must run as uid 65534.
 pub fn nobody_unavailable() -> Option<String> {
-    if !is_root() {
-        return Some(format!("needs root to run a child as uid {NOBODY}"));
-    }
-    match child_as_nobody("noop")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-    {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!(
-            "a child as uid {NOBODY} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Some(format!(
-            "cannot run the test binary as uid {NOBODY} ({e}); is its directory reachable by others?"
-        )),
-    }
+    svshm_testkit::nobody_unavailable_for_this_test()
 }
 
 /// The `unshare` options for a new IPC namespace: as root just `--ipc`;
@@ -214,8 +198,9 @@ impl Finished {
 }
 
 /// Runs a child to the end, capturing what it prints.
-pub fn run(mut c: Command) -> Finished {
+pub fn run(mut c: impl BorrowMut<Command>) -> Finished {
     let out = c
+        .borrow_mut()
         .stdin(Stdio::null())
         .output()
         .expect("spawn the child test process");
@@ -273,7 +258,8 @@ impl Drop for Waiting {
 }
 
 /// Spawns a child and reads its reports until it says `ready`.
-pub fn spawn_waiting(mut c: Command) -> Waiting {
+pub fn spawn_waiting(mut c: impl BorrowMut<Command>) -> Waiting {
+    let c = c.borrow_mut();
     c.stdin(Stdio::piped()).stdout(Stdio::piped());
     let mut child = c.spawn().expect("spawn the child test process");
     let stdin = child.stdin.take();
