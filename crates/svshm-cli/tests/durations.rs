@@ -57,7 +57,7 @@ fn a_huge_wait_for_a_peer_that_never_comes_keeps_waiting() {
     let _g = NameGuard(name.clone());
     let r = spawn(&["read", &name, "--wait", "1e19"], Stdio::null());
     // Waiting: its segment exists, and it is still running well after.
-    let key = svshm::Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let (running, done) = running_after_start(r, "read --wait 1e19", || {
         svshm::info::public_info_by_key(key).is_some()
     });

@@ -63,7 +63,7 @@ fn names_from_processes_and_channels_are_escaped() {
             .spawn()
             .unwrap(),
     );
-    let key = svshm::Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let t0 = Instant::now();
     let id = loop {
         if let Some(s) = svshm::info::public_info_by_key(key).filter(|s| s.attach_count > 0) {

@@ -77,7 +77,7 @@ fn peek_reads_a_channel_header() {
         Stdio::null(),
     );
     let wio = collect(&mut w);
-    let key = svshm::Key::from_name(&name);
+    let key = svshm_channel::channel_key(&name);
     let t0 = Instant::now();
     let id = loop {
         if let Some(s) = svshm::info::public_info_by_key(key) {

@@ -207,7 +207,7 @@ fn read_fails_when_write_fails_mid_transfer() {
     );
     assert!(!exists(t.id), "segment {} left behind", t.id);
     assert!(
-        svshm::info::public_info_by_key(Key::from_name(&t.name)).is_none(),
+        svshm::info::public_info_by_key(svshm_channel::channel_key(&t.name)).is_none(),
         "a segment was left under the channel's key"
     );
 }
