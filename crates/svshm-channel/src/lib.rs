@@ -14,7 +14,7 @@
 //! - **No leaks on crash**: once both sides are attached the segment is marked
 //!   for destruction, so the kernel frees it when both are gone, however they
 //!   end. A segment left by a creator that crashed before its peer came is
-//!   reclaimed by the next connect ([`reclaim`] / `svshm gc`) — only once it is
+//!   reclaimed by the next connect ([`reclaim()`] / `svshm gc`) — only once it is
 //!   proven to be an abandoned svshm channel ([`judge`]); anything else under
 //!   a channel's key is refused, never removed.
 //! - **Peer death detected**: each side records its pid and process start

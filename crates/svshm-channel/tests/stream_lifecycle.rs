@@ -119,3 +119,23 @@ fn writer_panicking_mid_stream_is_not_a_clean_eof() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// Any timeout a caller can give is accepted: one an `Instant` cannot hold
+/// means forever, never a panic ("overflow when adding duration to instant").
+#[test]
+fn timeouts_too_large_for_an_instant_mean_forever() {
+    let name = unique("huge-timeouts");
+    let huge = Options::new().timeout(Some(Duration::MAX));
+    let n2 = name.clone();
+    let huge2 = huge.clone();
+    let rx = std::thread::spawn(move || {
+        let mut rx = svshm_channel::Receiver::connect(&Endpoint::name(n2), &huge2).unwrap();
+        let m = rx.recv_timeout(Duration::MAX).unwrap();
+        let end = rx.recv_timeout(Duration::MAX);
+        (m, matches!(end, Err(Error::Closed { .. })))
+    });
+    let mut tx = svshm_channel::Sender::connect(&Endpoint::name(&name), &huge).unwrap();
+    tx.send_timeout(b"far future", Duration::MAX).unwrap();
+    tx.close().unwrap();
+    assert_eq!(rx.join().unwrap(), (b"far future".to_vec(), true));
+}
