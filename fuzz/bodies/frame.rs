@@ -110,8 +110,8 @@ pub fn run(data: &[u8]) {
     seg.claim_slot(off::WRITER);
     seg.write_u64(off::HEAD, head);
     seg.write_u64(off::TAIL, tail);
-    // A clean close records the final cursor, which must add up.
-    seg.write_u64(off::WRITER_FINAL, head);
+    // A clean close records the final cursor (inverted), which must add up.
+    seg.write_u64(off::WRITER_FINAL, !head);
     seg.write_u32(off::WRITER_CLOSED, writer_closed);
     // Ring bytes from the read position on, wrapping once at most.
     let mut ring = vec![0u8; cap as usize];

@@ -251,10 +251,11 @@ impl Sender {
     /// [`Error::Closed`].
     ///
     /// Fails with [`Error::Closed`] or [`Error::PeerDied`] if the receiver left
-    /// with messages still unread.
+    /// with messages still unread. If an earlier call found the channel
+    /// broken (the receiver gone or closed, a corrupt ring), the end is marked
+    /// aborted instead and `close` fails.
     pub fn close(mut self) -> Result<()> {
-        self.finish();
-        self.link.writer_close_check(&mut self.prod)
+        self.link.close_writer(&mut self.prod, &mut self.closed)
     }
 
     /// Closes the sending end as cut short: the receiver gets every message
@@ -264,11 +265,6 @@ impl Sender {
     pub fn abort(mut self) {
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
-    }
-
-    fn finish(&mut self) {
-        self.link
-            .end_writer(&mut self.prod, &mut self.closed, crate::ring::CLOSED);
     }
 }
 

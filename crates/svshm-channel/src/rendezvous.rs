@@ -64,13 +64,19 @@ impl Endpoint {
 
     /// The System V key this endpoint uses (`None` for [`Endpoint::id`] and
     /// [`Endpoint::private`]).
-    pub fn sysv_key(&self) -> Result<Option<Key>> {
-        self.key_of()
+    /// A named channel's key is the one its owner's processes use: the
+    /// caller's, or `owner`'s for a channel between two users
+    /// ([`Options::owner`]).
+    pub fn sysv_key(&self, options: &Options) -> Result<Option<Key>> {
+        self.key_of(options)
     }
 
-    fn key_of(&self) -> Result<Option<Key>> {
+    fn key_of(&self, options: &Options) -> Result<Option<Key>> {
         Ok(match &self.0 {
-            Repr::Name(n) => Some(channel_key(n)),
+            Repr::Name(n) => Some(channel_key_for_uid(
+                n,
+                options.owner.unwrap_or_else(svshm::euid),
+            )),
             Repr::Key(k) => Some(*k),
             Repr::Path(p, proj) => Some(Key::from_path(p, *proj)?),
             Repr::Id(_) | Repr::Private => None,
@@ -359,6 +365,10 @@ enum Liveliness {
     AttachCount,
 }
 
+/// Every how many liveness probes (one per poll slice while blocked) the
+/// peer's `/proc/PID/maps` is read to see that it still maps the segment.
+const MAPS_EVERY: u32 = 5;
+
 /// How often calls that do not wait probe the peer.
 const PROBE_EVERY_NS: u64 = crate::ring::POLL_SLICE.as_nanos() as u64;
 
@@ -389,6 +399,11 @@ pub(crate) struct Link {
     last_probe_ns: u64,
     /// Segments reclaimed as abandoned while connecting.
     pub(crate) reclaimed: Vec<Reclaimed>,
+    /// Liveness probes so far (paces the maps check).
+    probes: core::cell::Cell<u32>,
+    /// An operation found the channel broken (peer gone or closed, corrupt
+    /// ring): a later `close()` must not end the stream cleanly.
+    pub(crate) broken: core::cell::Cell<bool>,
     /// We hold our slot (and so must close it).
     claimed: bool,
     /// The peer came; the segment is marked for destruction.
@@ -434,6 +449,8 @@ impl Link {
             watch: Liveliness::NotYet,
             last_probe_ns: coarse_now_ns(),
             reclaimed: Vec::new(),
+            probes: core::cell::Cell::new(0),
+            broken: core::cell::Cell::new(false),
             claimed: false,
             connected: false,
             created,
@@ -502,8 +519,23 @@ impl Link {
         match &self.watch {
             Liveliness::NotYet => Status::Alive,
             Liveliness::Process(_, Some(n)) if n.has_exited() => Status::Dead,
-            Liveliness::Process(_, Some(_)) => Status::Alive,
-            Liveliness::Process(w, None) => w.status(),
+            Liveliness::Process(w, notice) => {
+                if notice.is_none() && w.status() == Status::Dead {
+                    return Status::Dead;
+                }
+                // A peer that called exec(2) lives on without the segment (and
+                // without having closed): every few probes, ask whether it
+                // still maps it (where its maps are readable).
+                let n = self.probes.get().wrapping_add(1);
+                self.probes.set(n);
+                if n % MAPS_EVERY == 0
+                    && svshm::process::has_attached(w.id().pid, self.segment_id()) == Some(false)
+                    && w.status() != Status::Dead
+                {
+                    return Status::Dead;
+                }
+                Status::Alive
+            }
             Liveliness::AttachCount => match self.att.segment().stat() {
                 Ok(info) if info.attach_count < 2 => Status::Dead,
                 _ => Status::Alive,
@@ -557,6 +589,20 @@ impl Link {
                 break;
             }
         }
+        if found.is_none() && !self.created && kernel > 0 {
+            // The kernel names the creator (our peer) in our pid namespace,
+            // and no process there is it any more: it died before we looked.
+            if svshm::process::pid_exists(kernel) == Some(false)
+                || ProcessId::of(kernel).is_some_and(|p| p.start_time != peer.start_time)
+            {
+                let gone = ProcessId {
+                    pid: kernel,
+                    start_time: peer.start_time,
+                };
+                self.watch = Liveliness::Process(Watch::new(gone), None);
+                return;
+            }
+        }
         self.watch = match found {
             Some(p) => {
                 // Watch compares the start time again after opening the
@@ -597,9 +643,11 @@ impl Link {
     #[inline]
     pub(crate) fn writer_preflight(&mut self, prod: &Producer<RawMem>) -> Result<()> {
         if prod.peer_closed() {
+            self.broken.set(true);
             return Err(Error::Closed { role: Role::Reader });
         }
         if self.peer_gone_rate_limited() {
+            self.broken.set(true);
             return Err(Error::PeerDied {
                 role: Role::Reader,
                 pid: self.peer.pid,
@@ -616,6 +664,26 @@ impl Link {
             prod.close_with(how);
             self.mark_closed();
         }
+    }
+
+    /// Ends a writer's end on an explicit close: CLOSED, unless an earlier
+    /// operation found the channel broken, then ABORTED and an error (a
+    /// write that failed part-way must not become a clean end).
+    pub(crate) fn close_writer(
+        &self,
+        prod: &mut Producer<RawMem>,
+        closed: &mut bool,
+    ) -> Result<()> {
+        if self.broken.get() {
+            self.end_writer(prod, closed, crate::ring::ABORTED);
+            return Err(Error::Invalid(format!(
+                "channel segment {}: an earlier operation found the channel broken, so the {} ended it as aborted, not as a clean end",
+                self.segment_id(),
+                self.role
+            )));
+        }
+        self.end_writer(prod, closed, crate::ring::CLOSED);
+        self.writer_close_check(prod)
     }
 
     /// After the writer closed: succeeds if the reader consumed everything or
@@ -646,6 +714,9 @@ impl Link {
     }
 
     pub(crate) fn error(&self, e: crate::ring::RingError, waiting_for: &str) -> Error {
+        if e != crate::ring::RingError::Timeout {
+            self.broken.set(true);
+        }
         Error::from_ring(e, self.segment_id(), self.role, self.peer.pid, waiting_for)
     }
 
@@ -783,9 +854,9 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
     let deadline = opts.timeout.and_then(deadline_after);
     let me = ProcessId::current();
     let label = ep.to_string();
-    let key = ep.key_of()?;
+    let key = ep.key_of(opts)?;
     let mut backoff = Duration::from_micros(100);
-    let mut reclaimed = Vec::new();
+    let mut state = JoinState::default();
     let mut link = loop {
         let attempt = match (&ep.0, key) {
             (Repr::Id(id), _) => join(
@@ -795,7 +866,7 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
                 kind,
                 me,
                 true,
-                &mut reclaimed,
+                &mut state,
             )?,
             (_, key) => {
                 let key = key.unwrap_or(Key::PRIVATE);
@@ -816,7 +887,7 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
                         &ep.label(),
                     )?),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => match Segment::open(key, 0) {
-                        Ok(seg) => join(seg, opts, role, kind, me, false, &mut reclaimed)?,
+                        Ok(seg) => join(seg, opts, role, kind, me, false, &mut state)?,
                         // Removed between our create and open: try again.
                         Err(e) if e.kind() == ErrorKind::NotFound => None,
                         Err(e) => return Err(e.into()),
@@ -836,7 +907,7 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(Duration::from_millis(10));
     };
-    link.reclaimed = reclaimed;
+    link.reclaimed = state.reclaimed;
     link.wait_for_peer(deadline, &label)?;
     Ok(link)
 }
@@ -894,6 +965,19 @@ fn create(
     Ok(link)
 }
 
+/// What `join` carries from one attempt to the next.
+#[derive(Default)]
+struct JoinState {
+    /// Segments reclaimed as abandoned.
+    reclaimed: Vec<Reclaimed>,
+    /// A segment seen empty-but-written with a live creator, and since when.
+    unfinished: Option<(i32, Instant)>,
+}
+
+/// How long a segment may stay empty-but-written under a live creator before
+/// it is refused as not a channel.
+const UNFINISHED_LIMIT: Duration = Duration::from_secs(2);
+
 /// Joins an existing segment. `Ok(None)`: not ready yet, closing, or reclaimed
 /// as abandoned — try again.
 ///
@@ -910,8 +994,9 @@ fn join(
     kind: u32,
     me: ProcessId,
     by_id: bool,
-    reclaimed: &mut Vec<Reclaimed>,
+    state: &mut JoinState,
 ) -> Result<Option<Link>> {
+    let reclaimed = &mut state.reclaimed;
     let id = seg.id();
     let mut info = match seg.stat() {
         Ok(i) => i,
@@ -1052,6 +1137,24 @@ fn join(
         }
         Verdict::Abandoned(_) => {}
         Verdict::NotOurs(why) => return Err(not_ours(why)),
+        // Empty but written, its creator alive: a creator between faulting
+        // the header page in and storing the magic, which takes nanoseconds.
+        // One that stays so is no channel being created.
+        Verdict::InUse(_) if facts.magic != header::MAGIC => {
+            match state.unfinished {
+                Some((seen, since)) if seen == id => {
+                    if since.elapsed() >= UNFINISHED_LIMIT {
+                        return Err(not_ours(format!(
+                            "it has stayed without a header for {} s although its pages were written and its creator (pid {}) runs; a channel's creator writes the header at once",
+                            UNFINISHED_LIMIT.as_secs(),
+                            info.creator_pid
+                        )));
+                    }
+                }
+                _ => state.unfinished = Some((id, Instant::now())),
+            }
+            return Ok(None);
+        }
         // The creator is still writing the header.
         Verdict::InUse(_) if !facts.ready => return Ok(None),
         Verdict::InUse(_) => {}

@@ -103,8 +103,9 @@ pub struct Cursors {
     pub writer_closed: Line<AtomicU32>,
     /// Non-zero once the consumer has closed its end.
     pub reader_closed: Line<AtomicU32>,
-    /// The producer's final cursor, stored just before `writer_closed`
-    /// becomes [`CLOSED`]: a clean end must add up to it.
+    /// The producer's final cursor, bitwise inverted (so 0 is never valid),
+    /// stored just before `writer_closed` becomes [`CLOSED`]: a clean end
+    /// must add up to it.
     pub writer_final: Line<AtomicU64>,
 }
 
@@ -532,11 +533,14 @@ impl<M: Mem> Producer<M> {
     pub fn close_with(&mut self, how: u32) {
         self.publish();
         if how == CLOSED {
+            // Stored inverted, so the zero a never-closed ring holds is no
+            // valid final cursor (cursors stay below MAX_CURSOR): a forger
+            // cannot make a clean end of an empty stream with one flag.
             // Published by the Release store of `writer_closed` below.
             self.cursors()
                 .writer_final
                 .0
-                .store(self.head, Ordering::Relaxed);
+                .store(!self.head, Ordering::Relaxed);
         }
         // SYNC: pairs with the consumer's Acquire load of `writer_closed` in
         // `Consumer::wait_available`; `head` and `writer_final` were stored
@@ -767,7 +771,7 @@ impl<M: Mem> Consumer<M> {
                     // A clean end must add up: everything the producer says
                     // it wrote was published. (Ordered by the Acquire load of
                     // the flag above.)
-                    let fin = self.cursors().writer_final.0.load(Ordering::Relaxed);
+                    let fin = !self.cursors().writer_final.0.load(Ordering::Relaxed);
                     if fin != self.head_cache {
                         return Err(RingError::Corrupt(format!(
                             "the writer's end does not add up: it closed at byte {fin}, but {} bytes were published; the stream is incomplete",

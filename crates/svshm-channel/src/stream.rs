@@ -148,10 +148,12 @@ impl StreamWriter {
     ///
     /// Fails with [`Error::Closed`] or [`Error::PeerDied`] if the reader left
     /// with bytes still unread, so a successful close means everything written
-    /// was read or is still there for a live reader.
+    /// was read or is still there for a live reader. If an earlier call
+    /// found the channel broken (the reader gone or closed, a corrupt ring),
+    /// the end is marked aborted instead and `close` fails: a write that
+    /// failed part-way never becomes a clean end.
     pub fn close(mut self) -> Result<()> {
-        self.finish();
-        self.link.writer_close_check(&mut self.prod)
+        self.link.close_writer(&mut self.prod, &mut self.closed)
     }
 
     /// Ends the stream as cut short: the reader receives everything written so
@@ -180,11 +182,6 @@ impl StreamWriter {
     pub fn abort(mut self) {
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
-    }
-
-    fn finish(&mut self) {
-        self.link
-            .end_writer(&mut self.prod, &mut self.closed, crate::ring::CLOSED);
     }
 }
 

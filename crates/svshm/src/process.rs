@@ -61,6 +61,61 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     parse_stat(&text)
 }
 
+/// Whether a process with this pid exists in our pid namespace, asked of the
+/// kernel (`kill(pid, 0)`: ESRCH means none; EPERM means one we may not
+/// signal). `None` for pids that name no single process (0 or less).
+pub fn pid_exists(pid: i32) -> Option<bool> {
+    let pid = rustix::process::Pid::from_raw(pid)?;
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => Some(true),
+        Err(rustix::io::Errno::SRCH) => Some(false),
+        Err(_) => Some(true),
+    }
+}
+
+/// Whether `/proc` shows our own pid namespace (it may be another's: after
+/// `unshare --pid` without remounting it, or in a container given the
+/// host's). Where it does not, start times and states read there describe
+/// other processes, so nothing is judged from it.
+fn proc_is_ours() -> bool {
+    static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OURS.get_or_init(|| {
+        std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse::<u32>().ok())
+            == Some(std::process::id())
+    })
+}
+
+/// What `/proc` says about an existing process, as seen from here: `None` if
+/// it cannot be read (hidden by `hidepid`, or `/proc` is not ours).
+fn visible_stat(pid: i32) -> Option<ProcStat> {
+    if !proc_is_ours() {
+        return None;
+    }
+    let mut st = proc_stat(pid)?;
+    if st.exited && live_threads(pid) {
+        // A thread-group leader that called pthread_exit shows as a zombie
+        // while its other threads run on.
+        st.exited = false;
+    }
+    Some(st)
+}
+
+/// Whether a process whose leader is a zombie still has other threads.
+fn live_threads(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))?
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+        .is_some_and(|n| n > 1)
+}
+
 /// Parses the text of a `/proc/PID/stat` file.
 fn parse_stat(text: &str) -> Option<ProcStat> {
     // The command may contain spaces and parentheses: parse after the last ')'.
@@ -85,8 +140,12 @@ impl ProcessId {
         }
     }
 
-    /// The process with this pid in our pid namespace now, if any.
+    /// The process with this pid in our pid namespace now, if any (`None`
+    /// also when `/proc` shows another pid namespace than ours).
     pub fn of(pid: i32) -> Option<ProcessId> {
+        if !proc_is_ours() {
+            return None;
+        }
         proc_stat(pid).map(|s| ProcessId {
             pid,
             start_time: s.start_time,
@@ -99,8 +158,12 @@ impl ProcessId {
         self.status() == Status::Alive
     }
 
-    /// [`Status`] of this process as seen from our pid namespace: `Alive` or
-    /// `Dead` (a pid of 0 or less names no process: `Unknown`).
+    /// [`Status`] of this process as seen from our pid namespace: `Dead` if
+    /// the kernel knows no such pid, or it has exited, or it started at
+    /// another time (the pid was reused); `Alive` if it runs with the same
+    /// start time; `Unknown` if it exists but `/proc` cannot tell us more
+    /// (hidden by `hidepid`, or `/proc` belongs to another pid namespace), or
+    /// the pid is 0 or less.
     pub fn status(&self) -> Status {
         if self.pid <= 0 {
             return Status::Unknown;
@@ -108,11 +171,16 @@ impl ProcessId {
         if self.pid == std::process::id() as i32 {
             return Status::Alive;
         }
-        match proc_stat(self.pid) {
-            Some(s) if !s.exited && (self.start_time == 0 || s.start_time == self.start_time) => {
-                Status::Alive
-            }
-            _ => Status::Dead,
+        match pid_exists(self.pid) {
+            Some(false) => return Status::Dead,
+            None => return Status::Unknown,
+            Some(true) => {}
+        }
+        match visible_stat(self.pid) {
+            Some(s) if s.exited => Status::Dead,
+            Some(s) if self.start_time == 0 || s.start_time == self.start_time => Status::Alive,
+            Some(_) => Status::Dead,
+            None => Status::Unknown,
         }
     }
 
@@ -170,7 +238,7 @@ impl Watch {
         });
         // Compare after opening: if the process we opened is the one we
         // expect, the pidfd follows it and no later reuse of its pid matters.
-        let gone_at_start = id.status() != Status::Alive;
+        let gone_at_start = id.status() == Status::Dead;
         Watch {
             id,
             pidfd,
@@ -294,11 +362,16 @@ mod watcher {
         next: 1,
         entries: Vec::new(),
     });
-    /// The eventfd that wakes the thread; `None` if it could not be started.
-    static WAKER: OnceLock<Option<Arc<OwnedFd>>> = OnceLock::new();
+    /// The eventfd that wakes the thread and the pid of the process that
+    /// started it; `None` if it could not be started.
+    static WAKER: OnceLock<Option<(u32, Arc<OwnedFd>)>> = OnceLock::new();
 
+    /// The waker, if the thread runs in *this* process: a child forked after
+    /// it started has the statics but not the thread (nor, perhaps, an
+    /// unlocked registry), so it gets no notices and callers ask
+    /// `Watch::status` instead.
     fn waker() -> Option<&'static Arc<OwnedFd>> {
-        WAKER
+        let (owner, efd) = WAKER
             .get_or_init(|| {
                 let efd = rustix::event::eventfd(
                     0,
@@ -311,9 +384,10 @@ mod watcher {
                     .name("svshm-peer-watch".into())
                     .spawn(move || run(&for_thread))
                     .ok()?;
-                Some(efd)
+                Some((std::process::id(), efd))
             })
-            .as_ref()
+            .as_ref()?;
+        (*owner == std::process::id()).then_some(efd)
     }
 
     fn poke(efd: &OwnedFd) {
@@ -339,12 +413,13 @@ mod watcher {
     }
 
     pub(super) fn unregister(id: u64) {
+        let Some(efd) = waker() else {
+            return;
+        };
         let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         reg.entries.retain(|e| e.id != id);
         drop(reg);
-        if let Some(efd) = WAKER.get().and_then(|w| w.as_ref()) {
-            poke(efd);
-        }
+        poke(efd);
     }
 
     fn run(efd: &OwnedFd) {
@@ -364,8 +439,16 @@ mod watcher {
             for (_, fd, _) in &snapshot {
                 fds.push(rustix::event::PollFd::new(&**fd, in_));
             }
-            if rustix::event::poll(&mut fds, None).is_err() {
-                continue;
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => {
+                    // Out of memory, or too many fds for our limit: do not
+                    // spin; try again shortly.
+                    drop(fds);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
             }
             let mut gone = Vec::new();
             for (i, pfd) in fds.iter().enumerate().skip(1) {
@@ -403,7 +486,9 @@ const START_MARGIN: Duration = Duration::from_secs(3);
 ///
 /// - `shm_cpid` of 0: the creator runs in a pid namespace we cannot see
 ///   ([`Status::Unknown`]).
-/// - No process at that pid, or a zombie: [`Status::Dead`].
+/// - No process at that pid (the kernel says so), or a zombie:
+///   [`Status::Dead`]. A process `/proc` cannot show us (`hidepid`, a `/proc`
+///   of another pid namespace) is [`Status::Unknown`].
 /// - A live process at that pid whose start time equals one in `recorded`
 ///   (start times the creator wrote down itself, such as a channel's slots) is
 ///   the creator: [`Status::Alive`], whatever the wall clock did. A forged
@@ -423,8 +508,13 @@ pub fn creator_status(info: &SegmentInfo, recorded: &[ProcessId]) -> Status {
     if pid == std::process::id() as i32 {
         return Status::Alive;
     }
-    let Some(stat) = proc_stat(pid) else {
-        return Status::Dead;
+    match pid_exists(pid) {
+        Some(false) => return Status::Dead,
+        None => return Status::Unknown,
+        Some(true) => {}
+    }
+    let Some(stat) = visible_stat(pid) else {
+        return Status::Unknown;
     };
     if stat.exited {
         return Status::Dead;
@@ -479,8 +569,12 @@ pub fn same_ipc_namespace(pid: i32) -> Option<bool> {
 
 /// Whether process `pid` (in our pid namespace) has segment `id` attached, as
 /// its `/proc/PID/maps` shows (kernel-attested; `None` if the maps cannot be
-/// read, e.g. another user's process).
+/// read, e.g. another user's process, or `/proc` shows another pid
+/// namespace).
 pub fn has_attached(pid: i32, id: i32) -> Option<bool> {
+    if !proc_is_ours() {
+        return None;
+    }
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     Some(!crate::info::parse_maps(&maps, id).is_empty())
 }

@@ -10,8 +10,11 @@ Removing marks a segment for destruction (IPC_RMID): the kernel frees it at once
 no process has it attached, else when the last one detaches. Errors on one segment
 do not stop the others; the exit status is then 1.
 
---stale selects segments that svshm channels left behind: no process attached, the
-creating process gone, and an svshm channel header inside. `svshm gc` is the same.
+--stale selects only segments proven to be abandoned svshm channels: an svshm
+header that holds together with nobody attached or its creator gone, or an empty,
+never-written segment under a channel-name key carrying a channel's initialising
+mode mark whose creator is gone. Anything else is never removed by --stale (remove
+it by id). -v says why each one was removed. `svshm gc` is the same.
 
 Examples:
   svshm rm 5 6                  remove segments 5 and 6
@@ -197,6 +200,40 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                     "{what}: no segment has this id; list segments with `svshm ls`"
                 ));
                 failed = true;
+            }
+            continue;
+        }
+        if reasons.contains_key(&id) && !args.all {
+            // Judged again at the moment of removal (the library's one
+            // decision): it may have come alive, or been reclaimed by a
+            // connecting process, since the listing.
+            match svshm_channel::reclaim(id) {
+                Ok(Some(r)) => {
+                    count += 1;
+                    if args.verbose {
+                        writeln!(
+                            out,
+                            "removed segment id {id} ({}){}",
+                            describe(info.as_ref()),
+                            because(Some(&r.reason))
+                        )?;
+                    }
+                }
+                Ok(None) => {}
+                Err(svshm_channel::Error::Sys(e))
+                    if matches!(
+                        e.kind(),
+                        svshm::ErrorKind::InvalidId | svshm::ErrorKind::Removed
+                    ) => {}
+                Err(svshm_channel::Error::Sys(e)) if e.kind() == svshm::ErrorKind::NotOwner => {
+                    if args.verbose {
+                        writeln!(out, "skipped segment id {id}: not ours to remove ({e})")?;
+                    }
+                }
+                Err(e) => {
+                    warn(format_args!("segment id {id}: {e}"));
+                    failed = true;
+                }
             }
             continue;
         }
