@@ -4,19 +4,19 @@
 //! processes that map the word at different addresses; the kernel keys shared
 //! futexes by the underlying page, so both reach the same wait queue.
 //!
-//! Under `--cfg loom` a futex is modelled with a loom mutex and condition
+//! Under `--cfg svshm_loom` a futex is modelled with a loom mutex and condition
 //! variable attached to the ring's control block, with the same semantics as the
 //! kernel's: the value check and going to sleep are atomic with respect to wake.
 
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 use crate::sync::AtomicU32;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 use std::time::Duration;
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on wake, on
 /// timeout, on a signal, or at once if the value differs; the caller re-checks
 /// its condition in every case.
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     use rustix::thread::futex;
     let ts = futex::Timespec {
@@ -28,16 +28,16 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
 }
 
 /// Wakes every waiter on `word`.
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub(crate) fn wake(word: &AtomicU32) {
     use rustix::thread::futex;
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
-#[cfg(loom)]
+#[cfg(svshm_loom)]
 pub(crate) use self::model::{wait, wake};
 
-#[cfg(loom)]
+#[cfg(svshm_loom)]
 mod model {
     use crate::sync::{AtomicU32, Ordering};
     use loom::sync::{Condvar, Mutex};

@@ -61,7 +61,7 @@ pub(crate) struct Header {
     pub cursors: Cursors,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 const _: () = {
     assert!(core::mem::offset_of!(Header, writer) == 128);
     assert!(core::mem::offset_of!(Header, reader) == 256);
@@ -180,7 +180,7 @@ pub(crate) unsafe fn write_fresh(
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(svshm_loom)))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -40,38 +40,38 @@ mod futex;
 pub mod ring;
 mod sync;
 
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 mod error;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 mod header;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 mod inspect;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 mod message;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub mod peer;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub mod reclaim;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 mod rendezvous;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 mod stream;
 
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub use error::{Error, Result, Role};
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub use inspect::{ChannelStatus, Kind, PeerStatus, inspect, might_be_channel};
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub use message::{Loan, Receiver, Sender};
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub use reclaim::{Reclaimed, Verdict, judge, judge_record, reclaim, reclaim_all};
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub use rendezvous::{
     Creator, DEFAULT_CAPACITY, Endpoint, MAX_CAPACITY, Options, PeerWatch, channel_key,
     channel_key_for_uid, is_channel_key,
 };
 pub use ring::Wait;
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 pub use stream::{StreamReader, StreamWriter};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

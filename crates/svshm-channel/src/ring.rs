@@ -109,7 +109,7 @@ pub struct Cursors {
     pub writer_final: Line<AtomicU64>,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(svshm_loom))]
 const _: () = assert!(core::mem::size_of::<Cursors>() == 7 * 128);
 
 /// The data area the ring copies into and out of.
@@ -815,7 +815,7 @@ impl<M: Mem> Consumer<M> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(svshm_loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

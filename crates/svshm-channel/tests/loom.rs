@@ -1,12 +1,12 @@
 //! loom models of the ring protocol: reserve/commit (put/publish) and
 //! peek/consume (take/publish), wrap-around, close, and the waiting flag and
-//! wake. Run with `RUSTFLAGS="--cfg loom" cargo test -p svshm-channel --release --test loom`.
+//! wake. Run with `RUSTFLAGS="--cfg svshm_loom" cargo test -p svshm-channel --release --test loom`.
 //!
 //! The data area is a row of loom-tracked cells, so a read of bytes the
 //! producer has not yet published (a missing Release/Acquire) is reported as a
 //! data race; the futex is modelled with a loom condition variable, so a lost
 //! wake-up shows up as a deadlock.
-#![cfg(loom)]
+#![cfg(svshm_loom)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
