@@ -24,7 +24,9 @@ pub struct PeerStatus {
     /// Its start time as it recorded it (clock ticks since boot, field 22 of
     /// `/proc/PID/stat`; 0 if unknown).
     pub start_time: u64,
-    /// Whether that process still runs (pid and start time match).
+    /// Whether that process may still run: false only when neither its
+    /// recorded pid nor the segment's creator pid names a live process with
+    /// its start time.
     pub alive: bool,
     /// Whether it closed its end.
     pub closed: bool,
@@ -74,7 +76,11 @@ impl ChannelStatus {
     }
 }
 
-fn peer_status(slot: &header::Slot) -> Option<PeerStatus> {
+/// One side as recorded in its slot. Its pid is the one in *its* pid
+/// namespace; the process is taken for dead only if neither that pid nor the
+/// kernel-attested creator pid (`shm_cpid`, in ours) names a live process with
+/// the recorded start time, and a process `/proc` cannot judge counts alive.
+fn peer_status(slot: &header::Slot, creator_pid: i32) -> Option<PeerStatus> {
     // SYNC: pairs with the Release stores of the slot state in rendezvous.
     let s = slot.state.load(Ordering::Acquire);
     if s != header::SLOT_ATTACHED && s != header::SLOT_CLOSED {
@@ -84,10 +90,15 @@ fn peer_status(slot: &header::Slot) -> Option<PeerStatus> {
         pid: slot.pid.load(Ordering::Relaxed) as i32,
         start_time: slot.start_time.load(Ordering::Relaxed),
     };
+    let as_creator = ProcessId {
+        pid: creator_pid,
+        ..id
+    };
+    let dead = |p: ProcessId| p.pid <= 0 || p.status() == svshm::process::Status::Dead;
     Some(PeerStatus {
         pid: id.pid,
         start_time: id.start_time,
-        alive: id.is_alive(),
+        alive: !(dead(id) && dead(as_creator)),
         closed: s == header::SLOT_CLOSED,
     })
 }
@@ -135,8 +146,8 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             capacity: 0,
             fill: 0,
             written: 0,
-            writer: peer_status(writer),
-            reader: peer_status(reader),
+            writer: peer_status(writer, info.creator_pid),
+            reader: peer_status(reader, info.creator_pid),
         }));
     }
     // SAFETY: as above.
@@ -156,8 +167,8 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         capacity: snap.capacity,
         fill: head.saturating_sub(tail).min(snap.capacity),
         written: head,
-        writer: peer_status(writer),
-        reader: peer_status(reader),
+        writer: peer_status(writer, info.creator_pid),
+        reader: peer_status(reader, info.creator_pid),
     }))
 }
 
