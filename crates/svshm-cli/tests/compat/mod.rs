@@ -57,14 +57,23 @@ pub fn bench() -> Option<Bench> {
             return None;
         }
     }
-    let svshm = ReachableCopy::of(&assert_cmd::cargo::cargo_bin("svshm")).ok()?;
+    let svshm = match ReachableCopy::of(&assert_cmd::cargo::cargo_bin("svshm")) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skipped: cannot copy svshm where uid {NOBODY} can run it: {e}");
+            return None;
+        }
+    };
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "svshm-compat-{}-{}",
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    std::fs::create_dir_all(&dir).ok()?;
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("skipped: cannot make {}: {e}", dir.display());
+        return None;
+    }
     Some(Bench { svshm, dir })
 }
 
