@@ -12,7 +12,7 @@ use svshm::{Key, Segment};
 
 const AFTER_HELP: &str = "\
 Arguments, messages, output and exit status are those of util-linux 2.38.1
-`ipcrm`: options are done in order, a failure does not stop the later ones,
+`ipcrm`: options are done in order (-a after all others), a failure does not stop the later ones,
 and the exit status is 1 if anything failed. IDs are decimal; keys are decimal,
 0x hex or 0 octal. The old form `ipcrm shm ID...` prints `resource(s) deleted`.
 
