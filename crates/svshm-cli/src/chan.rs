@@ -95,6 +95,25 @@ pub struct ChannelArgs {
     /// Permission bits if this side creates the channel (octal).
     #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600", help_heading = "Channel")]
     pub mode: u32,
+    /// Join a channel that USER (a name or uid) creates and owns: a channel
+    /// between two users.
+    ///
+    /// The other side, run by USER, creates the channel (a name then means
+    /// USER's channel of that name) and must open its mode to admit this side,
+    /// e.g. `-m 666`; give this side the same -m (a segment joined may not be
+    /// wider than -m; root needs no mode bits to join, but the check holds).
+    /// This side waits for USER's segment and checks the kernel's record that
+    /// USER created and owns it. What that exposes: the segment's mode is its
+    /// only lock, so every user the mode admits can read the data and forge or
+    /// corrupt it, and root always can; keys and ids are public. Use it
+    /// between users who trust each other, with the narrowest mode that works.
+    #[arg(
+        long,
+        value_name = "USER",
+        help_heading = "Channel",
+        verbatim_doc_comment
+    )]
+    pub peer_user: Option<String>,
     /// Wait at most this many seconds for the other side to connect (default: forever; so does a century or more).
     #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, allow_negative_numbers = true, help_heading = "Channel")]
     pub wait: Option<crate::util::Secs>,
@@ -150,9 +169,55 @@ impl ChannelArgs {
                     svshm_channel::MAX_CAPACITY
                 )
             })?;
-        Ok(Options::new()
+        let opts = Options::new()
             .capacity(ring)
             .mode(self.mode)
-            .timeout(timeout))
+            .timeout(timeout);
+        Ok(match self.peer_uid()? {
+            Some(uid) => opts.owner(uid),
+            None => opts,
+        })
+    }
+
+    /// The uid of --peer-user.
+    fn peer_uid(&self) -> Result<Option<u32>> {
+        let Some(user) = &self.peer_user else {
+            return Ok(None);
+        };
+        match svshm::info::lookup_uid(user) {
+            Some(uid) => Ok(Some(uid)),
+            None => {
+                usage_bail!("--peer-user {user}: no such user; give a user name or a numeric uid")
+            }
+        }
+    }
+
+    /// With --peer-user, waits (up to --wait) until the peer has created the
+    /// channel's segment: the side that joins another user's channel never
+    /// creates it (a segment it made would be refused by its owner).
+    pub fn await_peer_creation(&self, ep: &Endpoint, opts: &Options) -> Result<()> {
+        if self.peer_user.is_none() {
+            return Ok(());
+        }
+        let Some(key) = ep
+            .sysv_key(opts)
+            .map_err(|e| anyhow::anyhow!("{ep}: {e}"))?
+        else {
+            return Ok(());
+        };
+        let deadline = self
+            .wait
+            .and_then(crate::util::Secs::duration)
+            .and_then(|d| std::time::Instant::now().checked_add(d));
+        while svshm::info::public_info_by_key(key).is_none() {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                bail!(
+                    "{ep}: user {} created no channel (key {key}) within --wait; start the other side, run by that user, with the same name",
+                    self.peer_user.as_deref().unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
     }
 }

@@ -11,11 +11,12 @@
 
 mod chan;
 mod cmd;
+mod getopt;
 mod managed;
 mod progress;
 mod util;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::{self, Write};
 use std::process::ExitCode;
 
@@ -63,6 +64,10 @@ enum Command {
     Write(cmd::write::Args),
     Read(cmd::read::Args),
     Demo(cmd::demo::Args),
+    Ipcrm(cmd::ipcrm::Args),
+    Ipcmk(cmd::ipcmk::Args),
+    Completions(cmd::shell::CompletionsArgs),
+    Man(cmd::shell::ManArgs),
     /// Internal: the pipe side of `svshm demo` (stdin → byte count and CRC-32).
     #[command(hide = true)]
     DemoSink,
@@ -89,6 +94,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Read(a) => cmd::read::run(a, out),
         Command::Demo(a) => cmd::demo::run(a, out),
         Command::DemoSink => cmd::demo::sink(out),
+        Command::Completions(a) => cmd::shell::completions(a, Cli::command(), out),
+        Command::Man(a) => cmd::shell::man(a, Cli::command(), out),
+        // Parsed like the C tools before clap sees them (see main); reached
+        // only if that is bypassed.
+        Command::Ipcrm(_) | Command::Ipcmk(_) => {
+            anyhow::bail!("ipcrm and ipcmk take their arguments as util-linux's tools do")
+        }
     }
 }
 
@@ -126,6 +138,16 @@ fn remove_created_segments_on_signal() {
 }
 
 fn main() -> ExitCode {
+    let help = |name: &str| {
+        let mut cmd = Cli::command();
+        cmd.build();
+        cmd.find_subcommand_mut(name)
+            .map(|c| c.render_help().to_string())
+            .unwrap_or_default()
+    };
+    if let Some(code) = cmd::run_util_linux_style(&help) {
+        return ExitCode::from(code);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

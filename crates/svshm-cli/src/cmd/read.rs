@@ -44,6 +44,7 @@ pub struct Args {
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let ep = args.chan.endpoint(args.name.as_deref(), args.id)?;
     let opts = args.chan.options()?;
+    args.chan.await_peer_creation(&ep, &opts)?;
     let mut reader =
         StreamReader::connect(&ep, &opts).map_err(|e| anyhow!("read from {ep}: {e}"))?;
     for r in reader.reclaimed() {

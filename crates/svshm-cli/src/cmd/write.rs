@@ -70,6 +70,7 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     };
     let ep = args.chan.endpoint(name.as_deref(), None)?;
     let opts = args.chan.options()?;
+    args.chan.await_peer_creation(&ep, &opts)?;
     let mut writer =
         StreamWriter::connect(&ep, &opts).map_err(|e| anyhow!("write to {ep}: {e}"))?;
     for r in writer.reclaimed() {
