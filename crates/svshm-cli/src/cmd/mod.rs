@@ -13,6 +13,7 @@ pub mod read;
 pub mod rm;
 pub mod set;
 pub mod stat;
+pub mod top;
 pub mod usage;
 pub mod who;
 pub mod write;

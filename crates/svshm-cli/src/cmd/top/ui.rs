@@ -1,0 +1,492 @@
+//! The full-screen view: terminal setup and restoration, the event loop, and
+//! drawing. Every text cell from a segment or /proc goes through
+//! [`printable`], so no name or command line can drive the terminal.
+
+use super::model::{ChanRow, Sampler, SegRow, Snapshot, View, fill_bar, rate_text, sparkline};
+use crate::util::{human_1letter, printable, status_words};
+use anyhow::{Context, Result};
+use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::{cursor, execute, terminal};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The longest the loop sleeps before looking at signals and the clock again.
+const TICK: Duration = Duration::from_millis(200);
+
+/// The help screen (`?`).
+const HELP: &str = "\
+svshm top: every segment of the host, and your own channels.
+
+Keys
+  q, Esc, Ctrl-C   quit
+  s                cycle the segment sort: size, rss, nattch, id
+  /                filter: type text, Enter applies, Esc clears
+  Up Down PgUp PgDn Home End   scroll the focused table
+  Tab              focus the other table
+  r                refresh now
+  ?                this help (any key closes it)
+
+Channels are yours only: segments owned and created by your uid and sized
+like a channel. Each refresh attaches them read-only for a moment to read
+the channel header (name, fill, cursors); that changes their last attach
+pid and time, nothing else. Other users' segments are never attached, and
+no data is read. (--no-attach: nothing is attached.)
+
+BYTES/S is how far the writer's cursor moved since the last refresh; the
+sparkline is its recent history. Messages per second are not shown: the
+cursors count bytes, not messages.
+
+Segments come from /proc/sysvipc/shm; SIZE and RSS are in bytes (K, M, G).";
+
+/// Puts the terminal back as it was: raw mode off, the alternate screen left,
+/// the cursor shown. Safe to call more than once.
+fn restore() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+}
+
+/// Raw mode and the alternate screen while it lives; [`restore`] on drop,
+/// whether the view ends normally, by an error or by a panic.
+struct TermGuard;
+
+impl TermGuard {
+    fn enter() -> Result<TermGuard> {
+        terminal::enable_raw_mode().context("switch the terminal to raw mode")?;
+        // From here on, dropping the guard undoes whatever was done.
+        let guard = TermGuard;
+        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)
+            .context("switch to the terminal's alternate screen")?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TermGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Restores the terminal before the panic message is printed, so the message
+/// lands on the normal screen and the shell is usable afterwards.
+fn restore_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+}
+
+/// Which table the scroll keys move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Focus {
+    Channels,
+    Segments,
+}
+
+/// What the keys do at the moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    /// Typing a filter (the text so far).
+    Filter(String),
+    Help,
+}
+
+/// What a key asks of the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    None,
+    Quit,
+    Refresh,
+}
+
+struct App {
+    view: View,
+    snap: Snapshot,
+    mode: Mode,
+    focus: Focus,
+    /// First row shown of each table (channels, segments).
+    scroll: [usize; 2],
+    /// Rows that fit in each table at the last draw (for PageUp/PageDown).
+    page: [usize; 2],
+    /// The last refresh's error, shown until one succeeds.
+    error: Option<String>,
+    interval: Option<Duration>,
+}
+
+impl App {
+    fn focus_index(&self) -> usize {
+        match self.focus {
+            Focus::Channels => 0,
+            Focus::Segments => 1,
+        }
+    }
+
+    fn key(&mut self, k: KeyEvent) -> Action {
+        if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c' | 'C'))
+        {
+            return Action::Quit;
+        }
+        match &mut self.mode {
+            Mode::Help => {
+                self.mode = Mode::Normal;
+                Action::None
+            }
+            Mode::Filter(text) => {
+                match k.code {
+                    KeyCode::Enter => {
+                        self.view.filter = std::mem::take(text);
+                        self.mode = Mode::Normal;
+                        self.scroll = [0, 0];
+                    }
+                    KeyCode::Esc => {
+                        self.view.filter.clear();
+                        self.mode = Mode::Normal;
+                        self.scroll = [0, 0];
+                    }
+                    KeyCode::Backspace => {
+                        text.pop();
+                    }
+                    KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                        text.push(c);
+                    }
+                    _ => {}
+                }
+                Action::None
+            }
+            Mode::Normal => {
+                let f = self.focus_index();
+                let page = self.page[f].max(1);
+                match k.code {
+                    KeyCode::Char('q' | 'Q') | KeyCode::Esc => return Action::Quit,
+                    KeyCode::Char('s') => {
+                        self.view.sort = self.view.sort.next();
+                        self.scroll[1] = 0;
+                    }
+                    KeyCode::Char('/') => self.mode = Mode::Filter(String::new()),
+                    KeyCode::Char('?' | 'h') => self.mode = Mode::Help,
+                    KeyCode::Char('r') => return Action::Refresh,
+                    KeyCode::Tab | KeyCode::BackTab => {
+                        self.focus = match self.focus {
+                            Focus::Channels => Focus::Segments,
+                            Focus::Segments => Focus::Channels,
+                        }
+                    }
+                    KeyCode::Up | KeyCode::Char('k') => {
+                        self.scroll[f] = self.scroll[f].saturating_sub(1)
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        self.scroll[f] = self.scroll[f].saturating_add(1)
+                    }
+                    KeyCode::PageUp => self.scroll[f] = self.scroll[f].saturating_sub(page),
+                    KeyCode::PageDown => self.scroll[f] = self.scroll[f].saturating_add(page),
+                    KeyCode::Home => self.scroll[f] = 0,
+                    KeyCode::End => self.scroll[f] = usize::MAX,
+                    _ => {}
+                }
+                Action::None
+            }
+        }
+    }
+}
+
+/// Runs the live view until `q`, Esc, Ctrl-C or SIGINT/SIGTERM/SIGHUP.
+/// `interval` `None` refreshes only on `r`.
+pub fn run(mut sampler: Sampler, view: View, interval: Option<Duration>) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("set up the signal handlers that restore the terminal")?;
+    }
+    let snap = sampler.sample()?;
+    restore_on_panic();
+    let _guard = TermGuard::enter()?;
+    let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))
+        .context("set up drawing on the terminal")?;
+    term.clear().context("clear the terminal")?;
+    let mut app = App {
+        view,
+        snap,
+        mode: Mode::Normal,
+        focus: Focus::Segments,
+        scroll: [0, 0],
+        page: [1, 1],
+        error: None,
+        interval,
+    };
+    let mut next = interval.map(|d| Instant::now() + d);
+    loop {
+        term.draw(|f| draw(f, &mut app))
+            .context("draw on the terminal")?;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let wait = next.map_or(TICK, |n| {
+            n.saturating_duration_since(Instant::now()).min(TICK)
+        });
+        let mut refresh = false;
+        if event::poll(wait).context("read the keyboard")?
+            && let Event::Key(k) = event::read().context("read the keyboard")?
+            && k.kind == KeyEventKind::Press
+        {
+            match app.key(k) {
+                Action::Quit => break,
+                Action::Refresh => refresh = true,
+                Action::None => {}
+            }
+        }
+        if refresh || next.is_some_and(|n| Instant::now() >= n) {
+            match sampler.sample() {
+                Ok(s) => {
+                    app.snap = s;
+                    app.error = None;
+                }
+                Err(e) => app.error = Some(format!("{e:#}")),
+            }
+            next = interval.map(|d| Instant::now() + d);
+        }
+    }
+    Ok(())
+}
+
+fn bold() -> Style {
+    Style::default().add_modifier(Modifier::BOLD)
+}
+
+fn border(focused: bool) -> Style {
+    if focused {
+        Style::default().fg(Color::Cyan)
+    } else {
+        Style::default()
+    }
+}
+
+/// Clamps a table's scroll to its rows and records how many fit.
+fn window(
+    scroll: &mut usize,
+    page: &mut usize,
+    rows: usize,
+    height: u16,
+) -> std::ops::Range<usize> {
+    // Borders (2) and the header row (1).
+    let fit = usize::from(height.saturating_sub(3)).max(1);
+    *page = fit;
+    let first = (*scroll).min(rows.saturating_sub(fit));
+    *scroll = first;
+    first..(first + fit).min(rows)
+}
+
+fn draw(f: &mut ratatui::Frame, app: &mut App) {
+    let area = f.area();
+    let nchan = app.view.chans(&app.snap).len();
+    let chan_h = (nchan as u16 + 3).clamp(4, (area.height * 2 / 5).max(4));
+    let [head, chans, segs, foot] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(chan_h),
+        Constraint::Min(4),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let every = match app.interval {
+        Some(d) => format!("every {:.1} s", d.as_secs_f64()),
+        None => "on r".to_string(),
+    };
+    let clock = chrono::Local::now().format("%H:%M:%S");
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::styled(
+                format!("svshm top  {clock}  refresh {every}  (? help, q quit)"),
+                bold(),
+            ),
+            Line::raw(super::summary(&app.snap, &app.view)),
+        ]),
+        head,
+    );
+    draw_channels(f, app, chans);
+    draw_segments(f, app, segs);
+    let footer = match (&app.mode, &app.error) {
+        (Mode::Filter(t), _) => format!("filter: {}_   (Enter apply, Esc clear)", printable(t)),
+        (_, Some(e)) => format!("refresh failed: {}", printable(e)),
+        _ => "q quit  s sort  / filter  Up/Down/PgUp/PgDn scroll  Tab switch table  r refresh  ? help".to_string(),
+    };
+    f.render_widget(
+        Paragraph::new(footer).style(Style::default().add_modifier(Modifier::REVERSED)),
+        foot,
+    );
+    if app.mode == Mode::Help {
+        let w = area.width.min(80);
+        let h = area.height.min(28);
+        let pop = Rect {
+            x: area.x + (area.width - w) / 2,
+            y: area.y + (area.height - h) / 2,
+            width: w,
+            height: h,
+        };
+        f.render_widget(Clear, pop);
+        f.render_widget(
+            Paragraph::new(HELP)
+                .wrap(Wrap { trim: false })
+                .block(Block::bordered().title(" Help (any key closes) ")),
+            pop,
+        );
+    }
+}
+
+fn chan_cells(c: &ChanRow) -> Row<'static> {
+    Row::new(vec![
+        Cell::from(c.status.id.to_string()),
+        Cell::from(printable(c.name())),
+        Cell::from(c.status.state()),
+        Cell::from(fill_bar(c.fill_percent(), 8)),
+        Cell::from(rate_text(c.rate)),
+        Cell::from(c.writer()),
+        Cell::from(c.reader()),
+        Cell::from(sparkline(&c.history, 16)),
+    ])
+}
+
+fn draw_channels(f: &mut ratatui::Frame, app: &mut App, area: Rect) {
+    let focused = app.focus == Focus::Channels;
+    if !app.snap.peeked {
+        f.render_widget(
+            Paragraph::new("not read (--no-attach): nothing is attached").block(
+                Block::bordered()
+                    .title(" Your channels ")
+                    .border_style(border(focused)),
+            ),
+            area,
+        );
+        return;
+    }
+    let chans = app.view.chans(&app.snap);
+    let total = app.snap.chans.len();
+    let shown = chans.len();
+    let range = window(&mut app.scroll[0], &mut app.page[0], shown, area.height);
+    let rows: Vec<Row> = chans[range.clone()].iter().map(|c| chan_cells(c)).collect();
+    let title = format!(
+        " Your channels: {shown} of {total}{} ",
+        rows_note(&range, shown)
+    );
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(7),
+            Constraint::Fill(1),
+            Constraint::Length(12),
+            Constraint::Length(13),
+            Constraint::Length(12),
+            Constraint::Length(12),
+            Constraint::Length(12),
+            Constraint::Length(16),
+        ],
+    )
+    .header(
+        Row::new([
+            "ID",
+            "NAME",
+            "STATE",
+            "FILL",
+            "BYTES/S",
+            "WRITER",
+            "READER",
+            "THROUGHPUT",
+        ])
+        .style(bold()),
+    )
+    .block(Block::bordered().title(title).border_style(border(focused)));
+    f.render_widget(table, area);
+}
+
+/// ` (rows 3-20)` when the table is scrolled or cut.
+fn rows_note(range: &std::ops::Range<usize>, total: usize) -> String {
+    if range.start == 0 && range.end >= total {
+        String::new()
+    } else {
+        format!(", rows {}-{}", range.start + 1, range.end)
+    }
+}
+
+fn seg_cells(s: &SegRow) -> Row<'static> {
+    let i = &s.info;
+    Row::new(vec![
+        Cell::from(i.key.to_string()),
+        Cell::from(i.id.to_string()),
+        Cell::from(printable(&s.owner)),
+        Cell::from(human_1letter(i.size)),
+        Cell::from(i.rss.map(human_1letter).unwrap_or_default()),
+        Cell::from(i.attach_count.to_string()),
+        Cell::from(status_words(i).join(",")),
+        Cell::from(i.creator_pid.to_string()),
+        Cell::from(i.last_pid.to_string()),
+        Cell::from(printable(&s.channel)),
+        Cell::from(printable(&s.command)),
+    ])
+}
+
+fn draw_segments(f: &mut ratatui::Frame, app: &mut App, area: Rect) {
+    let focused = app.focus == Focus::Segments;
+    let segs = app.view.segs(&app.snap);
+    let total = app.snap.segs.len();
+    let shown = segs.len();
+    let range = window(&mut app.scroll[1], &mut app.page[1], shown, area.height);
+    let rows: Vec<Row> = segs[range.clone()].iter().map(|s| seg_cells(s)).collect();
+    let sort = app.view.sort;
+    let mark = |name: &'static str, key: super::model::SortKey| -> String {
+        if sort == key {
+            format!("{name}▼")
+        } else {
+            name.to_string()
+        }
+    };
+    use super::model::SortKey as K;
+    let header = Row::new(vec![
+        "KEY".to_string(),
+        mark("ID", K::Id),
+        "OWNER".to_string(),
+        mark("SIZE", K::Size),
+        mark("RSS", K::Rss),
+        mark("NATTCH", K::Nattch),
+        "STATUS".to_string(),
+        "CPID".to_string(),
+        "LPID".to_string(),
+        "CHANNEL".to_string(),
+        "COMMAND".to_string(),
+    ])
+    .style(bold());
+    let title = format!(
+        " Segments: {shown} of {total}, sort: {}{} ",
+        sort.name(),
+        rows_note(&range, shown)
+    );
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(10),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(11),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Fill(1),
+            Constraint::Fill(2),
+        ],
+    )
+    .header(header)
+    .block(Block::bordered().title(title).border_style(border(focused)));
+    f.render_widget(table, area);
+}
