@@ -243,6 +243,10 @@ fn live_view_in_tmux_sorts_filters_and_quits_restoring_the_terminal() {
     }
     let name = unique_name("top");
     let _chan = OpenChannel::new(&name, 1000);
+    // Short enough to fit the NAME column; its escape must show as text.
+    let evil = format!("ev{}\u{1b}[7mX", std::process::id());
+    let _evil = OpenChannel::new(&evil, 10);
+    let evil_shown = format!("ev{}\\x1b[7mX", std::process::id());
     let (_plain, key) = plain_segment(23456);
     let socket = unique_name("tmux");
     let config = std::env::temp_dir().join(format!("{socket}.conf"));
@@ -271,8 +275,11 @@ fn live_view_in_tmux_sorts_filters_and_quits_restoring_the_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    tmux.wait("the header, the sort and the channel", |s| {
-        s.contains("svshm top") && s.contains("sort: size") && s.contains(&name)
+    tmux.wait("the header, the sort and the channels", |s| {
+        s.contains("svshm top")
+            && s.contains("sort: size")
+            && s.contains(&name)
+            && s.contains(&evil_shown)
     });
     assert_eq!(tmux.format("#{alternate_on}"), "1");
 

@@ -158,6 +158,8 @@ pub struct Sampler {
     euid: u32,
     last: Option<Instant>,
     tracks: HashMap<(i32, String), Track>,
+    /// User names by uid (a lookup may go to NSS; once per uid is enough).
+    users: HashMap<u32, String>,
 }
 
 impl Sampler {
@@ -168,6 +170,7 @@ impl Sampler {
             euid: svshm::euid(),
             last: None,
             tracks: HashMap::new(),
+            users: HashMap::new(),
         }
     }
 
@@ -180,6 +183,10 @@ impl Sampler {
         let mut seen = HashMap::new();
         for info in infos {
             let sized = crate::chan::might_be_channel(&info);
+            // Ownership is judged from the kernel's table just read; the id
+            // cannot name another segment by the time the header is read
+            // unless ~65536 segments were created at its index meanwhile
+            // (the kernel's sequence number in the id).
             let status = if self.peek && is_own_channel(&info, self.euid) {
                 crate::chan::inspect(&info)
             } else {
@@ -202,7 +209,11 @@ impl Sampler {
                 });
             }
             segs.push(SegRow {
-                owner: user_or_uid(info.uid),
+                owner: self
+                    .users
+                    .entry(info.uid)
+                    .or_insert_with(|| user_or_uid(info.uid))
+                    .clone(),
                 command: process_cmdline(info.creator_pid).unwrap_or_default(),
                 channel,
                 info,

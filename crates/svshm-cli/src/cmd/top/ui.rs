@@ -29,7 +29,7 @@ Keys
   q, Esc, Ctrl-C   quit
   s                cycle the segment sort: size, rss, nattch, id
   /                filter: type text, Enter applies, Esc clears
-  Up Down PgUp PgDn Home End   scroll the focused table
+  Up Down PgUp PgDn Home End   scroll the focused table (j, k too)
   Tab              focus the other table
   r                refresh now
   ?                this help (any key closes it)
@@ -172,7 +172,7 @@ impl App {
                         self.scroll[1] = 0;
                     }
                     KeyCode::Char('/') => self.mode = Mode::Filter(String::new()),
-                    KeyCode::Char('?' | 'h') => self.mode = Mode::Help,
+                    KeyCode::Char('?') => self.mode = Mode::Help,
                     KeyCode::Char('r') => return Action::Refresh,
                     KeyCode::Tab | KeyCode::BackTab => {
                         self.focus = match self.focus {
@@ -489,4 +489,116 @@ fn draw_segments(f: &mut ratatui::Frame, app: &mut App, area: Rect) {
     .header(header)
     .block(Block::bordered().title(title).border_style(border(focused)));
     f.render_widget(table, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::SortKey;
+    use super::*;
+    use ratatui::backend::TestBackend;
+
+    fn press(app: &mut App, code: KeyCode) -> Action {
+        app.key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn app(segs: Vec<SegRow>) -> App {
+        App {
+            view: View::default(),
+            snap: Snapshot {
+                segs,
+                chans: Vec::new(),
+                over: None,
+                peeked: true,
+            },
+            mode: Mode::Normal,
+            focus: Focus::Segments,
+            scroll: [0, 0],
+            page: [1, 1],
+            error: None,
+            interval: Some(Duration::from_secs(1)),
+        }
+    }
+
+    fn seg(id: i32, size: u64, command: &str) -> SegRow {
+        let line = format!("0 {id} 600 {size} 1 1 0 0 0 0 0 0 0 0 {size} 0");
+        SegRow {
+            info: svshm::SegmentInfo::parse_proc_line(&line).unwrap(),
+            owner: "root".into(),
+            channel: String::new(),
+            command: command.into(),
+        }
+    }
+
+    fn screen(app: &mut App) -> String {
+        let mut term = Terminal::new(TestBackend::new(120, 30)).unwrap();
+        term.draw(|f| draw(f, app)).unwrap();
+        let buf = term.backend().buffer();
+        let mut s = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                s.push_str(buf[(x, y)].symbol());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    #[test]
+    fn keys_sort_filter_help_and_quit() {
+        let mut a = app(Vec::new());
+        assert_eq!(press(&mut a, KeyCode::Char('s')), Action::None);
+        assert_eq!(a.view.sort, SortKey::Rss);
+        press(&mut a, KeyCode::Char('/'));
+        for c in "ab".chars() {
+            press(&mut a, KeyCode::Char(c));
+        }
+        // Typing q or s in the filter is text, not a command.
+        assert_eq!(press(&mut a, KeyCode::Char('q')), Action::None);
+        press(&mut a, KeyCode::Backspace);
+        assert_eq!(a.view.filter, "", "applied only on Enter");
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.view.filter, "ab");
+        press(&mut a, KeyCode::Char('/'));
+        press(&mut a, KeyCode::Char('x'));
+        assert_eq!(press(&mut a, KeyCode::Esc), Action::None);
+        assert_eq!(a.view.filter, "", "Esc clears the filter");
+        press(&mut a, KeyCode::Char('?'));
+        assert_eq!(a.mode, Mode::Help);
+        assert_eq!(press(&mut a, KeyCode::Char('q')), Action::None);
+        assert_eq!(a.mode, Mode::Normal);
+        assert_eq!(press(&mut a, KeyCode::Char('r')), Action::Refresh);
+        assert_eq!(press(&mut a, KeyCode::Esc), Action::Quit);
+        assert_eq!(
+            a.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Action::Quit
+        );
+    }
+
+    #[test]
+    fn scrolling_stays_within_the_rows() {
+        let mut a = app((0..100).map(|i| seg(i, 4096, "")).collect());
+        screen(&mut a);
+        press(&mut a, KeyCode::End);
+        let s = screen(&mut a);
+        assert!(s.contains("rows "), "{s}");
+        let last = a.scroll[1];
+        assert!(last > 0 && last + a.page[1] == 100, "{last} {}", a.page[1]);
+        press(&mut a, KeyCode::PageDown);
+        screen(&mut a);
+        assert_eq!(a.scroll[1], last);
+        press(&mut a, KeyCode::Home);
+        press(&mut a, KeyCode::Up);
+        screen(&mut a);
+        assert_eq!(a.scroll[1], 0);
+    }
+
+    #[test]
+    fn text_from_proc_is_escaped_on_screen() {
+        let mut a = app(vec![seg(7, 4096, "ev\u{1b}]0;x\u{7}il")]);
+        a.mode = Mode::Filter("\u{1b}[2J".into());
+        let s = screen(&mut a);
+        assert!(!s.contains('\u{1b}') && !s.contains('\u{7}'), "{s}");
+        assert!(s.contains("ev\\x1b]0;x\\x07il"), "{s}");
+        assert!(s.contains("filter: \\x1b[2J_"), "{s}");
+    }
 }
