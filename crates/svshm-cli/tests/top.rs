@@ -171,6 +171,63 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A new tmux server (its own socket and config) whose one 120x40 pane
+    /// runs `svshm top ARGS` with `env` (`NAME=value ...`, may be empty), then
+    /// reports its exit status and the terminal's modes, then waits for Enter.
+    fn start(args: &str, env: &str) -> Tmux {
+        let socket = unique_name("tmux");
+        let config = std::env::temp_dir().join(format!("{socket}.conf"));
+        // The pane stays (dead) after its process ends, so that can be seen.
+        std::fs::write(&config, "set -g remain-on-exit on\n").unwrap();
+        let tmux = Tmux { socket, config };
+        let script = format!(
+            "{env} '{}' top {args}; echo top-exited-$?; stty -a; read line",
+            svshm_path().display()
+        );
+        let out = tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            &script,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    /// Waits for top to end with `status`, checks the terminal is as it was
+    /// (normal screen, cursor shown, raw mode off), then lets the pane end.
+    /// Returns the screen.
+    fn assert_restored(&self, status: &str) -> String {
+        let s = self.wait("top to exit", |s| s.contains("top-exited-"));
+        assert!(s.contains(&format!("top-exited-{status}")), "{s}");
+        assert_eq!(self.format("#{alternate_on}"), "0", "{s}");
+        assert_eq!(self.format("#{cursor_flag}"), "1", "{s}");
+        self.wait("stty's report", |s| s.contains("icanon"));
+        let s = self.screen();
+        assert!(!s.contains("-icanon") && !s.contains("-echo "), "{s}");
+        assert!(
+            !s.contains("Segments:"),
+            "the view was left on screen:\n{s}"
+        );
+        self.keys(&["Enter"]);
+        let start = Instant::now();
+        while self.format("#{pane_dead}") != "1" {
+            assert!(start.elapsed() < PATIENCE, "the pane's process did not end");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(self.format("#{pane_dead_status}"), "0");
+        s
+    }
+
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .args(["-L", &self.socket, "-f"])
@@ -248,32 +305,7 @@ fn live_view_in_tmux_sorts_filters_and_quits_restoring_the_terminal() {
     let _evil = OpenChannel::new(&evil, 10);
     let evil_shown = format!("ev{}\\x1b[7mX", std::process::id());
     let (_plain, key) = plain_segment(23456);
-    let socket = unique_name("tmux");
-    let config = std::env::temp_dir().join(format!("{socket}.conf"));
-    // The pane stays (dead) after its process ends, so that can be seen.
-    std::fs::write(&config, "set -g remain-on-exit on\n").unwrap();
-    let tmux = Tmux { socket, config };
-    let bin = svshm_path();
-    let script = format!(
-        "'{}' top --interval 0.3; echo top-exited-$?; stty -a; read line",
-        bin.display()
-    );
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &script,
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tmux = Tmux::start("--interval 0.3", "");
 
     tmux.wait("the header, the sort and the channels", |s| {
         s.contains("svshm top")
@@ -307,23 +339,40 @@ fn live_view_in_tmux_sorts_filters_and_quits_restoring_the_terminal() {
     });
 
     tmux.keys(&["q"]);
-    let s = tmux.wait("top to exit", |s| s.contains("top-exited-"));
-    assert!(s.contains("top-exited-0"), "{s}");
-    // Restored: normal screen, cursor shown, raw mode off (stty shows icanon).
-    assert_eq!(tmux.format("#{alternate_on}"), "0", "{s}");
-    assert_eq!(tmux.format("#{cursor_flag}"), "1", "{s}");
-    tmux.wait("stty's report", |s| s.contains("icanon"));
-    let s = tmux.screen();
-    assert!(!s.contains("-icanon") && !s.contains("-echo "), "{s}");
-    assert!(
-        !s.contains("Segments:"),
-        "the view was left on screen:\n{s}"
-    );
-    tmux.keys(&["Enter"]);
-    let start = Instant::now();
-    while tmux.format("#{pane_dead}") != "1" {
-        assert!(start.elapsed() < PATIENCE, "the pane's process did not end");
-        std::thread::sleep(Duration::from_millis(100));
+    tmux.assert_restored("0");
+}
+
+#[test]
+fn live_view_restores_the_terminal_on_sigterm_and_on_panic() {
+    if tmux_missing() {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+        return;
     }
-    assert_eq!(tmux.format("#{pane_dead_status}"), "0");
+    // SIGTERM: the view ends as the signal would (128 + 15), terminal restored.
+    let tmux = Tmux::start("", "");
+    tmux.wait("the view", |s| s.contains("Segments:"));
+    let shell = tmux.format("#{pane_pid}");
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+        .expect("the pane's shell lists its children");
+    let top: i32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child of the pane's shell: {children:?}"));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &top.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tmux.assert_restored("143");
+    drop(tmux);
+
+    // A panic (forced in debug builds) restores it before the message prints.
+    if cfg!(debug_assertions) {
+        let tmux = Tmux::start("", "SVSHM_TOP_TEST_PANIC=1 RUST_BACKTRACE=0");
+        let s = tmux.assert_restored("101");
+        assert!(s.contains("SVSHM_TOP_TEST_PANIC is set"), "{s}");
+    }
 }

@@ -15,7 +15,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The longest the loop sleeps before looking at signals and the clock again.
@@ -46,11 +46,18 @@ cursors count bytes, not messages.
 
 Segments come from /proc/sysvipc/shm; SIZE and RSS are in bytes (K, M, G).";
 
+/// Whether the terminal is in raw mode and on the alternate screen (so that
+/// [`restore`] undoes it once: leaving the alternate screen twice would move
+/// the cursor back over whatever was printed in between, a panic message say).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
 /// Puts the terminal back as it was: raw mode off, the alternate screen left,
-/// the cursor shown. Safe to call more than once.
+/// the cursor shown. Does nothing if that is done already.
 fn restore() {
-    let _ = terminal::disable_raw_mode();
-    let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    if ACTIVE.swap(false, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    }
 }
 
 /// Raw mode and the alternate screen while it lives; [`restore`] on drop,
@@ -61,6 +68,7 @@ impl TermGuard {
     fn enter() -> Result<TermGuard> {
         terminal::enable_raw_mode().context("switch the terminal to raw mode")?;
         // From here on, dropping the guard undoes whatever was done.
+        ACTIVE.store(true, Ordering::SeqCst);
         let guard = TermGuard;
         execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)
             .context("switch to the terminal's alternate screen")?;
@@ -198,27 +206,43 @@ impl App {
     }
 }
 
-/// Runs the live view until `q`, Esc, Ctrl-C or SIGINT/SIGTERM/SIGHUP.
-/// `interval` `None` refreshes only on `r`.
-pub fn run(mut sampler: Sampler, view: View, interval: Option<Duration>) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
+/// Runs the live view until `q`, Esc or Ctrl-C (then returns), or until
+/// SIGINT, SIGTERM or SIGHUP (then exits 128 + the signal, as the signal
+/// would have, after restoring the terminal). `interval` `None` refreshes
+/// only on `r`.
+pub fn run(sampler: Sampler, view: View, interval: Option<Duration>) -> Result<()> {
+    let signal = Arc::new(AtomicUsize::new(0));
     for sig in [
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
             .context("set up the signal handlers that restore the terminal")?;
     }
-    let snap = sampler.sample()?;
     restore_on_panic();
-    let _guard = TermGuard::enter()?;
+    let guard = TermGuard::enter()?;
+    let result = live(sampler, view, interval, &signal);
+    drop(guard);
+    match signal.load(Ordering::Relaxed) {
+        0 => result,
+        sig => std::process::exit(128 + sig as i32),
+    }
+}
+
+/// The event loop, on a terminal already in raw mode and the alternate screen.
+fn live(
+    mut sampler: Sampler,
+    view: View,
+    interval: Option<Duration>,
+    signal: &AtomicUsize,
+) -> Result<()> {
     let mut term = Terminal::new(CrosstermBackend::new(io::stdout()))
         .context("set up drawing on the terminal")?;
     term.clear().context("clear the terminal")?;
     let mut app = App {
         view,
-        snap,
+        snap: sampler.sample()?,
         mode: Mode::Normal,
         focus: Focus::Segments,
         scroll: [0, 0],
@@ -230,8 +254,12 @@ pub fn run(mut sampler: Sampler, view: View, interval: Option<Duration>) -> Resu
     loop {
         term.draw(|f| draw(f, &mut app))
             .context("draw on the terminal")?;
-        if stop.load(Ordering::Relaxed) {
-            break;
+        // Lets the tests see that a panic restores the terminal (debug builds only).
+        if cfg!(debug_assertions) && std::env::var_os("SVSHM_TOP_TEST_PANIC").is_some() {
+            panic!("SVSHM_TOP_TEST_PANIC is set");
+        }
+        if signal.load(Ordering::Relaxed) != 0 {
+            return Ok(());
         }
         let wait = next.map_or(TICK, |n| {
             n.saturating_duration_since(Instant::now()).min(TICK)
@@ -242,7 +270,7 @@ pub fn run(mut sampler: Sampler, view: View, interval: Option<Duration>) -> Resu
             && k.kind == KeyEventKind::Press
         {
             match app.key(k) {
-                Action::Quit => break,
+                Action::Quit => return Ok(()),
                 Action::Refresh => refresh = true,
                 Action::None => {}
             }
@@ -258,7 +286,6 @@ pub fn run(mut sampler: Sampler, view: View, interval: Option<Duration>) -> Resu
             next = interval.map(|d| Instant::now() + d);
         }
     }
-    Ok(())
 }
 
 fn bold() -> Style {
