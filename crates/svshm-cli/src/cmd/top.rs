@@ -55,8 +55,9 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// Seconds between refreshes (fractions allowed). With --once, the time
-    /// the rates are measured over (0: one sample, no rates).
+    /// Seconds between refreshes (fractions allowed, at least 0.1; a century
+    /// or more: only when you press r). With --once, the time the rates are
+    /// measured over (0: one sample, no rates).
     #[arg(short = 'd', long, value_name = "SECS", default_value = "1", value_parser = crate::util::secs_arg, allow_negative_numbers = true)]
     interval: Secs,
     /// Print one frame as plain text (sizes in bytes, no colours or escape
