@@ -228,6 +228,19 @@ impl Tmux {
         s
     }
 
+    /// The pid of `svshm top`, the child of the pane's shell, once it draws.
+    fn top_pid(&self) -> i32 {
+        self.wait("the view", |s| s.contains("Segments:"));
+        let shell = self.format("#{pane_pid}");
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("the pane's shell lists its children");
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no child of the pane's shell: {children:?}"))
+    }
+
     fn cmd(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .args(["-L", &self.socket, "-f"])
@@ -285,17 +298,21 @@ impl Drop for Tmux {
     }
 }
 
-fn tmux_missing() -> bool {
-    !Command::new("tmux")
+/// Whether tmux runs here; says why the test is skipped when not.
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux")
         .arg("-V")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+    }
+    ok
 }
 
 #[test]
 fn live_view_in_tmux_sorts_filters_and_quits_restoring_the_terminal() {
-    if tmux_missing() {
-        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+    if !have_tmux() {
         return;
     }
     let name = unique_name("top");
@@ -344,28 +361,13 @@ fn live_view_in_tmux_sorts_filters_and_quits_restoring_the_terminal() {
 
 #[test]
 fn live_view_restores_the_terminal_on_sigterm_and_on_panic() {
-    if tmux_missing() {
-        eprintln!("skipped: tmux is not installed (apt-get install tmux)");
+    if !have_tmux() {
         return;
     }
     // SIGTERM: the view ends as the signal would (128 + 15), terminal restored.
     let tmux = Tmux::start("", "");
-    tmux.wait("the view", |s| s.contains("Segments:"));
-    let shell = tmux.format("#{pane_pid}");
-    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
-        .expect("the pane's shell lists its children");
-    let top: i32 = children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no child of the pane's shell: {children:?}"));
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &top.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let top = tmux.top_pid();
+    assert!(kill("-TERM", top));
     tmux.assert_restored("143");
     drop(tmux);
 
@@ -374,5 +376,43 @@ fn live_view_restores_the_terminal_on_sigterm_and_on_panic() {
         let tmux = Tmux::start("", "SVSHM_TOP_TEST_PANIC=1 RUST_BACKTRACE=0");
         let s = tmux.assert_restored("101");
         assert!(s.contains("SVSHM_TOP_TEST_PANIC is set"), "{s}");
+    }
+}
+
+/// Sends `signal` (`-TERM`) to `pid`, a process this test started.
+fn kill(signal: &str, pid: i32) -> bool {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether process `pid` has ended (gone, or a zombie not yet reaped).
+fn ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn live_view_ends_when_its_terminal_goes_away() {
+    if !have_tmux() {
+        return;
+    }
+    // Killing the server closes the pane's terminal under top: it must end,
+    // not spin on a terminal nobody reads.
+    let tmux = Tmux::start("", "");
+    let top = tmux.top_pid();
+    let _ = tmux.cmd(&["kill-server"]);
+    let start = Instant::now();
+    while !ended(top) {
+        if start.elapsed() > PATIENCE {
+            kill("-KILL", top);
+            panic!("svshm top ({top}) still runs after its terminal closed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

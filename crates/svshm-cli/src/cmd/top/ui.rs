@@ -265,14 +265,26 @@ fn live(
             n.saturating_duration_since(Instant::now()).min(TICK)
         });
         let mut refresh = false;
-        if event::poll(wait).context("read the keyboard")?
-            && let Event::Key(k) = event::read().context("read the keyboard")?
-            && k.kind == KeyEventKind::Press
-        {
-            match app.key(k) {
-                Action::Quit => return Ok(()),
-                Action::Refresh => refresh = true,
-                Action::None => {}
+        match wait_for_input(wait)? {
+            Input::HungUp => {
+                // Nobody can see the view any more: end as SIGHUP would.
+                signal.store(signal_hook::consts::SIGHUP as usize, Ordering::Relaxed);
+                return Ok(());
+            }
+            Input::None => {}
+            Input::Ready => {
+                // Only what is already there: never block in crossterm.
+                while event::poll(Duration::ZERO).context("read the keyboard")? {
+                    if let Event::Key(k) = event::read().context("read the keyboard")?
+                        && k.kind == KeyEventKind::Press
+                    {
+                        match app.key(k) {
+                            Action::Quit => return Ok(()),
+                            Action::Refresh => refresh = true,
+                            Action::None => {}
+                        }
+                    }
+                }
             }
         }
         if refresh || next.is_some_and(|n| Instant::now() >= n) {
@@ -285,6 +297,42 @@ fn live(
             }
             next = interval.map(|d| Instant::now() + d);
         }
+    }
+}
+
+/// What the terminal has for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    None,
+    Ready,
+    /// The terminal is gone (its emulator closed, the ssh session ended).
+    HungUp,
+}
+
+/// Waits up to `wait` for input on stdin (the terminal). crossterm is asked
+/// for events only once this says there is input: on a hung-up terminal its
+/// reader retries a failing read forever, inside its own poll, and would spin
+/// a core without ever returning to see a signal.
+fn wait_for_input(wait: Duration) -> Result<Input> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+    let timeout = Timespec::try_from(wait).unwrap_or(Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    });
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(0) => Ok(Input::None),
+        Ok(_) => {
+            let r = fds[0].revents();
+            if r.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+                Ok(Input::HungUp)
+            } else {
+                Ok(Input::Ready)
+            }
+        }
+        Err(rustix::io::Errno::INTR) => Ok(Input::None),
+        Err(e) => Err(io::Error::from(e)).context("wait for the keyboard"),
     }
 }
 
