@@ -16,6 +16,7 @@ pub mod rm;
 pub mod set;
 pub mod shell;
 pub mod stat;
+pub mod top;
 pub mod usage;
 pub mod who;
 pub mod write;
