@@ -58,7 +58,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             Ok(c) => c,
             Err(e) => {
                 progress.abandon();
-                out.flush()?;
+                out.flush().map_err(|e| {
+                    crate::util::output_failed(e, got, &format!("read from {ep}"), "")
+                })?;
                 return Err(match e {
                     ChanError::PeerDied { pid, .. } => anyhow!(
                         "read from {ep}: the writer (pid {pid}) died without closing the channel; \
@@ -76,8 +78,16 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             crc.update(chunk);
         } else {
             // Pass data on as it comes (like cat): a consumer may be waiting.
-            out.write_all(chunk)?;
-            out.flush()?;
+            if let Err(e) = out.write_all(chunk).and_then(|()| out.flush()) {
+                progress.abandon();
+                // Broken pipe: the consumer left; main ends quietly.
+                return Err(crate::util::output_failed(
+                    e,
+                    got,
+                    &format!("read from {ep}"),
+                    "; the channel's remaining data is lost (the writer sees the reader leave)",
+                ));
+            }
         }
         reader.consume_bytes(n)?;
         got += n as u64;
@@ -85,7 +95,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     }
     progress.finish(got);
     if args.checksum {
-        writeln!(out, "{got} {:08x}", crc.finalize())?;
+        writeln!(out, "{got} {:08x}", crc.finalize())
+            .and_then(|()| out.flush())
+            .map_err(|e| crate::util::output_failed(e, 0, &format!("read from {ep}"), ""))?;
     }
     drop(reader);
     Ok(())
