@@ -67,10 +67,13 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
 // ---------------------------------------------------------------- endpoints
 
 use crate::util::usage_bail;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::path::PathBuf;
 use svshm::Key;
 use svshm_channel::{Endpoint, Options};
+
+/// The smallest ring a channel has (the library rounds smaller sizes up).
+const MIN_RING: usize = 4096;
 
 /// How a channel is named on the command line, shared by `write` and `read`.
 #[derive(Debug, Clone, clap::Args)]
@@ -89,12 +92,19 @@ pub struct ChannelArgs {
     /// Project id for ftok with --path (1..=255).
     #[arg(long, value_name = "N", default_value_t = 1, requires = "path", value_parser = clap::value_parser!(u8).range(1..), help_heading = "Channel")]
     pub proj: u8,
-    /// Ring size if this side creates the channel (K/M/G suffixes; rounded up to a power of two).
+    /// Ring size if this side creates the channel: at least 4K; K/M/G/T
+    /// suffixes (powers of 1024); rounded up to a power of two.
     #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "256K", help_heading = "Channel")]
     pub ring: u64,
-    /// Permission bits if this side creates the channel (octal).
+    /// Permission bits (octal). Give both sides the same -m: the side that
+    /// creates the channel sets it, and the side that joins refuses a segment
+    /// whose mode is wider than its own -m.
     #[arg(short, long, value_parser = crate::util::mode_arg, default_value = "600", help_heading = "Channel")]
     pub mode: u32,
+    /// Join an existing channel segment by id (see `svshm ls`), e.g. one
+    /// created with IPC_PRIVATE, instead of by name.
+    #[arg(long, value_parser = crate::util::id_arg, help_heading = "Channel")]
+    pub id: Option<i32>,
     /// Wait at most this many seconds for the other side to connect (default: forever; so does a century or more).
     #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, allow_negative_numbers = true, help_heading = "Channel")]
     pub wait: Option<crate::util::Secs>,
@@ -103,18 +113,19 @@ pub struct ChannelArgs {
 impl ChannelArgs {
     /// Whether the channel is given by an option rather than a positional NAME.
     pub fn has_option_endpoint(&self) -> bool {
-        self.key.is_some() || self.path.is_some()
+        self.key.is_some() || self.path.is_some() || self.id.is_some()
     }
 
     /// The endpoint and a label for messages (`channel "name"`, ...).
-    pub fn endpoint(&self, name: Option<&str>, id: Option<i32>) -> Result<Endpoint> {
+    pub fn endpoint(&self, name: Option<&str>) -> Result<Endpoint> {
+        let id = self.id;
         let given = usize::from(name.is_some())
             + usize::from(self.key.is_some())
             + usize::from(self.path.is_some())
             + usize::from(id.is_some());
         if given == 0 {
             usage_bail!(
-                "no channel given; name it (e.g. `logs`, the same name on both sides), or give -k KEY or --path PATH"
+                "no channel given; name it (e.g. `logs`, the same name on both sides), or give -k KEY, --path PATH or --id ID"
             );
         }
         if given > 1 {
@@ -127,7 +138,9 @@ impl ChannelArgs {
             Endpoint::name(n)
         } else if let Some(k) = self.key {
             if k.is_private() {
-                bail!("key 0 is IPC_PRIVATE and names no channel; give a non-zero key or a name");
+                usage_bail!(
+                    "key 0 is IPC_PRIVATE and names no channel; give a non-zero key or a name"
+                );
             }
             Endpoint::key(k)
         } else if let Some(p) = &self.path {
@@ -140,16 +153,23 @@ impl ChannelArgs {
     /// Channel options from the flags.
     pub fn options(&self) -> Result<Options> {
         let timeout = self.wait.and_then(crate::util::Secs::duration);
-        let ring = usize::try_from(self.ring)
+        let Some(ring) = usize::try_from(self.ring)
             .ok()
             .filter(|&r| r <= svshm_channel::MAX_CAPACITY)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--ring {} exceeds the largest ring ({} bytes)",
-                    self.ring,
-                    svshm_channel::MAX_CAPACITY
-                )
-            })?;
+        else {
+            usage_bail!(
+                "--ring {} exceeds the largest ring ({}); give at most --ring {}",
+                self.ring,
+                crate::util::human_size(svshm_channel::MAX_CAPACITY as u64),
+                crate::util::human_1letter(svshm_channel::MAX_CAPACITY as u64)
+            );
+        };
+        if ring < MIN_RING {
+            usage_bail!(
+                "--ring {} is below the smallest ring ({MIN_RING} bytes, one page); give at least --ring 4K",
+                self.ring
+            );
+        }
         Ok(Options::new()
             .capacity(ring)
             .mode(self.mode)

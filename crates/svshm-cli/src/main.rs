@@ -22,7 +22,8 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 Examples:
   svshm demo                         stream 1 GiB through a channel and a pipe, compare
-  svshm write logs in.bin &  svshm read logs > out.bin     a byte-exact transfer
+  svshm write logs /etc/os-release & svshm read logs > copy.txt
+                                     a byte-exact transfer (either side may start first)
   svshm create -n demo -s 1M         create a 1 MiB segment under the name \"demo\", print its id
   svshm ls                           list every segment (channels too)
   svshm stat 5                       every field of segment 5, and who attaches it

@@ -1,7 +1,7 @@
 //! Parsing and formatting shared by the subcommands: sizes, modes, ids, keys,
 //! times, user names and process facts from `/proc`.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use chrono::{Datelike, Local, TimeZone};
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -564,7 +564,7 @@ pub fn segment_info(id: i32) -> Result<SegmentInfo> {
 /// The segment id for a key, from `/proc/sysvipc/shm` (or shmget as a fallback).
 pub fn id_for_key(key: Key) -> Result<i32> {
     if key.is_private() {
-        bail!(
+        usage_bail!(
             "key 0 is IPC_PRIVATE: many segments share it and none can be found by it; give the segment id instead (`svshm ls` lists them)"
         );
     }

@@ -163,3 +163,266 @@ fn demo_of_too_little_data_compares_no_speeds() {
     assert!(out.contains("svshm demo: 1 byte of"), "{out}");
     assert!(!out.contains("(1 bytes)"), "{out}");
 }
+
+// ---------------------------------------------------------------- exit codes
+
+#[test]
+fn usage_mistakes_exit_2_and_failures_exit_1() {
+    let gone = removed_id().to_string();
+    let g = private(4096);
+    let id = g.0.to_string();
+    let name = unique_name("codes");
+    let _n = NameGuard(name.clone());
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["create", "-n", "", "-s", "4096"], 2, "name is empty"),
+        (&["create", "-k", "0", "-s", "4096"], 2, "IPC_PRIVATE"),
+        (&["create", "-s", "1M", "-p", "0640"], 2, "-m 0640"),
+        (
+            &["create", "-p", "-s", "1M", "extra"],
+            2,
+            "unexpected argument",
+        ),
+        (&["write", &name, "--ring", "2T"], 2, "largest ring"),
+        (&["write", &name, "--ring", "16E"], 2, "too large"),
+        (&["read", &name, "--ring", "64"], 2, "at least --ring 4K"),
+        (&["read", ""], 2, "name is empty"),
+        (&["read", "-k", "0"], 2, "IPC_PRIVATE"),
+        (&["write", "--id", &id, "-k", "0x1234"], 2, "one way only"),
+        (&["stat", "-k", "0"], 2, "IPC_PRIVATE"),
+        (&["rm", "-k", "0"], 2, "IPC_PRIVATE"),
+        (&["ls", "-o", "ID,BOGUS"], 2, "unknown column"),
+        (&["set", &id, "-u", "4294967295"], 2, "(uid_t)-1"),
+        (&["dump", &id, "--offset", "4097"], 1, "beyond the end"),
+        (&["stat", &gone], 1, "no segment has this id"),
+        (&["dump", &gone], 1, "no segment has this id"),
+        (&["set", &gone, "-m", "600"], 1, "no segment has this id"),
+        (&["read", &name, "--wait", "0.1"], 1, "timed out"),
+        (&["create", "-p", "-s", "0"], 1, "SHMMIN"),
+    ];
+    for (args, code, text) in cases {
+        let (got, _, err) = run(args);
+        assert_eq!(got, Some(*code), "svshm {args:?}: {err}");
+        assert!(err.contains(text), "svshm {args:?}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------- usage lines
+
+#[test]
+fn ipcs_explains_that_only_shared_memory_is_covered() {
+    for opt in ["-a", "-q", "-s", "--all"] {
+        let (code, out, err) = run(&["ipcs", opt]);
+        assert_eq!(code, Some(1), "ipcs {opt}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(err.contains("shared memory only"), "ipcs {opt}: {err}");
+        assert!(err.contains(opt), "ipcs {opt}: {err}");
+    }
+}
+
+#[test]
+fn help_texts_say_what_is_accepted() {
+    let write = stdout_of(&["write", "--help"]);
+    assert!(write.contains("[CHANNEL] [FILE]"), "{write}");
+    assert!(!write.contains("[FILE]..."), "{write}");
+    assert!(write.contains("--id <ID>"), "{write}");
+    let create = stdout_of(&["create", "--help"]);
+    assert!(create.contains("K/M/G/T/P/E"), "{create}");
+    assert!(create.contains("KB/MB"), "{create}");
+    for side in ["write", "read"] {
+        let help = stdout_of(&[side, "--help"]);
+        assert!(help.contains("Give both sides the same -m"), "{help}");
+        assert!(
+            !help.contains("if this side creates the channel (octal)"),
+            "{help}"
+        );
+    }
+}
+
+#[test]
+fn the_transfer_example_of_the_help_works_when_pasted() {
+    let help = stdout_of(&["--help"]);
+    let line = help
+        .lines()
+        .find(|l| l.contains("svshm write ") && l.contains("svshm read "))
+        .unwrap_or_else(|| panic!("no transfer example in {help}"))
+        .trim();
+    let name = unique_name("example");
+    let _n = NameGuard(name.clone());
+    let dir = std::env::temp_dir().join(unique_name("example-dir"));
+    std::fs::create_dir(&dir).unwrap();
+    // Pasted as shown; only the program path and the channel name (unique to
+    // this run) differ.
+    let pasted = line
+        .replace("svshm ", &format!("{} ", bin()))
+        .replace(" logs ", &format!(" {name} "));
+    let out = StdCommand::new("sh")
+        .args(["-c", &format!("{pasted}; wait")])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{pasted}: {err}");
+    let input = line.split_whitespace().nth(3).unwrap();
+    let output = line.split_whitespace().last().unwrap();
+    assert_eq!(
+        std::fs::read(dir.join(output)).unwrap(),
+        std::fs::read(input).unwrap(),
+        "{pasted}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn write_joins_a_channel_by_id() {
+    let key = unique_key("by-id");
+    let mut r = spawn(
+        &["read", "-k", &key.to_string(), "--wait", "60"],
+        Stdio::null(),
+    );
+    let rio = collect(&mut r);
+    let id = loop {
+        if let Some(s) = svshm::proc_segments()
+            .unwrap()
+            .iter()
+            .find(|s| s.key == key)
+        {
+            break s.id;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let _g = Guard(id);
+    svshm()
+        .args(["write", "--id", &id.to_string(), "--wait", "60"])
+        .write_stdin("joined by id\n")
+        .assert()
+        .success();
+    let done = finish(r, rio);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(done.stdout, b"joined by id\n");
+}
+
+// ---------------------------------------------------------------- kernel limits
+
+/// Runs a shell script in a new IPC namespace (its segments and limits die
+/// with it); `None` (and a printed reason) when that is not possible here.
+fn in_private_ipc_namespace(script: &str) -> Option<(Option<i32>, String)> {
+    if !is_root() {
+        eprintln!("skipped: changing kernel limits in a new IPC namespace needs root");
+        return None;
+    }
+    let out = StdCommand::new("unshare")
+        .args(["--ipc", "sh", "-c", script])
+        .output();
+    match out {
+        Ok(o) if o.status.code() == Some(97) => {
+            eprintln!(
+                "skipped: cannot set the limits: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Ok(o) => Some((
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )),
+        Err(e) => {
+            eprintln!("skipped: cannot run unshare --ipc ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn out_of_segment_ids_names_shmmni_only() {
+    let b = bin();
+    let Some((code, err)) = in_private_ipc_namespace(&format!(
+        "echo 3 > /proc/sys/kernel/shmmni || exit 97
+         for i in 1 2 3; do {b} create -p -s 4096 > /dev/null || exit 98; done
+         exec {b} create -p -s 4096"
+    )) else {
+        return;
+    };
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("kernel.shmmni = 3 segments may exist and 3 do"),
+        "{err}"
+    );
+    assert!(!err.contains("shmall"), "{err}");
+    assert!(
+        err.contains("svshm ls") && err.contains("svshm rm ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_pages_names_shmall_only() {
+    let b = bin();
+    let Some((code, err)) = in_private_ipc_namespace(&format!(
+        "echo 4 > /proc/sys/kernel/shmall || exit 97
+         {b} create -p -s 8K > /dev/null || exit 98
+         exec {b} create -p -s 64K"
+    )) else {
+        return;
+    };
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("kernel.shmall = 4 pages"), "{err}");
+    assert!(!err.contains("shmmni"), "{err}");
+    assert!(err.contains("svshm rm ID"), "{err}");
+}
+
+// ---------------------------------------------------------------- errno causes
+
+#[test]
+fn attach_below_mmap_min_addr_names_it() {
+    let min: u64 = std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if min == 0 {
+        eprintln!("skipped: vm.mmap_min_addr is 0, no address lies below it");
+        return;
+    }
+    // Page 0 is always below the floor; 0x800 rounded down (SHM_RND) is 0.
+    let spec = |id: i32| format!("{id}:0x800r");
+    let exe = svshm_path();
+    if let Some(why) = svshm_testkit::nobody_unavailable(&exe, &["--version"]) {
+        // Root (CAP_SYS_RAWIO) may map below the floor: only another user meets it.
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let seg = svshm::CreateOptions::new(4096)
+        .mode(0o666)
+        .create()
+        .unwrap();
+    let _g = Guard(seg.id());
+    let out = svshm_testkit::command_as(&exe, svshm_testkit::NOBODY, svshm_testkit::NOBODY)
+        .unwrap()
+        .args(["attach", &spec(seg.id())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("vm.mmap_min_addr"), "{err}");
+    assert!(!err.contains("owner"), "{err}");
+}
+
+#[test]
+fn attach_beyond_the_address_space_limit_names_ulimit() {
+    let seg = svshm::CreateOptions::new(1 << 30).noreserve(true).create();
+    let Ok(seg) = seg else {
+        eprintln!("skipped: cannot create a 1 GiB segment here");
+        return;
+    };
+    let _g = Guard(seg.id());
+    let out = StdCommand::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -v 400000 && exec {} attach {}", bin(), seg.id()),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ulimit -v"), "{err}");
+    assert!(!err.contains("kernel is out of memory"), "{err}");
+}

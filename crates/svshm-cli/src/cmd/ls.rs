@@ -4,7 +4,7 @@ use crate::util::{
     Field, Obj, PeekArg, channel_sized_ring, group_or_gid, human_1letter, iso_time, perms_string,
     printable, process_cmdline, short_time, status_words, user_or_uid, write_json,
 };
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 use std::io::Write;
 use svshm::SegmentInfo;
@@ -309,7 +309,7 @@ fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
             Some((c, _)) => cols.push(*c),
             None => {
                 let names: Vec<&str> = ALL.iter().map(|(_, n)| *n).collect();
-                bail!(
+                crate::util::usage_bail!(
                     "unknown column '{name}' in -o {list}; choose from {}",
                     names.join(",")
                 );
@@ -317,7 +317,7 @@ fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
         }
     }
     if cols.is_empty() {
-        bail!("-o '{list}' names no column; give e.g. -o ID,SIZE,NATTCH");
+        crate::util::usage_bail!("-o '{list}' names no column; give e.g. -o ID,SIZE,NATTCH");
     }
     Ok(cols)
 }

@@ -27,9 +27,6 @@ pub struct Args {
     /// The channel's name (or use -k, --path or --id).
     #[arg(value_name = "CHANNEL")]
     name: Option<String>,
-    /// Join an existing channel segment by id instead.
-    #[arg(long, value_parser = crate::util::id_arg, help_heading = "Channel")]
-    id: Option<i32>,
     #[command(flatten)]
     chan: ChannelArgs,
     /// Show bytes received and the rate on stderr, and a summary at the end.
@@ -42,7 +39,7 @@ pub struct Args {
 
 /// Runs `svshm read`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
-    let ep = args.chan.endpoint(args.name.as_deref(), args.id)?;
+    let ep = args.chan.endpoint(args.name.as_deref())?;
     let opts = args.chan.options()?;
     let mut reader =
         StreamReader::connect(&ep, &opts).map_err(|e| anyhow!("read from {ep}: {e}"))?;

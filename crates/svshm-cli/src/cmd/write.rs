@@ -18,16 +18,20 @@ closes early, svshm write exits 1 saying how many bytes had been written.
 Examples:
   svshm write logs in.bin                while elsewhere: svshm read logs > out.bin
   tar c dir | svshm write backup --ring 8M --progress
-  svshm write -k 0x5eed0001 --wait 10 < data";
+  svshm write -k 0x5eed0001 --wait 10 < data
+  svshm write --id 131090 data.bin        join a channel by segment id (see svshm ls)";
 
 /// Send stdin (or FILE) through a channel to `svshm read`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// CHANNEL name, then the FILE to send (default stdin; `-` is stdin too).
-    /// With -k or --path, the only argument is the FILE.
-    #[arg(value_names = ["CHANNEL", "FILE"], num_args = 0..=2)]
-    args: Vec<String>,
+    /// The channel's name (or use -k, --path or --id; then the only argument
+    /// is the FILE).
+    #[arg(value_name = "CHANNEL")]
+    channel: Option<String>,
+    /// The one file to send (default stdin; `-` is stdin too).
+    #[arg(value_name = "FILE")]
+    file: Option<String>,
     #[command(flatten)]
     chan: ChannelArgs,
     /// Show bytes sent, the rate and (for a FILE) the ETA on stderr, and a summary.
@@ -38,14 +42,14 @@ pub struct Args {
 /// Runs `svshm write`.
 pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     let (name, file) = if args.chan.has_option_endpoint() {
-        if args.args.len() > 1 {
+        if args.file.is_some() {
             crate::util::usage_bail!(
-                "with -k or --path the channel is already given; the only argument is the FILE to send"
+                "with -k, --path or --id the channel is already given; the only argument is the FILE to send"
             );
         }
-        (None, args.args.first().cloned())
+        (None, args.channel)
     } else {
-        (args.args.first().cloned(), args.args.get(1).cloned())
+        (args.channel, args.file)
     };
     let file = file.filter(|f| f != "-").map(PathBuf::from);
     let (mut input, total): (Box<dyn Read>, Option<u64>) = match &file {
@@ -68,7 +72,7 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
         }
         None => (Box::new(std::io::stdin().lock()), None),
     };
-    let ep = args.chan.endpoint(name.as_deref(), None)?;
+    let ep = args.chan.endpoint(name.as_deref())?;
     let opts = args.chan.options()?;
     let mut writer =
         StreamWriter::connect(&ep, &opts).map_err(|e| anyhow!("write to {ep}: {e}"))?;
