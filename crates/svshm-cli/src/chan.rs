@@ -150,6 +150,32 @@ impl ChannelArgs {
         })
     }
 
+    /// The error for a failed connect of `side` ("write to", "read from") to
+    /// `ep`. A segment refused for its mode alone (ours by owner and creator,
+    /// but wider than our -m) is two sides given different -m, not squatting:
+    /// say so, with the -m that matches.
+    pub fn connect_error(
+        &self,
+        e: svshm_channel::Error,
+        side: &str,
+        ep: &Endpoint,
+    ) -> anyhow::Error {
+        if let svshm_channel::Error::Foreign { id, .. } = &e {
+            let me = svshm::euid();
+            if let Ok(info) = svshm::Segment::from_id(*id).stat() {
+                // 0o100 marks a channel still being initialised, not a mode.
+                let perms = info.permissions() & !0o100;
+                if info.uid == me && info.creator_uid == me && perms & !self.mode != 0 {
+                    return anyhow::anyhow!(
+                        "{side} {ep}: the channel's segment {id} is yours but has mode {perms:03o}, wider than this side's -m {:03o}: both sides must give the same -m; run this side with -m {perms:03o} (or start both again with the same -m)",
+                        self.mode
+                    );
+                }
+            }
+        }
+        anyhow::anyhow!("{side} {ep}: {e}")
+    }
+
     /// Channel options from the flags.
     pub fn options(&self) -> Result<Options> {
         let timeout = self.wait.and_then(crate::util::Secs::duration);

@@ -426,3 +426,24 @@ fn attach_beyond_the_address_space_limit_names_ulimit() {
     assert!(err.contains("ulimit -v"), "{err}");
     assert!(!err.contains("kernel is out of memory"), "{err}");
 }
+
+// ---------------------------------------------------------------- channels
+
+#[test]
+fn different_modes_on_the_two_sides_are_not_called_squatting() {
+    let name = unique_name("modes");
+    let _n = NameGuard(name.clone());
+    let mut r = spawn(&["read", &name, "-m", "660", "--wait", "60"], Stdio::null());
+    let rio = collect(&mut r);
+    let key = svshm_channel::channel_key(&name);
+    while !svshm::proc_segments().unwrap().iter().any(|s| s.key == key) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (code, _, err) = run(&["write", &name, "--wait", "60"]);
+    drop(r);
+    drop(rio);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("both sides must give the same -m"), "{err}");
+    assert!(err.contains("-m 660"), "{err}");
+    assert!(!err.contains("not a channel of ours"), "{err}");
+}

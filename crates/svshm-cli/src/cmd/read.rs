@@ -41,8 +41,8 @@ pub struct Args {
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let ep = args.chan.endpoint(args.name.as_deref())?;
     let opts = args.chan.options()?;
-    let mut reader =
-        StreamReader::connect(&ep, &opts).map_err(|e| anyhow!("read from {ep}: {e}"))?;
+    let mut reader = StreamReader::connect(&ep, &opts)
+        .map_err(|e| args.chan.connect_error(e, "read from", &ep))?;
     for r in reader.reclaimed() {
         crate::util::warn(r);
     }

@@ -74,8 +74,8 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     };
     let ep = args.chan.endpoint(name.as_deref())?;
     let opts = args.chan.options()?;
-    let mut writer =
-        StreamWriter::connect(&ep, &opts).map_err(|e| anyhow!("write to {ep}: {e}"))?;
+    let mut writer = StreamWriter::connect(&ep, &opts)
+        .map_err(|e| args.chan.connect_error(e, "write to", &ep))?;
     for r in writer.reclaimed() {
         crate::util::warn(r);
     }
