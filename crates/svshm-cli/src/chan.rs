@@ -105,6 +105,11 @@ pub struct ChannelArgs {
     /// created with IPC_PRIVATE, instead of by name.
     #[arg(long, value_parser = crate::util::id_arg, help_heading = "Channel")]
     pub id: Option<i32>,
+    /// Say on stderr what this side waits for (with the command that starts
+    /// the other side) and when the peer connects; on a terminal this is on
+    /// after a second of waiting anyway.
+    #[arg(short, long, help_heading = "Channel")]
+    pub verbose: bool,
     /// Wait at most this many seconds for the other side to connect (default: forever; so does a century or more).
     #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, allow_negative_numbers = true, help_heading = "Channel")]
     pub wait: Option<crate::util::Secs>,
@@ -176,6 +181,66 @@ impl ChannelArgs {
         anyhow::anyhow!("{side} {ep}: {e}")
     }
 
+    /// The command line that starts the other side of this channel, as a
+    /// user would type it: `svshm read logs > FILE`.
+    pub fn peer_command(&self, me: svshm_channel::Role, name: Option<&str>) -> String {
+        let mut cmd = match me {
+            svshm_channel::Role::Writer => "svshm read".to_string(),
+            svshm_channel::Role::Reader => "svshm write".to_string(),
+        };
+        if let Some(n) = name {
+            cmd.push(' ');
+            cmd.push_str(&shell_word(n));
+        } else if let Some(k) = self.key {
+            cmd.push_str(&format!(" -k {k}"));
+        } else if let Some(p) = &self.path {
+            cmd.push_str(&format!(" --path {}", shell_word(&p.to_string_lossy())));
+            if self.proj != 1 {
+                cmd.push_str(&format!(" --proj {}", self.proj));
+            }
+        } else if let Some(id) = self.id {
+            cmd.push_str(&format!(" --id {id}"));
+        }
+        if self.mode != 0o600 {
+            cmd.push_str(&format!(" -m {:03o}", self.mode));
+        }
+        cmd.push_str(match me {
+            svshm_channel::Role::Writer => " > FILE",
+            svshm_channel::Role::Reader => " FILE",
+        });
+        cmd
+    }
+
+    /// Starts saying, on stderr after about a second, what this side waits
+    /// for and how to start the other side: on a terminal, or anywhere with
+    /// `--progress` (`progress`) or `-v`. Call [`WaitNotice::connected`] once
+    /// connected.
+    pub fn wait_notice(
+        &self,
+        me: svshm_channel::Role,
+        name: Option<&str>,
+        ep: &Endpoint,
+        progress: bool,
+    ) -> WaitNotice {
+        use std::io::IsTerminal;
+        let enabled = self.verbose || progress || std::io::stderr().is_terminal();
+        let per_user = if name.is_some() {
+            let user = crate::util::user_or_uid(svshm::euid());
+            format!(
+                " (channel names are per user: the {} must run as {user} too)",
+                me.peer()
+            )
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "waiting for a {} of {ep}{per_user}: start one with  {}",
+            me.peer(),
+            self.peer_command(me, name)
+        );
+        WaitNotice::start(enabled, text, me.peer())
+    }
+
     /// Channel options from the flags.
     pub fn options(&self) -> Result<Options> {
         let timeout = self.wait.and_then(crate::util::Secs::duration);
@@ -200,5 +265,74 @@ impl ChannelArgs {
             .capacity(ring)
             .mode(self.mode)
             .timeout(timeout))
+    }
+}
+
+/// A word as a POSIX shell reads it back: as is when it holds only safe
+/// characters, else in single quotes.
+fn shell_word(w: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !w.is_empty() && w.chars().all(safe) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+/// "Connected (or given up)", set once connect returns, and its condvar.
+type Connected = std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>;
+
+/// The "waiting for the peer" message of `write` and `read`: printed from a
+/// helper thread after about a second (connect blocks), and followed by a
+/// "connected" line if it was printed.
+pub struct WaitNotice {
+    state: Option<(Connected, std::thread::JoinHandle<bool>)>,
+    peer: svshm_channel::Role,
+}
+
+impl WaitNotice {
+    /// How long to wait quietly: a peer that is already there connects at once.
+    const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn start(enabled: bool, text: String, peer: svshm_channel::Role) -> WaitNotice {
+        use std::sync::{Arc, Condvar, Mutex};
+        let state = enabled.then(|| {
+            let pair = Arc::new((Mutex::new(false), Condvar::new()));
+            let theirs = Arc::clone(&pair);
+            let thread = std::thread::spawn(move || {
+                let (done, cv) = &*theirs;
+                let Ok(guard) = done.lock() else {
+                    return false;
+                };
+                let Ok((guard, _)) = cv.wait_timeout_while(guard, Self::QUIET, |d| !*d) else {
+                    return false;
+                };
+                if *guard {
+                    return false;
+                }
+                crate::util::warn(&text);
+                true
+            });
+            (pair, thread)
+        });
+        WaitNotice { state, peer }
+    }
+
+    /// Ends the wait: says the peer (pid `pid`; `None` when connecting
+    /// failed) connected if the waiting message was shown.
+    pub fn connected(self, pid: Option<i32>) {
+        let Some((pair, thread)) = self.state else {
+            return;
+        };
+        if let Ok(mut d) = pair.0.lock() {
+            *d = true;
+            pair.1.notify_all();
+        }
+        if thread.join().unwrap_or(false) {
+            // Without a peer, the error that follows says why.
+            if let Some(pid) = pid {
+                crate::util::warn(format_args!("the {} (pid {pid}) connected", self.peer));
+            }
+        }
     }
 }

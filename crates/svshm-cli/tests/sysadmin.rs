@@ -447,3 +447,65 @@ fn different_modes_on_the_two_sides_are_not_called_squatting() {
     assert!(err.contains("-m 660"), "{err}");
     assert!(!err.contains("not a channel of ours"), "{err}");
 }
+
+#[test]
+fn a_writer_waiting_on_a_terminal_says_what_for_and_how_to_start_the_reader() {
+    let name = unique_name("lonely");
+    let _n = NameGuard(name.clone());
+    let Some(shown) = on_terminal(&format!("{} write {name} /etc/hostname --wait 2", bin())) else {
+        return;
+    };
+    assert!(
+        shown.contains(&format!("waiting for a reader of channel \"{name}\"")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("start one with  svshm read {name} > FILE")),
+        "{shown}"
+    );
+    assert!(shown.contains("per user"), "{shown}");
+    assert!(shown.contains("timed out"), "{shown}");
+}
+
+#[test]
+fn waiting_is_quiet_on_a_pipe_without_progress_or_verbose() {
+    let name = unique_name("quiet");
+    let _n = NameGuard(name.clone());
+    let (code, _, err) = run(&["read", &name, "--wait", "2"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(!err.contains("waiting for a writer"), "{err}");
+}
+
+#[test]
+fn progress_shows_the_waiting_state_and_the_connection() {
+    use std::io::BufRead;
+    let name = unique_name("progress-wait");
+    let _n = NameGuard(name.clone());
+    let mut r = spawn(
+        &["read", &name, "--progress", "-m", "640", "--wait", "60"],
+        Stdio::null(),
+    );
+    let mut err = std::io::BufReader::new(r.0.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(
+        first.contains(&format!("waiting for a writer of channel \"{name}\"")),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("svshm write {name} -m 640 FILE")),
+        "{first}"
+    );
+    let w = svshm()
+        .args(["write", &name, "-m", "640", "--wait", "60"])
+        .write_stdin("hello\n")
+        .output()
+        .unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(rest.contains("the writer (pid "), "{rest}");
+    assert!(rest.contains("connected"), "{rest}");
+    assert_eq!(r.0.wait().unwrap().code(), Some(0), "{rest}");
+}

@@ -5,13 +5,15 @@ use crate::chan::ChannelArgs;
 use crate::progress::Progress;
 use anyhow::{Result, anyhow};
 use std::io::Write;
-use svshm_channel::{Error as ChanError, StreamReader};
+use svshm_channel::{Error as ChanError, Role, StreamReader};
 
 const AFTER_HELP: &str = "\
 Either side may start first: the first creates the channel, the second joins it;
-each waits for the other (for --wait seconds, default forever). Once both are
-connected the segment is marked for destruction, so nothing is left behind
-however the two programs end. If the writer dies without closing, everything it
+each waits for the other (for --wait seconds, default forever). After a second
+of waiting it says what for and the command that starts the other side: on a
+terminal, or anywhere with -v or --progress. Once both are connected the
+segment is marked for destruction, so nothing is left behind however the two
+programs end. If the writer dies without closing, everything it
 had sent is written out, then svshm read exits 1 saying how many bytes came.
 
 Examples:
@@ -41,8 +43,12 @@ pub struct Args {
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let ep = args.chan.endpoint(args.name.as_deref())?;
     let opts = args.chan.options()?;
-    let mut reader = StreamReader::connect(&ep, &opts)
-        .map_err(|e| args.chan.connect_error(e, "read from", &ep))?;
+    let notice = args
+        .chan
+        .wait_notice(Role::Reader, args.name.as_deref(), &ep, args.progress);
+    let connected = StreamReader::connect(&ep, &opts);
+    notice.connected(connected.as_ref().ok().map(StreamReader::peer_pid));
+    let mut reader = connected.map_err(|e| args.chan.connect_error(e, "read from", &ep))?;
     for r in reader.reclaimed() {
         crate::util::warn(r);
     }

@@ -6,13 +6,15 @@ use crate::progress::Progress;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use svshm_channel::{Error as ChanError, StreamWriter};
+use svshm_channel::{Error as ChanError, Role, StreamWriter};
 
 const AFTER_HELP: &str = "\
 Either side may start first: the first creates the channel (ring of --ring bytes,
 mode -m), the second joins it; each waits for the other (for --wait seconds,
-default forever). Once both are connected the segment is marked for destruction,
-so nothing is left behind however the two programs end. If the reader dies or
+default forever). After a second of waiting it says what for and the command
+that starts the other side: on a terminal, or anywhere with -v or --progress.
+Once both are connected the segment is marked for destruction, so nothing is
+left behind however the two programs end. If the reader dies or
 closes early, svshm write exits 1 saying how many bytes had been written.
 
 Examples:
@@ -74,8 +76,12 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     };
     let ep = args.chan.endpoint(name.as_deref())?;
     let opts = args.chan.options()?;
-    let mut writer = StreamWriter::connect(&ep, &opts)
-        .map_err(|e| args.chan.connect_error(e, "write to", &ep))?;
+    let notice = args
+        .chan
+        .wait_notice(Role::Writer, name.as_deref(), &ep, args.progress);
+    let connected = StreamWriter::connect(&ep, &opts);
+    notice.connected(connected.as_ref().ok().map(StreamWriter::peer_pid));
+    let mut writer = connected.map_err(|e| args.chan.connect_error(e, "write to", &ep))?;
     for r in writer.reclaimed() {
         crate::util::warn(r);
     }
