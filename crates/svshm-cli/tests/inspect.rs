@@ -20,7 +20,6 @@ fn ls_lists_our_segment_with_typed_json() {
     let header = text.lines().next().unwrap();
     for col in [
         "KEY", "ID", "PERMS", "OWNER", "SIZE", "NATTCH", "STATUS", "CTIME", "CPID", "LPID",
-        "CHANNEL", "STATE",
     ] {
         assert!(
             header.split_whitespace().any(|h| h == col),

@@ -509,3 +509,38 @@ fn progress_shows_the_waiting_state_and_the_connection() {
     assert!(rest.contains("connected"), "{rest}");
     assert_eq!(r.0.wait().unwrap().code(), Some(0), "{rest}");
 }
+
+// ---------------------------------------------------------------- ls
+
+#[test]
+fn default_ls_leaves_out_empty_channel_columns_and_fits_the_terminal() {
+    let g = private(4096);
+    let text = stdout_of(&["ls"]);
+    let header: Vec<&str> = text.lines().next().unwrap().split_whitespace().collect();
+    for empty in ["STATE", "FILL", "WRITER", "READER"] {
+        assert!(!header.contains(&empty), "{empty} in {header:?}");
+    }
+    for kept in [
+        "KEY", "ID", "PERMS", "OWNER", "SIZE", "NATTCH", "CPID", "COMMAND",
+    ] {
+        assert!(header.contains(&kept), "{kept} missing in {header:?}");
+    }
+    // Asked for, a column is shown even when empty.
+    let asked = stdout_of(&["ls", "-o", "+STATE"]);
+    assert!(asked.lines().next().unwrap().contains("STATE"), "{asked}");
+    // JSON keeps every default field.
+    let me = ls_entry(&["ls", "-J"], g.0);
+    assert!(
+        me.get("state").is_some() && me.get("writer").is_some(),
+        "{me}"
+    );
+
+    let Some(shown) = on_terminal(&format!("stty cols 60 && {} ls", bin())) else {
+        return;
+    };
+    assert!(shown.contains("KEY"), "{shown}");
+    for line in shown.lines() {
+        let line = line.trim_end_matches('\r');
+        assert!(line.chars().count() <= 60, "wider than 60: {line:?}");
+    }
+}
