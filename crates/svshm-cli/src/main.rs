@@ -156,7 +156,7 @@ fn main() -> ExitCode {
         remove_created_segments_on_signal();
     }
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = io::BufWriter::new(util::Counted::new(stdout.lock()));
     let result = run(cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,7 +170,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // Whatever was printed before the error still goes out (if it can).
             let _ = out.flush();
-            if e.downcast_ref::<util::AlreadyReported>().is_none() {
+            let sink = out.get_ref();
+            if sink.failed && e.chain().count() == 1 && e.downcast_ref::<io::Error>().is_some() {
+                // A bare io error from our own output: say which and how far.
+                let what = std::env::args().nth(1).unwrap_or_default();
+                let e = e.downcast::<io::Error>().unwrap_or_else(io::Error::other);
+                let e = util::output_failed(e, sink.written, &what, "");
+                util::warn(format_args!("{e:#}"));
+            } else if e.downcast_ref::<util::AlreadyReported>().is_none() {
                 util::warn(format_args!("{e:#}"));
             }
             ExitCode::from(1)

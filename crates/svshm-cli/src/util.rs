@@ -575,6 +575,44 @@ pub fn id_for_key(key: Key) -> Result<i32> {
     Ok(seg.id())
 }
 
+/// Standard output under the program's buffer: counts the bytes the system
+/// took and notes a failed write, so that main can name a bare output error.
+pub struct Counted<W> {
+    inner: W,
+    /// Bytes written out so far.
+    pub written: u64,
+    /// Whether a write or flush failed.
+    pub failed: bool,
+}
+
+impl<W> Counted<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Counted<W> {
+        Counted {
+            inner,
+            written: 0,
+            failed: false,
+        }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        match &r {
+            Ok(n) => self.written += *n as u64,
+            Err(_) => self.failed = true,
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.inner.flush();
+        self.failed |= r.is_err();
+        r
+    }
+}
+
 /// The error for a write to stdout that failed after `written` bytes had
 /// reached it, while doing `what`: names the output, the count and the cause,
 /// then `after` (what it means). A broken pipe stays an io error, which main

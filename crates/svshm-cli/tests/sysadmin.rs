@@ -544,3 +544,34 @@ fn default_ls_leaves_out_empty_channel_columns_and_fits_the_terminal() {
         assert!(line.chars().count() <= 60, "wider than 60: {line:?}");
     }
 }
+
+#[test]
+fn any_command_names_a_failed_stdout() {
+    let _g = private(4096);
+    for cmd in ["ls", "limits"] {
+        let out = StdCommand::new(svshm_path())
+            .arg(cmd)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "svshm: {cmd}: write to stdout (/dev/full) failed after 0 bytes"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn set_with_an_invalid_uid_is_not_called_a_missing_segment() {
+    let g = private(4096);
+    let e = svshm::Segment::from_id(g.0)
+        .set(Some(u32::MAX), None, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("uid or gid is not valid"), "{e}");
+    assert!(!e.contains("no segment has this id"), "{e}");
+}
