@@ -344,7 +344,7 @@ fn out_of_segment_ids_names_shmmni_only() {
     };
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("kernel.shmmni = 3 segments may exist and 3 do"),
+        err.contains("all kernel.shmmni (3) segment ids are in use"),
         "{err}"
     );
     assert!(!err.contains("shmall"), "{err}");
@@ -365,7 +365,7 @@ fn out_of_pages_names_shmall_only() {
         return;
     };
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("kernel.shmall = 4 pages"), "{err}");
+    assert!(err.contains("kernel.shmall (4 pages, 16 KiB)"), "{err}");
     assert!(!err.contains("shmmni"), "{err}");
     assert!(err.contains("svshm rm ID"), "{err}");
 }

@@ -396,14 +396,14 @@ fn no_space_text(size: usize) -> String {
     let pages = (size as u64).div_ceil(l.page_size.max(1));
     if u.pages_allocated.saturating_add(pages) > l.shmall {
         format!(
-            "no room: all segments together may hold kernel.shmall = {} pages ({}), {} are in use and this segment needs {pages} more; {FREE}, or raise /proc/sys/kernel/shmall",
+            "no room: all segments together may hold kernel.shmall ({} pages, {}); {} are in use and this segment needs {pages} more; {FREE}, or raise /proc/sys/kernel/shmall",
             l.shmall,
             human_size(l.shmall_bytes()),
             u.pages_allocated
         )
     } else if u.segments >= l.shmmni {
         format!(
-            "no room: kernel.shmmni = {} segments may exist and {} do; {FREE}, or raise /proc/sys/kernel/shmmni",
+            "no room: all kernel.shmmni ({}) segment ids are in use ({} segments exist); {FREE}, or raise /proc/sys/kernel/shmmni",
             l.shmmni, u.segments
         )
     } else {
