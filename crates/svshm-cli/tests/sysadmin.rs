@@ -35,6 +35,17 @@ fn on_terminal(cmdline: &str) -> Option<String> {
     }
 }
 
+/// The id of the segment under `key`, once the process starting it created it.
+fn segment_of_key(key: svshm::Key) -> i32 {
+    loop {
+        let segs = svshm::proc_segments().unwrap();
+        if let Some(s) = segs.iter().find(|s| s.key == key) {
+            return s.id;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// The svshm binary as a shell word.
 fn bin() -> String {
     svshm_path().display().to_string()
@@ -280,16 +291,7 @@ fn write_joins_a_channel_by_id() {
         Stdio::null(),
     );
     let rio = collect(&mut r);
-    let id = loop {
-        if let Some(s) = svshm::proc_segments()
-            .unwrap()
-            .iter()
-            .find(|s| s.key == key)
-        {
-            break s.id;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    let id = segment_of_key(key);
     let _g = Guard(id);
     svshm()
         .args(["write", "--id", &id.to_string(), "--wait", "60"])
@@ -436,9 +438,7 @@ fn different_modes_on_the_two_sides_are_not_called_squatting() {
     let mut r = spawn(&["read", &name, "-m", "660", "--wait", "60"], Stdio::null());
     let rio = collect(&mut r);
     let key = svshm_channel::channel_key(&name);
-    while !svshm::proc_segments().unwrap().iter().any(|s| s.key == key) {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    segment_of_key(key);
     let (code, _, err) = run(&["write", &name, "--wait", "60"]);
     drop(r);
     drop(rio);
