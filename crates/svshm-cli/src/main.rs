@@ -23,7 +23,8 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 Examples:
   svshm demo                         stream 1 GiB through a channel and a pipe, compare
-  svshm write logs in.bin &  svshm read logs > out.bin     a byte-exact transfer
+  svshm write logs /etc/os-release & svshm read logs > copy.txt
+                                     a byte-exact transfer (either side may start first)
   svshm create -n demo -s 1M         create a 1 MiB segment under the name \"demo\", print its id
   svshm ls                           list every segment (channels too)
   svshm stat 5                       every field of segment 5, and who attaches it
@@ -179,7 +180,7 @@ fn main() -> ExitCode {
         remove_created_segments_on_signal();
     }
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let mut out = io::BufWriter::new(util::Counted::new(stdout.lock()));
     let result = run(cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -193,7 +194,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // Whatever was printed before the error still goes out (if it can).
             let _ = out.flush();
-            if e.downcast_ref::<util::AlreadyReported>().is_none() {
+            let sink = out.get_ref();
+            if sink.failed && e.chain().count() == 1 && e.downcast_ref::<io::Error>().is_some() {
+                // A bare io error from our own output: say which and how far.
+                let what = std::env::args().nth(1).unwrap_or_default();
+                let e = e.downcast::<io::Error>().unwrap_or_else(io::Error::other);
+                let e = util::output_failed(e, sink.written, &what, "");
+                util::warn(format_args!("{e:#}"));
+            } else if e.downcast_ref::<util::AlreadyReported>().is_none() {
                 util::warn(format_args!("{e:#}"));
             }
             ExitCode::from(1)

@@ -66,9 +66,9 @@ impl Progress {
                 0
             };
             crate::util::warn(format_args!(
-                "{} {} ({done} bytes) in {secs:.2} s, {}/s",
+                "{} {} in {secs:.2} s, {}/s",
                 self.verb,
-                human_size(done),
+                crate::util::bytes_text(done),
                 human_size(rate)
             ));
         }

@@ -1,7 +1,7 @@
 //! Parsing and formatting shared by the subcommands: sizes, modes, ids, keys,
 //! times, user names and process facts from `/proc`.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use chrono::{Datelike, Local, TimeZone};
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -428,6 +428,15 @@ pub fn human_size(bytes: u64) -> String {
     svshm::error::human_size(bytes)
 }
 
+/// A byte count for people: `1 byte`, `512 bytes`, `4 KiB (4096 bytes)`.
+pub fn bytes_text(bytes: u64) -> String {
+    match bytes {
+        1 => "1 byte".to_string(),
+        0..1024 => format!("{bytes} bytes"),
+        _ => format!("{} ({bytes} bytes)", human_size(bytes)),
+    }
+}
+
 /// printf `%#o`: `0644`, `01600`, and `0` for zero.
 pub fn alt_octal(v: u32) -> String {
     if v == 0 {
@@ -507,6 +516,15 @@ pub fn group_or_gid(gid: u32) -> String {
 
 // ---------------------------------------------------------------- /proc
 
+/// How to name standard output in an error: `stdout (/dev/full)`, or just
+/// `stdout` for a pipe, socket or terminal-less descriptor.
+pub fn stdout_name() -> String {
+    match std::fs::read_link("/proc/self/fd/1") {
+        Ok(p) if p.is_absolute() => format!("stdout ({})", printable(&p.to_string_lossy())),
+        _ => "stdout".to_string(),
+    }
+}
+
 /// The command line of a process (`/proc/PID/cmdline`, NULs as spaces), `None`
 /// if it has exited or has none (kernel threads, zombies).
 pub fn process_cmdline(pid: i32) -> Option<String> {
@@ -546,7 +564,7 @@ pub fn segment_info(id: i32) -> Result<SegmentInfo> {
 /// The segment id for a key, from `/proc/sysvipc/shm` (or shmget as a fallback).
 pub fn id_for_key(key: Key) -> Result<i32> {
     if key.is_private() {
-        bail!(
+        usage_bail!(
             "key 0 is IPC_PRIVATE: many segments share it and none can be found by it; give the segment id instead (`svshm ls` lists them)"
         );
     }
@@ -555,6 +573,59 @@ pub fn id_for_key(key: Key) -> Result<i32> {
     }
     let seg = svshm::Segment::open(key, 0)?;
     Ok(seg.id())
+}
+
+/// Standard output under the program's buffer: counts the bytes the system
+/// took and notes a failed write, so that main can name a bare output error.
+pub struct Counted<W> {
+    inner: W,
+    /// Bytes written out so far.
+    pub written: u64,
+    /// Whether a write or flush failed.
+    pub failed: bool,
+}
+
+impl<W> Counted<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Counted<W> {
+        Counted {
+            inner,
+            written: 0,
+            failed: false,
+        }
+    }
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        match &r {
+            Ok(n) => self.written += *n as u64,
+            Err(_) => self.failed = true,
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.inner.flush();
+        self.failed |= r.is_err();
+        r
+    }
+}
+
+/// The error for a write to stdout that failed after `written` bytes had
+/// reached it, while doing `what`: names the output, the count and the cause,
+/// then `after` (what it means). A broken pipe stays an io error, which main
+/// ends quietly (the consumer left on purpose).
+pub fn output_failed(e: io::Error, written: u64, what: &str, after: &str) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return anyhow!(e);
+    }
+    anyhow!(
+        "{what}: write to {} failed after {} had been written: {e}{after}",
+        stdout_name(),
+        bytes_text(written)
+    )
 }
 
 #[cfg(test)]

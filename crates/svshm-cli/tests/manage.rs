@@ -95,7 +95,7 @@ fn create_errors_name_the_object_and_the_fix() {
     svshm()
         .args(["create", "-k", "0", "-s", "4096"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("-p"));
     // ftok of a missing path.
     svshm()
@@ -212,7 +212,7 @@ fn rm_errors_do_not_stop_the_others() {
     svshm()
         .args(["rm", "-k", "0"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("IPC_PRIVATE"));
     svshm().args(["rm", "-k", "zz"]).assert().code(2);
     svshm().args(["rm", "--all", "--stale"]).assert().code(2);

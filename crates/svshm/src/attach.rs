@@ -379,5 +379,42 @@ fn attach_error(id: i32, options: &AttachOptions, errno: i32) -> Error {
             msg,
         );
     }
+    let refused =
+        |kind, msg: String| Error::new(Op::Attach, Object::Id(id), kind, Some(errno), msg);
+    match (errno, options.addr) {
+        // The security check on mmap addresses (shmat goes through do_mmap).
+        (libc::EPERM, Some(a)) => {
+            let min = crate::info::read_vm_sysctl("mmap_min_addr");
+            let floor = min.as_deref().map_or("vm.mmap_min_addr".to_string(), |m| {
+                format!("vm.mmap_min_addr ({m})")
+            });
+            let lba = shmlba();
+            let at = if options.round && a % lba != 0 {
+                format!("{a:#x} (rounded down to {:#x})", a - a % lba)
+            } else {
+                format!("{a:#x}")
+            };
+            return refused(
+                ErrorKind::InvalidAddress,
+                format!(
+                    "cannot attach at {at}: addresses below {floor} may not be mapped (a guard against NULL-pointer bugs); choose a higher address or let the kernel choose"
+                ),
+            );
+        }
+        // do_mmap's ENOMEM is about this process's address space, not the
+        // kernel's memory: the segment's pages already exist.
+        (libc::ENOMEM, _) => {
+            let limit = crate::info::address_space_limit().map_or(String::new(), |l| {
+                format!(" (here {})", crate::error::human_size(l))
+            });
+            return refused(
+                ErrorKind::OutOfMemory,
+                format!(
+                    "no room in this process's address space: the mapping would exceed its address-space limit RLIMIT_AS{limit}, raise it with `ulimit -v`; or the process has vm.max_map_count mappings, or no free range is large enough"
+                ),
+            );
+        }
+        _ => {}
+    }
     id_error(Op::Attach, id, errno)
 }

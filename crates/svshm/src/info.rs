@@ -171,6 +171,25 @@ fn read_sysctl(name: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// A value from `/proc/sys/vm/`, trimmed.
+pub(crate) fn read_vm_sysctl(name: &str) -> Option<String> {
+    std::fs::read_to_string(Path::new("/proc/sys/vm").join(name))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// This process's soft RLIMIT_AS in bytes (`ulimit -v`), from
+/// `/proc/self/limits`; `None` when unlimited or unknown.
+pub(crate) fn address_space_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max address space"))?;
+    line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// System-wide limits: shmctl(IPC_INFO) plus `/proc/sys/kernel/shm_rmid_forced`
 /// and `shm_next_id`.
 ///

@@ -383,6 +383,37 @@ fn owner_text(info: &SegmentInfo) -> String {
     )
 }
 
+/// Why shmget found no room (ENOSPC), worked out as the kernel does (newseg:
+/// first the page total against `kernel.shmall`, then the segment count
+/// against `kernel.shmmni`) from SHM_INFO's counts and IPC_INFO's limits.
+fn no_space_text(size: usize) -> String {
+    const FREE: &str = "remove segments you no longer need (list them with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels)";
+    let (Ok(l), Ok(u)) = (info::limits(), info::usage()) else {
+        return format!(
+            "no room: all kernel.shmmni segment ids are in use, or the total would exceed kernel.shmall; {FREE}, or raise /proc/sys/kernel/shmmni or /proc/sys/kernel/shmall"
+        );
+    };
+    let pages = (size as u64).div_ceil(l.page_size.max(1));
+    if u.pages_allocated.saturating_add(pages) > l.shmall {
+        format!(
+            "no room: all segments together may hold kernel.shmall ({} pages, {}); {} are in use and this segment needs {pages} more; {FREE}, or raise /proc/sys/kernel/shmall",
+            l.shmall,
+            human_size(l.shmall_bytes()),
+            u.pages_allocated
+        )
+    } else if u.segments >= l.shmmni {
+        format!(
+            "no room: all kernel.shmmni ({}) segment ids are in use ({} segments exist); {FREE}, or raise /proc/sys/kernel/shmmni",
+            l.shmmni, u.segments
+        )
+    } else {
+        format!(
+            "no room under kernel.shmmni ({} segments, {} in use) or kernel.shmall ({} pages, {} in use) as last counted; {FREE}, or raise /proc/sys/kernel/shmmni or /proc/sys/kernel/shmall",
+            l.shmmni, u.segments, l.shmall, u.pages_allocated
+        )
+    }
+}
+
 /// Error for a failed shmget.
 pub(crate) fn key_error(op: Op, key: Key, size: usize, huge: bool, errno: i32) -> Error {
     let object = Object::Key(key, size as u64);
@@ -449,17 +480,7 @@ pub(crate) fn key_error(op: Op, key: Key, size: usize, huge: bool, errno: i32) -
                 None => "permission denied by the segment's mode bits".to_string(),
             },
         ),
-        libc::ENOSPC => {
-            let l = info::limits().ok();
-            (
-                ErrorKind::NoSpace,
-                format!(
-                    "no room: all kernel.shmmni ({}) segment ids are in use, or the total would exceed kernel.shmall ({} pages); remove unused segments (`svshm rm --stale`) or raise /proc/sys/kernel/shmmni or /proc/sys/kernel/shmall",
-                    l.as_ref().map_or("?".into(), |l| l.shmmni.to_string()),
-                    l.as_ref().map_or("?".into(), |l| l.shmall.to_string()),
-                ),
-            )
-        }
+        libc::ENOSPC => (ErrorKind::NoSpace, no_space_text(size)),
         libc::ENOMEM if huge => (
             ErrorKind::OutOfMemory,
             "not enough free huge pages; reserve some in /proc/sys/vm/nr_hugepages (or /sys/kernel/mm/hugepages/*/nr_hugepages)".to_string(),
@@ -489,6 +510,12 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
         libc::EINVAL if id < 0 => (
             ErrorKind::InvalidId,
             "a segment id is never negative".to_string(),
+        ),
+        // IPC_SET on a segment that exists: the new uid or gid is invalid.
+        libc::EINVAL if op == Op::Set && public().is_some() => (
+            ErrorKind::InvalidArgument,
+            "the kernel rejected the new owner or group: the uid or gid is not valid in this user namespace (4294967295 is (uid_t)-1, never valid); give a uid or gid that exists here"
+                .to_string(),
         ),
         libc::EINVAL => (
             ErrorKind::InvalidId,

@@ -1,6 +1,7 @@
 //! `svshm create`: create a segment and print its id (svshm_create / ipcmk).
 
-use anyhow::{Result, bail};
+use crate::util::usage_bail;
+use anyhow::Result;
 use std::io::Write;
 use std::path::PathBuf;
 use svshm::{CreateOptions, HugePageSize, Key};
@@ -33,10 +34,12 @@ pub struct Args {
     /// Derive the key from a name and your uid (what `svshm write NAME` uses).
     #[arg(short, long)]
     name: Option<String>,
-    /// IPC_PRIVATE: a new segment reachable only by its id.
+    /// IPC_PRIVATE: a new segment reachable only by its id (not ipcmk's -p
+    /// MODE: the mode is -m here).
     #[arg(short, long)]
     private: bool,
-    /// Size in bytes; K/M/G (= KiB/MiB/GiB) suffixes accepted, e.g. 64K, 1.5M.
+    /// Size in bytes: 4096, 0x1000, 64K, 1.5M; K/M/G/T/P/E (or KiB … EiB) are
+    /// powers of 1024, KB/MB/GB/TB/PB/EB powers of 1000.
     #[arg(short, long, value_parser = crate::util::size_arg)]
     size: u64,
     /// Permission bits in octal. Only the nine permission bits.
@@ -51,6 +54,9 @@ pub struct Args {
     /// Do not reserve swap space (SHM_NORESERVE).
     #[arg(long)]
     noreserve: bool,
+    /// Words clap would reject bare, caught to explain ipcmk habits (`-p 0640`).
+    #[arg(hide = true, value_name = "EXTRA")]
+    extra: Vec<String>,
 }
 
 fn parse_huge(text: &str) -> Result<HugePageSize, String> {
@@ -67,27 +73,39 @@ fn parse_huge(text: &str) -> Result<HugePageSize, String> {
 /// Runs `svshm create`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let _ = args.exclusive;
+    if let Some(word) = args.extra.first() {
+        if args.private && crate::util::parse_mode(word).is_ok() {
+            usage_bail!(
+                "unexpected argument '{word}': -p is --private (IPC_PRIVATE) here, not ipcmk's -p MODE; give the mode with -m, e.g. -m {word}"
+            );
+        }
+        usage_bail!(
+            "unexpected argument '{word}'; svshm create takes only options (e.g. -n NAME -s SIZE -m MODE)"
+        );
+    }
     let key = if let Some(k) = args.key {
         if k.is_private() {
-            bail!("key 0 is IPC_PRIVATE; use -p for a private segment, or give a non-zero key");
+            usage_bail!(
+                "key 0 is IPC_PRIVATE; use -p for a private segment, or give a non-zero key"
+            );
         }
         k
     } else if let Some(path) = &args.file {
         Key::from_path(path, args.proj)?
     } else if let Some(name) = &args.name {
         if name.is_empty() {
-            bail!("the name is empty; give a name like -n scratch");
+            usage_bail!("the name is empty; give a name like -n scratch");
         }
         Key::from_name(name)
     } else {
         Key::PRIVATE
     };
-    let size = usize::try_from(args.size).map_err(|_| {
-        anyhow::anyhow!(
+    let Ok(size) = usize::try_from(args.size) else {
+        usage_bail!(
             "size {} does not fit this machine's address space",
             args.size
-        )
-    })?;
+        );
+    };
     let mut opts = CreateOptions::new(size)
         .key(key)
         .mode(args.mode)

@@ -116,6 +116,9 @@ fn report(child: &mut ChildGuard, what: &str) -> Result<(u64, u32)> {
     }
 }
 
+/// Below this many bytes, timings are start-up noise: no speed comparison.
+const MIN_COMPARED: u64 = 1 << 20;
+
 fn rate(bytes: u64, d: Duration) -> String {
     let secs = d.as_secs_f64().max(1e-9);
     format!("{}/s", human_size((bytes as f64 / secs) as u64))
@@ -148,9 +151,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let mut pattern = Pattern::new();
     writeln!(
         out,
-        "svshm demo: {} ({} bytes) of generated data from this process (pid {}) to another, checked with CRC-32\n",
-        human_size(args.bytes),
-        args.bytes,
+        "svshm demo: {} of generated data from this process (pid {}) to another, checked with CRC-32\n",
+        crate::util::bytes_text(args.bytes),
         std::process::id()
     )?;
     out.flush()?;
@@ -236,7 +238,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         result_line(out, "pipe", pgot, pipe_time, pcrc, ok)?;
         pipe_result = Some((ok, pipe_time));
     }
-    if let Some((_, pipe_time)) = pipe_result {
+    if pipe_result.is_some() && args.bytes < MIN_COMPARED {
+        writeln!(
+            out,
+            "  {} are too few to compare the speeds (start-up dominates); give --bytes {} or more (expected CRC-32 {want:08x})",
+            crate::util::bytes_text(args.bytes),
+            human_size(MIN_COMPARED)
+        )?;
+    } else if let Some((_, pipe_time)) = pipe_result {
         let x = pipe_time.as_secs_f64() / shm_time.as_secs_f64().max(1e-9);
         writeln!(
             out,

@@ -1,7 +1,7 @@
 //! `svshm dump`: a segment's bytes, raw or as an xxd-style hex dump.
 
 use anyhow::{Result, bail};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use svshm::Segment;
 
 const AFTER_HELP: &str = "\
@@ -9,6 +9,9 @@ Reading the bytes attaches the segment read-only (SHM_RDONLY) while it dumps, so
 read permission is enough; like any attach, it sets the segment's last attach/detach
 pid and times and raises its attach count meanwhile. Other processes may be writing
 it meanwhile: the dump is a snapshot taken in chunks.
+
+On a terminal the dump is a hex view (as with --hex), so that raw bytes cannot
+drive the terminal; redirected, it is the raw bytes (--raw forces them anywhere).
 
 Examples:
   svshm dump 5 --hex --length 64          the first 64 bytes, like xxd
@@ -28,9 +31,12 @@ pub struct Args {
     /// Dump this many bytes (default: to the end of the segment).
     #[arg(short, long, value_parser = crate::util::size_arg)]
     length: Option<u64>,
-    /// Print an xxd-style hex dump instead of raw bytes.
-    #[arg(short = 'x', long)]
+    /// Print an xxd-style hex dump instead of raw bytes (the default on a terminal).
+    #[arg(short = 'x', long, conflicts_with = "raw")]
     hex: bool,
+    /// Print the raw bytes even to a terminal.
+    #[arg(short, long)]
+    raw: bool,
 }
 
 /// One xxd line: `00000010: 6865 6c6c 6f0a                           hello.`
@@ -68,7 +74,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         );
     }
     let length = args.length.unwrap_or(size - args.offset);
-    if args.offset + length > size {
+    if args.offset.checked_add(length).is_none_or(|end| end > size) {
         bail!(
             "dump segment (id {}): {} bytes from offset {} run past the end of the {size}-byte segment; give --length at most {}",
             args.id,
@@ -77,20 +83,37 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             size - args.offset
         );
     }
+    let hex = args.hex || !args.raw && std::io::stdout().is_terminal();
     const CHUNK: usize = 64 * 1024;
     let mut buf = vec![0u8; CHUNK];
     let mut pos = args.offset;
     let end = args.offset + length;
+    // Bytes of output that reached stdout (flushed chunk by chunk, so that a
+    // failed write can say how much got out).
+    let mut written: u64 = 0;
     while pos < end {
         let n = ((end - pos) as usize).min(CHUNK);
         att.read_at(pos as usize, &mut buf[..n])?;
-        if args.hex {
+        let mut text = Vec::new();
+        let chunk = if hex {
             for (i, line) in buf[..n].chunks(16).enumerate() {
-                writeln!(out, "{}", hex_line(pos + (i * 16) as u64, line))?;
+                writeln!(text, "{}", hex_line(pos + (i * 16) as u64, line))?;
             }
+            &text[..]
         } else {
-            out.write_all(&buf[..n])?;
-        }
+            &buf[..n]
+        };
+        out.write_all(chunk)
+            .and_then(|()| out.flush())
+            .map_err(|e| {
+                crate::util::output_failed(
+                    e,
+                    written,
+                    &format!("dump segment (id {})", args.id),
+                    "",
+                )
+            })?;
+        written += chunk.len() as u64;
         pos += n as u64;
     }
     Ok(())

@@ -25,6 +25,15 @@ pub struct Args {
     /// Shared memory segments (the default and only resource; accepted for ipcs compatibility).
     #[arg(short = 'm', long = "shmems")]
     shmems: bool,
+    /// Refused: svshm handles shared memory only.
+    #[arg(short = 'q', long = "queues", hide = true)]
+    queues: bool,
+    /// Refused: svshm handles shared memory only.
+    #[arg(short = 's', long = "semaphores", hide = true)]
+    semaphores: bool,
+    /// Refused: svshm handles shared memory only (`-a` would add queues and semaphores).
+    #[arg(short = 'a', long = "all", hide = true)]
+    all: bool,
     /// Print details on the segment with this id (like `ipcs -m -i ID`).
     #[arg(short, long, value_name = "ID", allow_hyphen_values = true)]
     id: Option<String>,
@@ -150,6 +159,17 @@ fn name_or_num(name: Option<String>, num: u32) -> String {
 /// Runs `svshm ipcs`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let _ = args.shmems;
+    let refused = [
+        (args.queues, "-q/--queues"),
+        (args.semaphores, "-s/--semaphores"),
+        (args.all, "-a/--all"),
+    ];
+    if let Some((_, opt)) = refused.iter().find(|(given, _)| *given) {
+        warn(format_args!(
+            "ipcs: {opt} is not supported: svshm handles System V shared memory only (`svshm ipcs` is `ipcs -m`); use util-linux `ipcs` for message queues and semaphores"
+        ));
+        return Err(crate::util::AlreadyReported.into());
+    }
     let unit = if args.human {
         Unit::Human
     } else if args.bytes {

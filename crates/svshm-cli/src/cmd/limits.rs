@@ -11,11 +11,17 @@ use std::io::Write;
 #[command(after_help = "\
 Change a sysctl with e.g. `sysctl -w kernel.shmmax=1073741824` (root; per IPC namespace).
 
+In --json, a value above 2^53 (9007199254740992, the largest integer a JSON reader
+such as jq keeps exactly) is a string of decimal digits: the kernel's defaults for
+kernel.shmmax and kernel.shmall are such \"no limit\" values. Every other value is a
+number (or null when unknown); `tonumber` would round a string, compare it as text.
+
 Examples:
   svshm limits
-  svshm limits --json | jq '.[] | select(.name == \"kernel.shmmax\") | .value'")]
+  svshm limits --json | jq -r '.[] | select(.name == \"kernel.shmmax\") | .value'")]
 pub struct Args {
-    /// Print a JSON array of {name, value, unit, file, description}.
+    /// Print a JSON array of {name, value, unit, file, description}; values
+    /// above 2^53 are exact decimal strings (see below).
     #[arg(short = 'J', long)]
     json: bool,
 }
@@ -103,12 +109,18 @@ fn rows() -> Result<Vec<Row>> {
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let rows = rows()?;
     if args.json {
+        // JSON readers keep integers exactly only up to 2^53; larger ones
+        // (the kernel's "no limit" defaults) go out as decimal strings.
+        let exact = |v: &Value| match v.as_u64() {
+            Some(n) if n > 1 << 53 => json!(n.to_string()),
+            _ => v.clone(),
+        };
         let arr: Vec<Obj> = rows
             .iter()
             .map(|r| {
                 Obj::new([
                     ("name", json!(r.name)),
-                    ("value", r.value.clone()),
+                    ("value", exact(&r.value)),
                     ("unit", json!(r.unit)),
                     ("file", json!(r.file)),
                     ("description", json!(r.description)),

@@ -4,9 +4,9 @@ use crate::util::{
     Field, Obj, PeekArg, channel_sized_ring, group_or_gid, human_1letter, iso_time, perms_string,
     printable, process_cmdline, short_time, status_words, user_or_uid, write_json,
 };
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use svshm::SegmentInfo;
 
 const AFTER_HELP: &str = "\
@@ -17,7 +17,9 @@ Columns (for -o; `+LIST` adds to the default ones):
   and, for svshm channels: CHANNEL (its name) KIND STATE FILL CAPACITY WRITER READER
   (WRITER/READER: the pid, marked (closed) or (dead)).
 Default: KEY ID PERMS OWNER SIZE NATTCH STATUS CTIME CPID LPID CHANNEL STATE FILL
-WRITER READER COMMAND.
+WRITER READER COMMAND, where the table leaves out the channel columns (CHANNEL …
+READER) that no segment fills; --json always has them all. On a terminal each
+line is cut to its width, as lsipc does (COMMAND, the last column, first).
 
 Listing attaches nothing: every column but the channel ones comes from the kernel
 (/proc/sysvipc/shm) and /proc. A segment sized like a channel shows CHANNEL `?` and
@@ -309,7 +311,7 @@ fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
             Some((c, _)) => cols.push(*c),
             None => {
                 let names: Vec<&str> = ALL.iter().map(|(_, n)| *n).collect();
-                bail!(
+                crate::util::usage_bail!(
                     "unknown column '{name}' in -o {list}; choose from {}",
                     names.join(",")
                 );
@@ -317,7 +319,7 @@ fn parse_columns(list: Option<&str>) -> Result<Vec<Col>> {
         }
     }
     if cols.is_empty() {
-        bail!("-o '{list}' names no column; give e.g. -o ID,SIZE,NATTCH");
+        crate::util::usage_bail!("-o '{list}' names no column; give e.g. -o ID,SIZE,NATTCH");
     }
     Ok(cols)
 }
@@ -411,13 +413,38 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             .collect();
         return write_json(out, &arr);
     }
-    let headers: Vec<&str> = cols.iter().map(|c| c.name()).collect();
-    let right: Vec<bool> = cols.iter().map(|c| c.right_aligned()).collect();
-    let rows: Vec<Vec<String>> = segs
+    let mut cols = cols;
+    let mut rows: Vec<Vec<String>> = segs
         .iter()
         .map(|s| cols.iter().map(|c| c.cell(s, args.bytes)).collect())
         .collect();
-    write_table(out, &headers, &right, &rows, !args.noheadings)
+    if args.output.is_none() {
+        // The default table leaves out channel columns no row fills (all of
+        // them for ordinary segments); -o shows exactly what it names.
+        let keep: Vec<bool> = (0..cols.len())
+            .map(|i| !cols[i].is_channel_column() || rows.iter().any(|r| !r[i].is_empty()))
+            .collect();
+        let mut k = keep.iter();
+        cols.retain(|_| *k.next().unwrap_or(&true));
+        for r in &mut rows {
+            let mut k = keep.iter();
+            r.retain(|_| *k.next().unwrap_or(&true));
+        }
+    }
+    let headers: Vec<&str> = cols.iter().map(|c| c.name()).collect();
+    let right: Vec<bool> = cols.iter().map(|c| c.right_aligned()).collect();
+    if !std::io::stdout().is_terminal() {
+        return write_table(out, &headers, &right, &rows, !args.noheadings);
+    }
+    // On a terminal, like lsipc: lines cut to its width (COMMAND, last, goes first).
+    let mut table = Vec::new();
+    write_table(&mut table, &headers, &right, &rows, !args.noheadings)?;
+    let width = crate::cmd::lsipc::terminal_width();
+    for line in String::from_utf8_lossy(&table).lines() {
+        let cut: String = line.chars().take(width).collect();
+        writeln!(out, "{}", cut.trim_end())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

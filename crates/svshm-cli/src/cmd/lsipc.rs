@@ -878,7 +878,7 @@ fn utf8_locale() -> bool {
 
 /// The width libsmartcols gives a terminal: TIOCGWINSZ on stdout, then
 /// `$COLUMNS`, then 80.
-fn terminal_width() -> usize {
+pub(crate) fn terminal_width() -> usize {
     rustix::termios::tcgetwinsize(std::io::stdout())
         .ok()
         .map(|w| usize::from(w.ws_col))

@@ -5,13 +5,15 @@ use crate::chan::ChannelArgs;
 use crate::progress::Progress;
 use anyhow::{Result, anyhow};
 use std::io::Write;
-use svshm_channel::{Error as ChanError, StreamReader};
+use svshm_channel::{Error as ChanError, Role, StreamReader};
 
 const AFTER_HELP: &str = "\
 Either side may start first: the first creates the channel, the second joins it;
-each waits for the other (for --wait seconds, default forever). Once both are
-connected the segment is marked for destruction, so nothing is left behind
-however the two programs end. If the writer dies without closing, everything it
+each waits for the other (for --wait seconds, default forever). After a second
+of waiting it says what for and the command that starts the other side: on a
+terminal, or anywhere with -v or --progress. Once both are connected the
+segment is marked for destruction, so nothing is left behind however the two
+programs end. If the writer dies without closing, everything it
 had sent is written out, then svshm read exits 1 saying how many bytes came.
 
 Examples:
@@ -27,9 +29,6 @@ pub struct Args {
     /// The channel's name (or use -k, --path or --id).
     #[arg(value_name = "CHANNEL")]
     name: Option<String>,
-    /// Join an existing channel segment by id instead.
-    #[arg(long, value_parser = crate::util::id_arg, help_heading = "Channel")]
-    id: Option<i32>,
     #[command(flatten)]
     chan: ChannelArgs,
     /// Show bytes received and the rate on stderr, and a summary at the end.
@@ -42,11 +41,15 @@ pub struct Args {
 
 /// Runs `svshm read`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
-    let ep = args.chan.endpoint(args.name.as_deref(), args.id)?;
+    let ep = args.chan.endpoint(args.name.as_deref())?;
     let opts = args.chan.options()?;
     args.chan.await_peer_creation(&ep, &opts)?;
-    let mut reader =
-        StreamReader::connect(&ep, &opts).map_err(|e| anyhow!("read from {ep}: {e}"))?;
+    let notice = args
+        .chan
+        .wait_notice(Role::Reader, args.name.as_deref(), &ep, args.progress);
+    let connected = StreamReader::connect(&ep, &opts);
+    notice.connected(connected.as_ref().ok().map(StreamReader::peer_pid));
+    let mut reader = connected.map_err(|e| args.chan.connect_error(e, "read from", &ep))?;
     for r in reader.reclaimed() {
         crate::util::warn(r);
     }
@@ -59,7 +62,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             Ok(c) => c,
             Err(e) => {
                 progress.abandon();
-                out.flush()?;
+                out.flush().map_err(|e| {
+                    crate::util::output_failed(e, got, &format!("read from {ep}"), "")
+                })?;
                 return Err(match e {
                     ChanError::PeerDied { pid, .. } => anyhow!(
                         "read from {ep}: the writer (pid {pid}) died without closing the channel; \
@@ -77,8 +82,16 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             crc.update(chunk);
         } else {
             // Pass data on as it comes (like cat): a consumer may be waiting.
-            out.write_all(chunk)?;
-            out.flush()?;
+            if let Err(e) = out.write_all(chunk).and_then(|()| out.flush()) {
+                progress.abandon();
+                // Broken pipe: the consumer left; main ends quietly.
+                return Err(crate::util::output_failed(
+                    e,
+                    got,
+                    &format!("read from {ep}"),
+                    "; the channel's remaining data is lost (the writer sees the reader leave)",
+                ));
+            }
         }
         reader.consume_bytes(n)?;
         got += n as u64;
@@ -86,7 +99,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     }
     progress.finish(got);
     if args.checksum {
-        writeln!(out, "{got} {:08x}", crc.finalize())?;
+        writeln!(out, "{got} {:08x}", crc.finalize())
+            .and_then(|()| out.flush())
+            .map_err(|e| crate::util::output_failed(e, 0, &format!("read from {ep}"), ""))?;
     }
     drop(reader);
     Ok(())

@@ -132,14 +132,13 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         .iter()
         .map(|&id| (id, format!("id {id}")))
         .collect();
+    // A usage mistake: refused before anything is removed.
+    if args.keys.iter().any(|k| k.is_private()) {
+        crate::util::usage_bail!(
+            "illegal key 0 (IPC_PRIVATE): it names no single segment; remove such segments by id"
+        );
+    }
     for key in &args.keys {
-        if key.is_private() {
-            warn(format_args!(
-                "illegal key 0 (IPC_PRIVATE): it names no single segment; remove such segments by id"
-            ));
-            failed = true;
-            continue;
-        }
         match id_for_key(*key) {
             Ok(id) => targets.push((id, format!("key {key}"))),
             Err(e)

@@ -49,6 +49,12 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
         })?),
         None => None,
     };
+    // (uid_t)-1 and (gid_t)-1 are no ids: the kernel rejects them (EINVAL).
+    if uid == Some(u32::MAX) || gid == Some(u32::MAX) {
+        crate::util::usage_bail!(
+            "4294967295 is (uid_t)-1 / (gid_t)-1, which is no valid user or group; give a real uid or gid (or leave -u / -g out to keep it)"
+        );
+    }
     Segment::from_id(args.id).set(uid, gid, args.mode)?;
     Ok(())
 }

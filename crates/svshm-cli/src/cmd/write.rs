@@ -6,28 +6,34 @@ use crate::progress::Progress;
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use svshm_channel::{Error as ChanError, StreamWriter};
+use svshm_channel::{Error as ChanError, Role, StreamWriter};
 
 const AFTER_HELP: &str = "\
 Either side may start first: the first creates the channel (ring of --ring bytes,
 mode -m), the second joins it; each waits for the other (for --wait seconds,
-default forever). Once both are connected the segment is marked for destruction,
-so nothing is left behind however the two programs end. If the reader dies or
+default forever). After a second of waiting it says what for and the command
+that starts the other side: on a terminal, or anywhere with -v or --progress.
+Once both are connected the segment is marked for destruction, so nothing is
+left behind however the two programs end. If the reader dies or
 closes early, svshm write exits 1 saying how many bytes had been written.
 
 Examples:
   svshm write logs in.bin                while elsewhere: svshm read logs > out.bin
   tar c dir | svshm write backup --ring 8M --progress
-  svshm write -k 0x5eed0001 --wait 10 < data";
+  svshm write -k 0x5eed0001 --wait 10 < data
+  svshm write --id 131090 data.bin        join a channel by segment id (see svshm ls)";
 
 /// Send stdin (or FILE) through a channel to `svshm read`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// CHANNEL name, then the FILE to send (default stdin; `-` is stdin too).
-    /// With -k or --path, the only argument is the FILE.
-    #[arg(value_names = ["CHANNEL", "FILE"], num_args = 0..=2)]
-    args: Vec<String>,
+    /// The channel's name (or use -k, --path or --id; then the only argument
+    /// is the FILE).
+    #[arg(value_name = "CHANNEL")]
+    channel: Option<String>,
+    /// The one file to send (default stdin; `-` is stdin too).
+    #[arg(value_name = "FILE")]
+    file: Option<String>,
     #[command(flatten)]
     chan: ChannelArgs,
     /// Show bytes sent, the rate and (for a FILE) the ETA on stderr, and a summary.
@@ -38,14 +44,14 @@ pub struct Args {
 /// Runs `svshm write`.
 pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     let (name, file) = if args.chan.has_option_endpoint() {
-        if args.args.len() > 1 {
+        if args.file.is_some() {
             crate::util::usage_bail!(
-                "with -k or --path the channel is already given; the only argument is the FILE to send"
+                "with -k, --path or --id the channel is already given; the only argument is the FILE to send"
             );
         }
-        (None, args.args.first().cloned())
+        (None, args.channel)
     } else {
-        (args.args.first().cloned(), args.args.get(1).cloned())
+        (args.channel, args.file)
     };
     let file = file.filter(|f| f != "-").map(PathBuf::from);
     let (mut input, total): (Box<dyn Read>, Option<u64>) = match &file {
@@ -68,11 +74,15 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
         }
         None => (Box::new(std::io::stdin().lock()), None),
     };
-    let ep = args.chan.endpoint(name.as_deref(), None)?;
+    let ep = args.chan.endpoint(name.as_deref())?;
     let opts = args.chan.options()?;
     args.chan.await_peer_creation(&ep, &opts)?;
-    let mut writer =
-        StreamWriter::connect(&ep, &opts).map_err(|e| anyhow!("write to {ep}: {e}"))?;
+    let notice = args
+        .chan
+        .wait_notice(Role::Writer, name.as_deref(), &ep, args.progress);
+    let connected = StreamWriter::connect(&ep, &opts);
+    notice.connected(connected.as_ref().ok().map(StreamWriter::peer_pid));
+    let mut writer = connected.map_err(|e| args.chan.connect_error(e, "write to", &ep))?;
     for r in writer.reclaimed() {
         crate::util::warn(r);
     }
