@@ -33,8 +33,9 @@ pub trait Plain: FromBytes + IntoBytes + Immutable + KnownLayout {}
 impl<T: FromBytes + IntoBytes + Immutable + KnownLayout> Plain for T {}
 
 /// A 64-bit type tag from a string you choose (FNV-1a), for
-/// [`Managed::construct_tagged`](super::Managed::construct_tagged) and [`Managed::find_tagged`](super::Managed::find_tagged). Rust has no type
-/// id that is stable across builds, so name the type and its version yourself,
+/// [`Managed::construct_tagged`](super::Managed::construct_tagged) and
+/// [`Managed::find_tagged`](super::Managed::find_tagged). Rust has no type id
+/// that is stable across builds, so name the type and its version yourself,
 /// e.g. `type_tag("myapp::Stats v2")`.
 ///
 /// ```

@@ -13,9 +13,11 @@ pub const MAGIC: [u8; 8] = *b"SVSHMMG\x01";
 pub const LAYOUT_VERSION: u32 = 1;
 /// The longest name, in bytes of UTF-8.
 pub const NAME_MAX: usize = 64;
-/// The largest alignment [`Managed::allocate`](super::Managed::allocate) and named objects support.
+/// The largest alignment [`Managed::allocate`](super::Managed::allocate) and
+/// named objects support.
 pub const MAX_ALIGN: usize = 64;
-/// The number of names [`Managed::format`](super::Managed::format) makes room for.
+/// The number of names [`Managed::format`](super::Managed::format) makes room
+/// for.
 pub const DEFAULT_MAX_NAMES: usize = 32;
 
 /// The header at offset 0. Only its layout is used (field offsets); the bytes
@@ -108,7 +110,7 @@ pub(super) const fn align_up(v: u64, a: u64) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------
-// The geometry, read once at format/open and validated (rule 2).
+// The geometry, read once at format/open and validated.
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Geometry {

@@ -64,10 +64,11 @@
 //!
 //! Everything read from the segment is validated before use: a corrupt or
 //! hostile header, directory or heap gives an [`Error`], never a panic or an
-//! access outside the region. The one exception is the mutex itself: glibc keeps the robust-list links of a held mutex inside the mutex,
-//! so a process that can write the segment can deadlock the others or corrupt
-//! the memory of the lock holder. Share a managed segment only between
-//! processes that trust each other (the default mode 0600: one user).
+//! access outside the region. The one exception is the mutex itself: glibc
+//! keeps the robust-list links of a held mutex inside the mutex, so a process
+//! that can write the segment can deadlock the others or corrupt the memory
+//! of the lock holder. Share a managed segment only between processes that
+//! trust each other (the default mode 0600: one user).
 //!
 //! # Limits
 //!
@@ -94,11 +95,12 @@
 //! # Ok::<(), svshm::Error>(())
 //! ```
 
-mod allocator;
-mod check;
-mod directory;
-mod layout;
-mod raw;
+// This file: the `Managed` type, format/open, the lock and its guard.
+mod allocator; // heap blocks, the free list, allocate and deallocate
+mod check; // the consistency check and the repair after a holder died
+mod directory; // named objects: construct, find, destroy, entries, peek
+mod layout; // constants, the on-segment structs and the validated geometry
+mod raw; // bounds-checked volatile access and the robust mutex
 
 pub use check::Stats;
 pub use directory::{Entry, Named, Plain, Summary, peek, type_tag};
@@ -561,7 +563,8 @@ impl Managed<Attachment> {
 }
 
 // ---------------------------------------------------------------------------
-// The lock guard and everything done under the lock.
+// The lock guard. What it does under the lock is in allocator.rs,
+// directory.rs and check.rs.
 
 /// The segment's lock, held (see [`Managed::lock`]). Released on Drop. Its
 /// methods are those of [`Managed`], done in one critical section.

@@ -1,6 +1,6 @@
 //! Raw access to the region's bytes and the robust process-shared mutex:
-//! with the typed [`Named`](super::Named) handle, the only unsafe code of the
-//! managed segment.
+//! apart from the typed [`Named`](super::Named) handle, the only code of the
+//! managed segment that touches the region's memory through raw pointers.
 
 use super::corrupt;
 use super::layout::{H_LOCK, H_STATE};
