@@ -811,7 +811,7 @@ impl<M: Mem> Consumer<M> {
     /// Whether the producer has closed its end.
     pub fn peer_closed(&self) -> bool {
         // SYNC: pairs with the Release store of `writer_closed` in
-        // `Producer::close_with` (or the abort in the rendezvous layer).
+        // `Producer::close_with`, or the aborting exchange in `Link`'s Drop.
         self.cursors().writer_closed.0.load(Ordering::Acquire) != 0
     }
 
