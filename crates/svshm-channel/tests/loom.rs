@@ -156,7 +156,9 @@ fn two_sides<R: Send + 'static>(
 /// 17 bytes arrive intact, then a clean end.
 ///
 /// Checked to fail: without the `self.publish()` before waiting in
-/// `Consumer::wait_available`, loom reports a deadlock (both sides asleep).
+/// `Consumer::wait_available`, loom reports a deadlock (both sides asleep);
+/// with the fence in `wake_if_waiting` weakened from SeqCst to AcqRel, a lost
+/// wake-up shows up as a deadlock too (here and in every blocking model).
 #[test]
 fn lazy_release_with_blocking_waits() {
     model(|| {
