@@ -56,6 +56,8 @@ mod model {
 
     pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Duration) {
         let guard = QUEUE.lock.lock().unwrap();
+        // SYNC: ordered against `wake` by the queue's mutex, as the kernel's
+        // hash-bucket lock orders FUTEX_WAIT's value check against FUTEX_WAKE.
         if word.load(Ordering::SeqCst) != expected {
             return;
         }

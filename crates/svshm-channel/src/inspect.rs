@@ -81,7 +81,8 @@ impl ChannelStatus {
 /// kernel-attested creator pid (`shm_cpid`, in ours) names a live process with
 /// the recorded start time, and a process `/proc` cannot judge counts alive.
 fn peer_status(slot: &header::Slot, creator_pid: i32) -> Option<PeerStatus> {
-    // SYNC: pairs with the Release stores of the slot state in rendezvous.
+    // SYNC: pairs with the Release stores of the slot state in `Link::claim`
+    // and `Link::mark_closed`: pid and start time are read after it.
     let s = slot.state.load(Ordering::Acquire);
     if s != header::SLOT_ATTACHED && s != header::SLOT_CLOSED {
         return None;
@@ -153,7 +154,9 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
     // SAFETY: as above.
     let snap =
         unsafe { read_snapshot(hdr, info.size) }.map_err(|detail| Error::Corrupt { id, detail })?;
+    // SYNC: pairs with the Release store of `head` in `Producer::publish`.
     let head = cursors.head.0.load(Ordering::Acquire);
+    // SYNC: pairs with the Release store of `tail` in `Consumer::publish`.
     let tail = cursors.tail.0.load(Ordering::Acquire);
     Ok(Some(ChannelStatus {
         id,

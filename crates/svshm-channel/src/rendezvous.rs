@@ -723,9 +723,10 @@ impl Link {
     /// Claims our slot: EMPTY → CLAIMING (CAS), identity, → ATTACHED (Release).
     fn claim(&mut self, me: ProcessId) -> bool {
         let slot = self.slot(self.role);
-        // SYNC: the CAS decides between two racing joiners of the same role;
-        // AcqRel pairs with the other claimant's CAS and with mark_closed's
-        // Release store of the previous holder.
+        // SYNC: the CAS decides between two racing joiners of the same role:
+        // only one moves the slot out of EMPTY, and nothing moves it back. A
+        // loser's Acquire load pairs with the winner's Release stores of
+        // ATTACHED / CLOSED (`claim`, `mark_closed`) when it reads them.
         if slot
             .state
             .compare_exchange(
@@ -814,7 +815,9 @@ impl Drop for Link {
             Role::Writer => &c.writer_closed.0,
             Role::Reader => &c.reader_closed.0,
         };
-        // SYNC: pairs with the peer's Acquire loads of its closed flag in ring.rs.
+        // SYNC: the Release pairs with the peer's Acquire load of our closed
+        // flag in `Consumer::wait_available` / `Producer::wait_free` (and
+        // `peer_closed`); a failed exchange (already closed) publishes nothing.
         let _ = flag.compare_exchange(
             0,
             crate::ring::ABORTED,
@@ -1183,6 +1186,7 @@ fn join(
     );
     // SYNC: pairs with the Release stores of slot states (claim, mark_closed).
     let mine = link.slot(role).state.load(Ordering::Acquire);
+    // SYNC: as above, for the peer's slot.
     let theirs = link.slot(role.peer()).state.load(Ordering::Acquire);
     if theirs == header::SLOT_CLOSED {
         // The other side gave up (timed out) and is removing the segment.

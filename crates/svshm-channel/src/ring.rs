@@ -368,7 +368,11 @@ impl<M: Mem> Producer<M> {
         }
         // SAFETY: valid per the caller.
         let c = unsafe { &*cur };
+        // SYNC: pairs with the Release store of `head` in `Producer::publish`
+        // by a previous producer of this ring, whose cursor we take over.
         let head = c.head.0.load(Ordering::Acquire);
+        // SYNC: pairs with the consumer's Release store of `tail` in
+        // `Consumer::publish`: the bytes before it are no longer read.
         let tail = c.tail.0.load(Ordering::Acquire);
         check_cursors(head, tail, capacity)?;
         Ok(Producer {
@@ -578,7 +582,11 @@ impl<M: Mem> Consumer<M> {
         }
         // SAFETY: valid per the caller.
         let c = unsafe { &*cur };
+        // SYNC: pairs with the Release store of `tail` in `Consumer::publish`
+        // by a previous consumer of this ring, whose cursor we take over.
         let tail = c.tail.0.load(Ordering::Acquire);
+        // SYNC: pairs with the producer's Release store of `head` in
+        // `Producer::publish`: bytes [tail, head) are written.
         let head = c.head.0.load(Ordering::Acquire);
         check_cursors(head, tail, capacity)?;
         Ok(Consumer {
@@ -802,6 +810,8 @@ impl<M: Mem> Consumer<M> {
 
     /// Whether the producer has closed its end.
     pub fn peer_closed(&self) -> bool {
+        // SYNC: pairs with the Release store of `writer_closed` in
+        // `Producer::close_with`, or the aborting exchange in `Link`'s Drop.
         self.cursors().writer_closed.0.load(Ordering::Acquire) != 0
     }
 

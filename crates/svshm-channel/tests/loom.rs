@@ -1,6 +1,10 @@
 //! loom models of the ring protocol: reserve/commit (put/publish) and
-//! peek/consume (take/publish), wrap-around, close, and the waiting flag and
-//! wake. Run with `RUSTFLAGS="--cfg svshm_loom" cargo test -p svshm-channel --release --test loom`.
+//! peek/consume (take/publish), wrap-around, close and abort, lazy release,
+//! the message frame skip marker, and the waiting flag and wake. Run with
+//! `RUSTFLAGS="--cfg svshm_loom" cargo test -p svshm-channel --release --test loom`.
+//!
+//! Each model notes a break it was checked against (an ordering weakened or a
+//! step removed, which makes loom fail it).
 //!
 //! The data area is a row of loom-tracked cells, so a read of bytes the
 //! producer has not yet published (a missing Release/Acquire) is reported as a
@@ -10,7 +14,10 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use svshm_channel::ring::{Consumer, Cursors, Liveness, Mem, Producer, Wait, WaitPolicy};
+use loom::sync::atomic::Ordering;
+use svshm_channel::ring::{
+    ABORTED, Consumer, Cursors, Liveness, Mem, Producer, RingError, Wait, WaitPolicy,
+};
 
 struct LoomMem(Arc<Vec<UnsafeCell<u8>>>);
 
@@ -115,5 +122,262 @@ fn consumer_close_wakes_blocked_producer() {
         assert!(r.is_err() || prod.free(0).unwrap() >= 2);
         reader.join().unwrap();
         drop(cur);
+    });
+}
+
+/// `n` recognisable bytes, to check that a stream arrives intact.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| i as u8 ^ 0x5a).collect()
+}
+
+/// One run of a model over a fresh `cap`-byte ring: `read` gets the consumer
+/// on a thread of its own, `write` the producer (and the control block) on
+/// this one; returns what `read` returned.
+fn two_sides<R: Send + 'static>(
+    cap: usize,
+    read: impl FnOnce(Consumer<LoomMem>) -> R + Send + 'static,
+    write: impl FnOnce(&mut Producer<LoomMem>, &Cursors),
+) -> R {
+    let (cur, mut prod, cons) = ring(cap);
+    let keep = cur.clone();
+    let reader = loom::thread::spawn(move || {
+        let _keep = keep;
+        read(cons)
+    });
+    write(&mut prod, &cur);
+    reader.join().unwrap()
+}
+
+/// Lazy release with both sides blocking: a 16-byte ring (so `publish_lazy`
+/// holds back a single consumed byte), filled by the producer, which then
+/// blocks for 1 byte of space while the consumer, holding one consumed but
+/// unreleased byte, blocks for 16. Only the release at the top of
+/// `wait_available` frees the producer: no lost wake-up, no deadlock, and the
+/// 17 bytes arrive intact, then a clean end.
+///
+/// Checked to fail: without the `self.publish()` before waiting in
+/// `Consumer::wait_available`, loom reports a deadlock (both sides asleep);
+/// with the fence in `wake_if_waiting` weakened from SeqCst to AcqRel, a lost
+/// wake-up shows up as a deadlock too (here and in every blocking model).
+#[test]
+fn lazy_release_with_blocking_waits() {
+    model(|| {
+        let data = pattern(17);
+        let got = two_sides(
+            16,
+            |mut cons| {
+                let pol = WaitPolicy::forever(Wait::Block);
+                let mut got = vec![0u8; 17];
+                assert!(cons.wait_available(1, pol, ALIVE).unwrap());
+                cons.take(&mut got[..1]);
+                cons.publish_lazy();
+                assert!(cons.wait_available(16, pol, ALIVE).unwrap());
+                cons.take(&mut got[1..]);
+                cons.publish_lazy();
+                assert!(!cons.wait_available(1, pol, ALIVE).unwrap());
+                got
+            },
+            |prod, _| {
+                let pol = WaitPolicy::forever(Wait::Block);
+                prod.wait_free(16, pol, ALIVE).unwrap();
+                prod.put(&data[..16]);
+                prod.publish();
+                prod.wait_free(1, pol, ALIVE).unwrap();
+                prod.put(&data[16..]);
+                prod.close();
+            },
+        );
+        assert_eq!(got, data);
+    });
+}
+
+/// Reads everything until the stream ends; returns the bytes and how it ended.
+fn drain(mut cons: Consumer<LoomMem>) -> (Vec<u8>, Result<(), RingError>) {
+    let pol = WaitPolicy::forever(Wait::Block);
+    let mut got = Vec::new();
+    loop {
+        match cons.wait_available(1, pol, ALIVE) {
+            Ok(true) => {}
+            Ok(false) => return (got, Ok(())),
+            Err(e) => return (got, Err(e)),
+        }
+        let n = cons.available(1).unwrap().min(2) as usize;
+        let mut buf = [0u8; 2];
+        cons.take(&mut buf[..n]);
+        cons.publish_lazy();
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A producer that gives up mid-stream (`close_with(ABORTED)`, as a dropped
+/// writer does) after blocking for space: the consumer reads every byte
+/// published, then gets `Aborted` — never a clean end.
+///
+/// Checked to fail: without the re-read of `head` after the consumer sees the
+/// closed flag (`self.refresh()` in `wait_available`), loom finds the run where
+/// `head` is published between the consumer's last look at it and its load of
+/// the flag, and the consumer reports `Aborted` after only [1, 2, 3]. (Making
+/// the flag's Release store Relaxed is caught by `clean_close_adds_up`, not
+/// here: loom does not produce the stale `head` that would need.)
+#[test]
+fn abort_mid_stream_is_never_a_clean_end() {
+    model(|| {
+        let (got, end) = two_sides(4, drain, |prod, _| {
+            prod.put(&[1, 2, 3]);
+            prod.publish();
+            prod.wait_free(3, WaitPolicy::forever(Wait::Block), ALIVE)
+                .unwrap();
+            // Written but not yet published: close_with publishes it first.
+            prod.put(&[4, 5, 6]);
+            prod.close_with(ABORTED);
+        });
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(end, Err(RingError::Aborted));
+    });
+}
+
+/// A clean `close()` right after unpublished bytes: the consumer gets all of
+/// them and a clean end, which means the inverted final cursor in
+/// `writer_final` matched the published `head`.
+///
+/// Checked to fail: with the store of `writer_closed` in `close_with` made
+/// Relaxed, loom finds a run where the consumer reads a stale `writer_final`
+/// (0, inverted: 2^64 - 1) and reports the end as corrupt; without the re-read
+/// of `head` after the flag, it ends after [1, 2] only.
+#[test]
+fn clean_close_adds_up() {
+    model(|| {
+        let (got, end) = two_sides(4, drain, |prod, cur| {
+            prod.put(&[1, 2]);
+            prod.publish();
+            prod.put(&[3]);
+            prod.close();
+            assert_eq!(!cur.writer_final.0.load(Ordering::Relaxed), 3);
+        });
+        assert_eq!(got, vec![1, 2, 3]);
+        assert_eq!(end, Ok(()));
+    });
+}
+
+// The frame skip marker. The message layer (`Sender`/`Receiver`) is not built
+// under loom (it needs real segments), so its framing is modelled here at the
+// ring level, step for step: `send_frame` follows `Sender::reserve_frame` and
+// `send_with`, `recv_frame` follows `parse_frame` and `Receiver::next_frame`.
+
+const SKIP: u32 = u32::MAX;
+const FRAME_HEADER: u64 = 8;
+
+fn frame_len(len: u64) -> u64 {
+    FRAME_HEADER + len.div_ceil(8) * 8
+}
+
+fn encode(len: u32) -> [u8; 8] {
+    let mut h = [0u8; 8];
+    h[..4].copy_from_slice(&len.to_le_bytes());
+    h[4..].copy_from_slice(&(!len).to_le_bytes());
+    h
+}
+
+fn send_frame(prod: &mut Producer<LoomMem>, msg: &[u8]) {
+    let frame = frame_len(msg.len() as u64);
+    let cap = prod.capacity();
+    let to_end = cap - (prod.head() & (cap - 1));
+    // Room for the marker and the whole frame after it, as `reserve_frame`.
+    let need = if to_end < frame {
+        to_end + frame
+    } else {
+        frame
+    };
+    prod.wait_free(need, WaitPolicy::forever(Wait::Block), ALIVE)
+        .unwrap();
+    if to_end < frame {
+        prod.put(&encode(SKIP));
+        prod.advance(to_end - FRAME_HEADER);
+    }
+    prod.put(&encode(msg.len() as u32));
+    prod.put(msg);
+    prod.advance(frame_len(msg.len() as u64) - FRAME_HEADER - msg.len() as u64);
+    prod.publish();
+}
+
+/// The next message, or `None` at a clean end.
+fn recv_frame(cons: &mut Consumer<LoomMem>) -> Option<Vec<u8>> {
+    let cap = cons.capacity();
+    let pol = WaitPolicy::forever(Wait::Block);
+    loop {
+        if cons.available(FRAME_HEADER).unwrap() < FRAME_HEADER {
+            if !cons.wait_available(FRAME_HEADER, pol, ALIVE).unwrap() {
+                assert_eq!(cons.available(1).unwrap(), 0, "closed mid-frame");
+                return None;
+            }
+            continue;
+        }
+        let mut h = [0u8; 8];
+        cons.peek_at(0, &mut h);
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let check = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+        assert_eq!(check, !len, "frame header {h:02x?} fails its check");
+        let pos = cons.tail() & (cap - 1);
+        if len == SKIP {
+            let to_end = cap - pos;
+            assert_ne!(pos, 0, "skip marker at the start of the ring");
+            assert!(
+                cons.available(to_end).unwrap() >= to_end,
+                "skip marker past the published data"
+            );
+            cons.advance(to_end);
+            continue;
+        }
+        let frame = frame_len(u64::from(len));
+        assert!(pos + frame <= cap, "frame straddles the ring's end");
+        assert!(
+            cons.available(frame).unwrap() >= frame,
+            "frame extends past the published data"
+        );
+        let mut out = vec![0u8; len as usize];
+        cons.peek_at(FRAME_HEADER, &mut out);
+        cons.advance(frame);
+        cons.publish_lazy();
+        return Some(out);
+    }
+}
+
+/// Three messages through a 32-byte ring: an empty one (an 8-byte frame at
+/// 0), 5 bytes (a 16-byte frame at 8) and 1 byte, whose 16-byte frame does not
+/// fit in the 8 bytes left before the ring's end. So the producer waits for 24
+/// bytes of space (the marker's 8 and the frame), puts a skip marker at 24 and
+/// the frame at 0. The consumer releases the first frame on its own (lazily:
+/// 8 bytes is an eighth of the ring), so there is a moment with 16 bytes free,
+/// enough for the frame but not for the marker too. The consumer must skip the
+/// marker and get all three messages whole, then a clean end.
+///
+/// Checked to fail: with `send_frame` waiting only for `frame` bytes (not the
+/// marker too), loom finds the run where the producer goes on with 16 bytes
+/// free and its `put` of the frame trips "put beyond free space" (it would
+/// overwrite the unread second frame); with the Release store of `head` in
+/// `Producer::publish` made Relaxed, loom reports the consumer's read of the
+/// frame bytes as a causality violation (as it does in every model here).
+#[test]
+fn skip_marker_at_ring_end() {
+    model(|| {
+        let msgs = vec![Vec::new(), pattern(5), vec![0xc3u8]];
+        let sent = msgs.clone();
+        let got = two_sides(
+            32,
+            |mut cons| {
+                let mut got = Vec::new();
+                while let Some(m) = recv_frame(&mut cons) {
+                    got.push(m);
+                }
+                got
+            },
+            |prod, _| {
+                for m in &sent {
+                    send_frame(prod, m);
+                }
+                prod.close();
+            },
+        );
+        assert_eq!(got, msgs);
     });
 }

@@ -343,6 +343,8 @@ impl<R: Region> Managed<R> {
     /// ```
     pub fn lock(&self) -> Result<Locked<'_, R>> {
         let raw = self.raw();
+        // SYNC: pairs with the Release store of POISONED in `Locked::poison`
+        // (in this or another process).
         if raw.state()?.load(Ordering::Acquire) == STATE_POISONED {
             return Err(poisoned());
         }
@@ -358,6 +360,8 @@ impl<R: Region> Managed<R> {
         match raw.lock()? {
             0 => {
                 let g = guard(false);
+                // SYNC: pairs with the Release store in `Locked::poison`; a
+                // poisoner that held the lock before us is seen for certain.
                 if raw.state()?.load(Ordering::Acquire) == STATE_POISONED {
                     return Err(poisoned()); // unlocks in Drop
                 }
@@ -607,6 +611,8 @@ impl<'m, R: Region> Locked<'m, R> {
     }
 
     fn poison(&self) -> Result<()> {
+        // SYNC: pairs with the Acquire loads of the state in `Managed::lock`,
+        // `open` and `peek`.
         self.raw().state()?.store(STATE_POISONED, Ordering::Release);
         Ok(())
     }
