@@ -102,7 +102,7 @@ use crate::region::Region;
 use crate::segment::{CreateOptions, Segment};
 use core::marker::PhantomData;
 use core::mem::{ManuallyDrop, offset_of, size_of};
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The magic at offset 0 of a managed segment.
@@ -284,7 +284,8 @@ fn poisoned() -> Error {
 // ---------------------------------------------------------------------------
 // Raw access: the only unsafe code of this module, apart from the typed handle.
 
-/// Bounds- and alignment-checked volatile access to a region's bytes.
+/// Bounds- and alignment-checked atomic access to a region's bytes (fields as
+/// atomics of their size, byte ranges as byte-wise atomic copies).
 #[derive(Clone, Copy)]
 struct Raw<'a> {
     base: *mut u8,
@@ -320,52 +321,56 @@ impl<'a> Raw<'a> {
     fn u64(&self, off: u64) -> Result<u64> {
         let p = self.at(off, 8, 8)?;
         // SAFETY: in bounds and 8-aligned (checked by `at`; the base is
-        // 64-aligned); any bit pattern is a valid u64; volatile because
-        // another process may write it.
-        Ok(unsafe { p.cast::<u64>().read_volatile() })
+        // 64-aligned), mapped for 'a; atomic because another thread or process
+        // may write it (every access of this module to a u64 field is a u64
+        // atomic, so the sizes match).
+        Ok(unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed))
     }
 
     fn set_u64(&self, off: u64, v: u64) -> Result<()> {
         let p = self.at(off, 8, 8)?;
         // SAFETY: in bounds and aligned (checked); the region is writable
-        // (checked at format/open); the bytes are not a Rust object of ours.
-        unsafe { p.cast::<u64>().write_volatile(v) };
+        // (checked at format/open); atomic as in `u64`.
+        unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
         Ok(())
     }
 
     fn u32(&self, off: u64) -> Result<u32> {
         let p = self.at(off, 4, 4)?;
-        // SAFETY: as in `u64`.
-        Ok(unsafe { p.cast::<u32>().read_volatile() })
+        // SAFETY: as in `u64`, for a 4-aligned u32 field.
+        Ok(unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Relaxed))
     }
 
     fn set_u32(&self, off: u64, v: u32) -> Result<()> {
         let p = self.at(off, 4, 4)?;
-        // SAFETY: as in `set_u64`.
-        unsafe { p.cast::<u32>().write_volatile(v) };
+        // SAFETY: as in `set_u64`, for a 4-aligned u32 field.
+        unsafe { AtomicU32::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
         Ok(())
     }
 
     fn read(&self, off: u64, buf: &mut [u8]) -> Result<()> {
         let p = self.at(off, buf.len() as u64, 1)?;
-        // SAFETY: the source range is inside the region (checked); `buf` is a
-        // private allocation, so the ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: the source range is inside the region (checked), mapped for
+        // 'a; byte-wise atomic, like every safe copy of this crate, because
+        // another thread or process may write the bytes meanwhile.
+        unsafe { crate::copy::load(p, buf) };
         Ok(())
     }
 
     fn write(&self, off: u64, data: &[u8]) -> Result<()> {
         let p = self.at(off, data.len() as u64, 1)?;
         // SAFETY: the destination is inside the writable region (checked);
-        // `data` is a distinct allocation.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+        // byte-wise atomic as in `read`.
+        unsafe { crate::copy::store(p, data) };
         Ok(())
     }
 
     fn fill_zero(&self, off: u64, n: u64) -> Result<()> {
         let p = self.at(off, n, 1)?;
-        // SAFETY: the range is inside the writable region (checked).
-        unsafe { core::ptr::write_bytes(p, 0, n as usize) };
+        // SAFETY: the range is inside the writable region (checked); `n` fits
+        // in usize because `off + n` is within the region's usize length;
+        // byte-wise atomic as in `read`.
+        unsafe { crate::copy::fill(p, 0, n as usize) };
         Ok(())
     }
 
@@ -710,7 +715,7 @@ pub fn peek(region: &impl Region) -> Result<Summary> {
 ///
 /// The memory may be written by other processes at any time, so there is no
 /// `&T`: [`read`](Named::read) and [`write`](Named::write) copy the whole
-/// value with volatile accesses, and [`as_ptr`](Named::as_ptr) gives a raw
+/// value with byte-wise atomic copies, and [`as_ptr`](Named::as_ptr) gives a raw
 /// pointer for atomics of your own. The pointer always lies inside the region
 /// (checked when the handle was made), so using it is never undefined
 /// behaviour; but if this or another process destroys the object, the handle
@@ -734,24 +739,40 @@ impl<T: Plain> Named<'_, T> {
         self.ptr
     }
 
-    /// Copies the object out (a volatile read of `size_of::<T>()` bytes).
+    /// Copies the object out.
+    ///
+    /// The copy is a byte-wise atomic load (`atomic_memcpy::atomic_load`), so
+    /// it is sound while other threads or processes [`write`](Self::write) the
+    /// object; it is not a snapshot: during a concurrent write the value may mix
+    /// old and new bytes (every mix is a valid `T`, as `T: FromBytes`).
     pub fn read(&self) -> T {
         // SAFETY: `ptr` is in bounds and aligned for T (checked when the handle
-        // was made) and stays mapped while the Managed borrow 'm lives; every
-        // bit pattern is a valid T (T: FromBytes).
-        unsafe { self.ptr.read_volatile() }
+        // was made) and stays mapped while the Managed borrow 'm lives; T has
+        // no padding (IntoBytes), and concurrent safe writes of this object are
+        // `atomic_store`s of the same T at the same address (same granularity).
+        let v = unsafe { atomic_memcpy::atomic_load(self.ptr, Ordering::Relaxed) };
+        // SAFETY: every byte was copied from initialised segment memory (the
+        // kernel zero-fills segments) and every bit pattern is a valid T
+        // (T: FromBytes).
+        unsafe { v.assume_init() }
     }
 
-    /// Copies `value` in.
+    /// Copies `value` in, as a byte-wise atomic store
+    /// (`atomic_memcpy::atomic_store`): concurrent writers may interleave
+    /// bytes, but there is no data race.
     pub fn write(&self, value: &T) {
-        let src = value.as_bytes();
-        let dst = self.ptr.cast::<u8>();
-        for (i, b) in src.iter().enumerate() {
-            // SAFETY: i < size_of::<T>() and `ptr` points to size_of::<T>()
-            // writable bytes inside the region (checked when the handle was
-            // made; the region is writable, checked at format/open).
-            unsafe { dst.add(i).write_volatile(*b) };
-        }
+        // A bitwise copy that is never dropped, so a `T` with drop glue is not
+        // dropped twice; ManuallyDrop<T> has the layout of T.
+        // SAFETY: `value` is a valid, aligned reference.
+        let copy = ManuallyDrop::new(unsafe { core::ptr::read(value) });
+        // SAFETY: `ptr` points to size_of::<T>() writable bytes inside the
+        // region, aligned for T (checked when the handle was made; the region
+        // is writable, checked at format/open), mapped while 'm lives; T has no
+        // padding (IntoBytes); concurrent safe accesses of this object use the
+        // same T at the same address.
+        unsafe {
+            atomic_memcpy::atomic_store(self.ptr.cast::<ManuallyDrop<T>>(), copy, Ordering::Relaxed)
+        };
     }
 }
 
