@@ -37,7 +37,14 @@
 //! [`Error::Corrupt`], never a panic, an out-of-bounds access or an endless wait.
 
 mod futex;
+// The SPSC ring protocol: cursors, frames and their constants. Not public API;
+// exposed only with the `internals` feature, for the crate's own model and
+// bounds tests, the benchmark harness and the fuzz targets.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod ring;
+#[cfg(not(feature = "internals"))]
+mod ring;
 mod sync;
 
 #[cfg(not(svshm_loom))]
@@ -48,8 +55,6 @@ mod header;
 mod inspect;
 #[cfg(not(svshm_loom))]
 mod message;
-#[cfg(not(svshm_loom))]
-pub mod peer;
 #[cfg(not(svshm_loom))]
 pub mod reclaim;
 #[cfg(not(svshm_loom))]

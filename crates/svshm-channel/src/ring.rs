@@ -528,6 +528,9 @@ impl<M: Mem> Producer<M> {
     }
 
     /// Publishes, then marks the producer's end closed and wakes the consumer.
+    /// (The crate closes through [`close_with`](Self::close_with); this is for
+    /// the ring's own tests and models.)
+    #[cfg(any(test, feature = "internals"))]
     pub fn close(&mut self) {
         self.close_with(CLOSED);
     }
@@ -806,13 +809,6 @@ impl<M: Mem> Consumer<M> {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Whether the producer has closed its end.
-    pub fn peer_closed(&self) -> bool {
-        // SYNC: pairs with the Release store of `writer_closed` in
-        // `Producer::close_with`, or the aborting exchange in `Link`'s Drop.
-        self.cursors().writer_closed.0.load(Ordering::Acquire) != 0
     }
 
     /// Releases, then marks the consumer's end closed and wakes the producer.

@@ -7,8 +7,8 @@ use common::*;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
+use svshm::process::ProcessId;
 use svshm::{Attachment, CreateOptions, RemoveOnDrop};
-use svshm_channel::peer::ProcessId;
 use svshm_channel::{Endpoint, Error, Options, Sender, StreamWriter};
 
 const HDR: usize = 4096;

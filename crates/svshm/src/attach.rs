@@ -114,11 +114,13 @@ pub struct Attachment {
 }
 
 // SAFETY: an Attachment is an address range owned by the process, not by a
-// thread; its methods only copy through raw pointers (the bytes may be changed
+// thread; its methods only copy through raw pointers, byte-wise atomically, so
+// copies from several threads at once do not race (the bytes may be changed
 // concurrently by other processes anyway, and callers synchronise their own
 // protocols with atomics). Detaching from another thread is fine for shmdt.
 unsafe impl Send for Attachment {}
-// SAFETY: see above; no method hands out references into the mapping.
+// SAFETY: see above; no method hands out references into the mapping, and
+// `read_at`/`write_at` through `&self` are atomic per byte.
 unsafe impl Sync for Attachment {}
 
 impl Attachment {
@@ -270,16 +272,32 @@ impl Attachment {
     }
 
     /// Copies `buf.len()` bytes starting at `offset` out of the segment.
+    ///
+    /// The copy is byte-wise atomic (each byte is read as an `AtomicU8`), so it
+    /// is sound while other threads call `read_at`/`write_at` on the same bytes
+    /// through this or another `Attachment`, and while other processes write
+    /// them: there is no data race. There is no snapshot either: during a
+    /// concurrent write, `buf` may get some mix of old and new bytes, so a
+    /// protocol that needs a consistent view publishes it with its own atomics
+    /// (a sequence number or cursor) and checks after the copy.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let src = self.range_ptr(offset, buf.len())?;
         // SAFETY: `src..src+len` is inside the mapping (checked above) and stays
-        // mapped while `self` lives; `buf` is a distinct private allocation.
-        unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        // mapped while `self` lives; the safe copies of this crate that may run
+        // concurrently on these bytes are byte-wise atomic too.
+        unsafe { crate::copy::load(src, buf) };
         Ok(())
     }
 
     /// Copies `data` into the segment starting at `offset`. Refused with
     /// [`ErrorKind::ReadOnly`] on a read-only attachment.
+    ///
+    /// The copy is byte-wise atomic (each byte is stored as an `AtomicU8`), so
+    /// it is sound while other threads call `read_at`/`write_at` on the same
+    /// bytes: concurrent writers may interleave their bytes (the range may end
+    /// up holding some bytes of each), but there is no data race and no
+    /// undefined behaviour. Serialise writers yourself if the range must hold
+    /// one writer's data whole.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         if self.read_only {
             return Err(Error::new(
@@ -292,8 +310,9 @@ impl Attachment {
         }
         let dst = self.range_ptr(offset, data.len())?;
         // SAFETY: `dst..dst+len` is inside a writable mapping (checked above) that
-        // stays mapped while `self` lives; `data` is a distinct allocation.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        // stays mapped while `self` lives; the safe copies of this crate that may
+        // run concurrently on these bytes are byte-wise atomic too.
+        unsafe { crate::copy::store(dst, data) };
         Ok(())
     }
 

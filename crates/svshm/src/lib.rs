@@ -42,6 +42,7 @@
 //! ```
 
 mod attach;
+mod copy;
 pub mod error;
 pub mod info;
 mod key;

@@ -9,6 +9,10 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 /// A contiguous range of memory that other parties may read and write
 /// concurrently, reached only through raw pointers.
 ///
+/// Because of that, code that copies bytes in or out of a region while others
+/// may access them does so with atomics (the safe copies of this crate are
+/// byte-wise atomic); this trait itself copies nothing.
+///
 /// # Safety
 ///
 /// Implementors guarantee that `base()..base() + len()` stays mapped, readable

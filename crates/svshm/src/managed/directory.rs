@@ -150,7 +150,7 @@ pub fn peek(region: &impl Region) -> Result<Summary> {
 ///
 /// The memory may be written by other processes at any time, so there is no
 /// `&T`: [`read`](Named::read) and [`write`](Named::write) copy the whole
-/// value with volatile accesses, and [`as_ptr`](Named::as_ptr) gives a raw
+/// value with byte-wise atomic copies, and [`as_ptr`](Named::as_ptr) gives a raw
 /// pointer for atomics of your own. The pointer always lies inside the region
 /// (checked when the handle was made), so using it is never undefined
 /// behaviour; but if this or another process destroys the object, the handle
@@ -174,24 +174,44 @@ impl<T: Plain> Named<'_, T> {
         self.ptr
     }
 
-    /// Copies the object out (a volatile read of `size_of::<T>()` bytes).
+    /// Copies the object out.
+    ///
+    /// The copy is a byte-wise atomic load (`atomic_memcpy::atomic_load`), so
+    /// it is sound while other threads or processes [`write`](Self::write) the
+    /// object; it is not a snapshot: during a concurrent write the value may mix
+    /// old and new bytes (every mix is a valid `T`, as `T: FromBytes`).
     pub fn read(&self) -> T {
         // SAFETY: `ptr` is in bounds and aligned for T (checked when the handle
-        // was made) and stays mapped while the Managed borrow 'm lives; every
-        // bit pattern is a valid T (T: FromBytes).
-        unsafe { self.ptr.read_volatile() }
+        // was made) and stays mapped while the Managed borrow 'm lives; T has
+        // no padding (IntoBytes), and concurrent safe writes of this object are
+        // `atomic_store`s of the same T at the same address (same granularity).
+        let v = unsafe { atomic_memcpy::atomic_load(self.ptr, Ordering::Relaxed) };
+        // SAFETY: every byte was copied from initialised segment memory (the
+        // kernel zero-fills segments) and every bit pattern is a valid T
+        // (T: FromBytes).
+        unsafe { v.assume_init() }
     }
 
-    /// Copies `value` in.
+    /// Copies `value` in, as a byte-wise atomic store
+    /// (`atomic_memcpy::atomic_store`): concurrent writers may interleave
+    /// bytes, but there is no data race.
     pub fn write(&self, value: &T) {
-        let src = value.as_bytes();
-        let dst = self.ptr.cast::<u8>();
-        for (i, b) in src.iter().enumerate() {
-            // SAFETY: i < size_of::<T>() and `ptr` points to size_of::<T>()
-            // writable bytes inside the region (checked when the handle was
-            // made; the region is writable, checked at format/open).
-            unsafe { dst.add(i).write_volatile(*b) };
-        }
+        // A bitwise copy that is never dropped, so a `T` with drop glue is not
+        // dropped twice; ManuallyDrop<T> has the layout of T.
+        // SAFETY: `value` is a valid, aligned reference.
+        let copy = core::mem::ManuallyDrop::new(unsafe { core::ptr::read(value) });
+        // SAFETY: `ptr` points to size_of::<T>() writable bytes inside the
+        // region, aligned for T (checked when the handle was made; the region
+        // is writable, checked at format/open), mapped while 'm lives; T has no
+        // padding (IntoBytes); concurrent safe accesses of this object use the
+        // same T at the same address.
+        unsafe {
+            atomic_memcpy::atomic_store(
+                self.ptr.cast::<core::mem::ManuallyDrop<T>>(),
+                copy,
+                Ordering::Relaxed,
+            )
+        };
     }
 }
 

@@ -8,9 +8,10 @@ use crate::error::{Error, ErrorKind, Object, Op, Result};
 use crate::region::Region;
 use core::marker::PhantomData;
 use core::mem::size_of;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// Bounds- and alignment-checked volatile access to a region's bytes.
+/// Bounds- and alignment-checked atomic access to a region's bytes (fields as
+/// atomics of their size, byte ranges as byte-wise atomic copies).
 #[derive(Clone, Copy)]
 pub(super) struct Raw<'a> {
     pub(super) base: *mut u8,
@@ -46,52 +47,56 @@ impl<'a> Raw<'a> {
     pub(super) fn u64(&self, off: u64) -> Result<u64> {
         let p = self.at(off, 8, 8)?;
         // SAFETY: in bounds and 8-aligned (checked by `at`; the base is
-        // 64-aligned); any bit pattern is a valid u64; volatile because
-        // another process may write it.
-        Ok(unsafe { p.cast::<u64>().read_volatile() })
+        // 64-aligned), mapped for 'a; atomic because another thread or process
+        // may write it (every access of this module to a u64 field is a u64
+        // atomic, so the sizes match).
+        Ok(unsafe { AtomicU64::from_ptr(p.cast()) }.load(Ordering::Relaxed))
     }
 
     pub(super) fn set_u64(&self, off: u64, v: u64) -> Result<()> {
         let p = self.at(off, 8, 8)?;
         // SAFETY: in bounds and aligned (checked); the region is writable
-        // (checked at format/open); the bytes are not a Rust object of ours.
-        unsafe { p.cast::<u64>().write_volatile(v) };
+        // (checked at format/open); atomic as in `u64`.
+        unsafe { AtomicU64::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
         Ok(())
     }
 
     pub(super) fn u32(&self, off: u64) -> Result<u32> {
         let p = self.at(off, 4, 4)?;
-        // SAFETY: as in `u64`.
-        Ok(unsafe { p.cast::<u32>().read_volatile() })
+        // SAFETY: as in `u64`, for a 4-aligned u32 field.
+        Ok(unsafe { AtomicU32::from_ptr(p.cast()) }.load(Ordering::Relaxed))
     }
 
     pub(super) fn set_u32(&self, off: u64, v: u32) -> Result<()> {
         let p = self.at(off, 4, 4)?;
-        // SAFETY: as in `set_u64`.
-        unsafe { p.cast::<u32>().write_volatile(v) };
+        // SAFETY: as in `set_u64`, for a 4-aligned u32 field.
+        unsafe { AtomicU32::from_ptr(p.cast()) }.store(v, Ordering::Relaxed);
         Ok(())
     }
 
     pub(super) fn read(&self, off: u64, buf: &mut [u8]) -> Result<()> {
         let p = self.at(off, buf.len() as u64, 1)?;
-        // SAFETY: the source range is inside the region (checked); `buf` is a
-        // private allocation, so the ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: the source range is inside the region (checked), mapped for
+        // 'a; byte-wise atomic, like every safe copy of this crate, because
+        // another thread or process may write the bytes meanwhile.
+        unsafe { crate::copy::load(p, buf) };
         Ok(())
     }
 
     pub(super) fn write(&self, off: u64, data: &[u8]) -> Result<()> {
         let p = self.at(off, data.len() as u64, 1)?;
         // SAFETY: the destination is inside the writable region (checked);
-        // `data` is a distinct allocation.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+        // byte-wise atomic as in `read`.
+        unsafe { crate::copy::store(p, data) };
         Ok(())
     }
 
     pub(super) fn fill_zero(&self, off: u64, n: u64) -> Result<()> {
         let p = self.at(off, n, 1)?;
-        // SAFETY: the range is inside the writable region (checked).
-        unsafe { core::ptr::write_bytes(p, 0, n as usize) };
+        // SAFETY: the range is inside the writable region (checked); `n` fits
+        // in usize because `off + n` is within the region's usize length;
+        // byte-wise atomic as in `read`.
+        unsafe { crate::copy::fill(p, 0, n as usize) };
         Ok(())
     }
 
