@@ -261,6 +261,14 @@ fn the_transfer_example_of_the_help_works_when_pasted() {
     let _n = NameGuard(name.clone());
     let dir = std::env::temp_dir().join(unique_name("example-dir"));
     std::fs::create_dir(&dir).unwrap();
+    // Removed however the test ends.
+    struct RmDir(std::path::PathBuf);
+    impl Drop for RmDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = RmDir(dir.clone());
     // Pasted as shown; only the program path and the channel name (unique to
     // this run) differ.
     let pasted = line
@@ -280,7 +288,6 @@ fn the_transfer_example_of_the_help_works_when_pasted() {
         std::fs::read(input).unwrap(),
         "{pasted}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
