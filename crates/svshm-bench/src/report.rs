@@ -1,4 +1,4 @@
-//! Tables, the DESIGN.md target check and the machine description.
+//! Tables, the target check and the machine description.
 
 use crate::bench::{CaseKind, CaseResult};
 use crate::driver::{Ctx, Target};
@@ -239,7 +239,7 @@ fn ratios(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> Option<(f64, f6
     Some((of_medians, per_round, paired.len()))
 }
 
-/// The DESIGN.md performance targets, checked against this run. Stream targets
+/// The project's performance targets, checked against this run. Stream targets
 /// use `svshm-stream`; latency and message targets use `svshm-msg` (fixed in
 /// advance, not the best svshm row). Each ratio is given two ways: the ratio of
 /// the medians in the tables, and the median over rounds of the ratio within a
@@ -247,7 +247,7 @@ fn ratios(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> Option<(f64, f6
 /// shared machine). A target counts as met only if both meet it.
 pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String {
     let mut s = String::from(
-        "| DESIGN.md target | ratio of medians | median of per-round ratios | verdict |\n|---|---:|---:|---|\n",
+        "| target | ratio of medians | median of per-round ratios | verdict |\n|---|---:|---:|---|\n",
     );
     // `limit: None` marks a bound (what no transport of that kind can beat on
     // this machine), printed for context with no verdict.
@@ -351,7 +351,7 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
     }
     let _ = writeln!(
         s,
-        "\n| DESIGN.md target (absolute) | median | min … max over runs | verdict |\n|---|---:|---:|---|"
+        "\n| target (absolute) | median | min … max over runs | verdict |\n|---|---:|---:|---|"
     );
     if let Some(cr) = find(results, |k| matches!(k, CaseKind::Messages { size: 64 })) {
         let v: Vec<f64> = rounds(cr, msg, "value").values().copied().collect();

@@ -5,7 +5,7 @@
 //! Plain fields are written by the creator before `state` becomes
 //! [`STATE_READY`] (Release) and only read after it (Acquire), always through
 //! volatile raw-pointer reads into local copies that are then validated
-//! (DESIGN.md rules 1 and 2): a peer can scribble over them at any time.
+//! (never a reference into peer-writable memory; read once, then validated): a peer can scribble over them at any time.
 
 use crate::ring::{Cursors, Line};
 use crate::sync::{AtomicU32, AtomicU64};

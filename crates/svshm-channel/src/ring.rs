@@ -7,7 +7,7 @@
 //!
 //! Each side keeps its own cursor locally — it is the authority on it and never
 //! re-reads it from shared memory — and caches the other's. A cursor read from
-//! shared memory is validated before use (DESIGN.md rule 2): the peer's cursor
+//! shared memory is validated before use: the peer's cursor
 //! may only move forward and never past what the protocol allows, else the ring
 //! is [corrupt](RingError::Corrupt).
 //!

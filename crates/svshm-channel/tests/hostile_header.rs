@@ -1,5 +1,5 @@
 //! Regression tests from review: a hostile creator that hand-crafts a header the joiner accepts.
-//! DESIGN.md rule 2: a hostile peer may make us return an error, never panic.
+//! A hostile peer may make us return an error, never panic.
 
 mod common;
 

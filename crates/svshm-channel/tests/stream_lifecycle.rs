@@ -73,7 +73,7 @@ fn commit_after_interleaved_write_cannot_overrun_the_ring() {
 }
 
 /// StreamReader::close doc (stream.rs:325): "the writer's next write fails
-/// with Error::Closed". DESIGN: a dead/closed reader gives the writer an error
+/// with Error::Closed". A dead or closed reader gives the writer an error
 /// like EPIPE. Actually the writer keeps writing into the void until the ring
 /// is full (reader_closed is only checked while waiting, ring.rs:441).
 #[test]

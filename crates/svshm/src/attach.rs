@@ -99,7 +99,7 @@ impl AttachOptions {
 ///
 /// The memory is shared with every other process that attached the segment,
 /// which may write it at any time. It is therefore never handed out as `&[u8]`
-/// or `&mut [u8]` (DESIGN.md rule 1): use the bounds-checked
+/// or `&mut [u8]` (memory another process can write is never a Rust reference): use the bounds-checked
 /// [`read_at`](Self::read_at) / [`write_at`](Self::write_at) copies, or
 /// [`as_ptr`](Self::as_ptr) with raw-pointer and atomic accesses of your own.
 ///

@@ -371,7 +371,7 @@ pub struct Attacher {
     pub pieces: u64,
 }
 
-/// The processes that have segment `id` attached, and where — the seed's "where
+/// The processes that have segment `id` attached, and where — TLPI's "where
 /// does the segment land in virtual memory", answered for every process.
 ///
 /// Scans `/proc/*/maps` for mappings of `/SYSV%08x` whose inode is the shmid.

@@ -332,7 +332,7 @@ fn data_survives_remove_while_attached_and_recreate_gives_a_new_zeroed_segment()
 
 #[test]
 fn segment_marked_for_destruction_is_freed_when_its_last_attacher_is_killed() {
-    // DESIGN rule 7: no leak even when the last user crashes.
+    // No leak even when the last user crashes.
     let seg = Segment::create_private(4096).unwrap();
     let _rm = seg.remove_on_drop();
     let mut c = child("attach-and-wait");

@@ -3,7 +3,7 @@
 //!
 //! A child process is this very test binary, run again with the filter
 //! `child_entry` and the role in the `SVSHM_TEST_ROLE` environment variable
-//! (DESIGN.md: never `fork()` inside the threaded test harness). Each test file
+//! (never `fork()` inside the threaded test harness). Each test file
 //! has a `#[test] fn child_entry()` that calls [`dispatch`]: without the
 //! variable it does nothing; with it, it runs the role and exits the process
 //! with the role's exit code. A child reports to the parent with
