@@ -133,20 +133,7 @@ pub fn channel_key(name: &str) -> Key {
 
 /// [`channel_key`] for another uid: the key that user's processes use.
 pub fn channel_key_for_uid(name: &str, uid: u32) -> Key {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let uid = uid.to_le_bytes();
-    for &b in b"svshm-channel\0"
-        .iter()
-        .chain(name.as_bytes())
-        .chain(b"\0")
-        .chain(uid.iter())
-    {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(PRIME);
-    }
-    let folded = ((h >> 32) ^ (h & 0xffff_ffff)) as u32;
+    let folded = svshm::name_hash(b"svshm-channel\0", name, uid);
     Key::new(((CHANNEL_KEY_TAG << 24) | (folded & 0x00ff_ffff)) as i32)
 }
 

@@ -99,22 +99,34 @@ impl Key {
 
     /// [`Key::from_name`] for another uid: the key that user's processes use.
     pub fn from_name_for_uid(name: &str, uid: u32) -> Key {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut h = OFFSET;
-        let uid = uid.to_le_bytes();
-        for &b in b"svshm\0"
-            .iter()
-            .chain(name.as_bytes())
-            .chain(b"\0")
-            .chain(uid.iter())
-        {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-        let folded = ((h >> 32) ^ (h & 0xffff_ffff)) as u32;
+        let folded = name_hash(b"svshm\0", name, uid);
         Key(if folded == 0 { 1 } else { folded as i32 })
     }
+}
+
+/// The 64-bit FNV-1a hash of `domain`, the name's UTF-8 bytes, `\0` and the
+/// uid as 4 little-endian bytes, folded to 32 bits by XOR of its halves: the
+/// stable name hash behind [`Key::from_name`] (domain `svshm\0`), for other
+/// name-derived keys in their own domain.
+///
+/// ```
+/// assert_ne!(svshm::name_hash(b"a\0", "x", 1), svshm::name_hash(b"b\0", "x", 1));
+/// ```
+pub fn name_hash(domain: &[u8], name: &str, uid: u32) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let uid = uid.to_le_bytes();
+    for &b in domain
+        .iter()
+        .chain(name.as_bytes())
+        .chain(b"\0")
+        .chain(uid.iter())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    ((h >> 32) ^ (h & 0xffff_ffff)) as u32
 }
 
 impl fmt::Display for Key {

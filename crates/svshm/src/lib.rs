@@ -58,7 +58,7 @@ pub use error::{Error, ErrorKind, Object, Op, Result};
 pub use info::{
     Attacher, Limits, SegmentInfo, Usage, attachers, limits, proc_segments, segments, usage,
 };
-pub use key::{Key, parse_c_integer};
+pub use key::{Key, name_hash, parse_c_integer};
 pub use managed::Managed;
 pub use offset::Offset;
 pub use region::{HeapRegion, Region};
