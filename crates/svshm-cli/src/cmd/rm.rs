@@ -123,6 +123,22 @@ fn because(why: Option<&String>) -> String {
     })
 }
 
+/// `removed segment id N (what it was)[: why]` for -v.
+fn removed_line(
+    out: &mut dyn Write,
+    id: i32,
+    info: Option<&SegmentInfo>,
+    why: Option<&String>,
+) -> Result<()> {
+    writeln!(
+        out,
+        "removed segment id {id} ({}){}",
+        describe(info),
+        because(why)
+    )?;
+    Ok(())
+}
+
 /// Runs `svshm rm`.
 pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let mut failed = false;
@@ -210,12 +226,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                 Ok(Some(r)) => {
                     count += 1;
                     if args.verbose {
-                        writeln!(
-                            out,
-                            "removed segment id {id} ({}){}",
-                            describe(info.as_ref()),
-                            because(Some(&r.reason))
-                        )?;
+                        removed_line(out, id, info.as_ref(), Some(&r.reason))?;
                     }
                 }
                 Ok(None) => {}
@@ -240,12 +251,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             Ok(()) => {
                 count += 1;
                 if args.verbose {
-                    writeln!(
-                        out,
-                        "removed segment id {id} ({}){}",
-                        describe(info.as_ref()),
-                        because(reasons.get(&id))
-                    )?;
+                    removed_line(out, id, info.as_ref(), reasons.get(&id))?;
                 }
             }
             Err(e) => {
