@@ -48,11 +48,15 @@ mod ring;
 mod sync;
 
 #[cfg(not(svshm_loom))]
+mod endpoint;
+#[cfg(not(svshm_loom))]
 mod error;
 #[cfg(not(svshm_loom))]
 mod header;
 #[cfg(not(svshm_loom))]
 mod inspect;
+#[cfg(not(svshm_loom))]
+mod link;
 #[cfg(not(svshm_loom))]
 mod message;
 #[cfg(not(svshm_loom))]

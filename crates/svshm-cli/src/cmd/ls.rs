@@ -439,7 +439,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     // On a terminal, like lsipc: lines cut to its width (COMMAND, last, goes first).
     let mut table = Vec::new();
     write_table(&mut table, &headers, &right, &rows, !args.noheadings)?;
-    let width = crate::cmd::lsipc::terminal_width();
+    let width = crate::cmd::lsipc::render::terminal_width();
     for line in String::from_utf8_lossy(&table).lines() {
         let cut: String = line.chars().take(width).collect();
         writeln!(out, "{}", cut.trim_end())?;
