@@ -17,7 +17,7 @@
 
 use super::segment::{HEADER_SIZE, Hostile, Input, LAYOUT_VERSION, MAGIC, off};
 use std::time::Duration;
-use svshm_channel::{Endpoint, Error, Options, Receiver};
+use svshm_channel::{Endpoint, Error, Options, Receiver, TryRecvError};
 
 const CAPS: [u64; 4] = [64, 128, 256, 4096];
 const SKIP: u32 = u32::MAX;
@@ -146,21 +146,25 @@ pub fn run(data: &[u8]) {
         tail,
         writer_closed,
     };
-    // recv_with waits for a frame, which only ends when the writer closed.
+    // recv_ref waits for a frame, which only ends when the writer closed.
     let zero_copy = zero_copy && writer_closed != 0;
     for i in 0..64 {
         let want = model.next();
         let got = if zero_copy {
-            rx.recv_with(|m| m.to_vec())
+            match rx.recv_ref() {
+                Ok(Some(m)) => Ok(m.to_vec()),
+                Ok(None) => Err(TryRecvError::Disconnected),
+                Err(e) => Err(TryRecvError::Failed(e)),
+            }
         } else {
             rx.try_recv()
         };
         let got = match got {
             Ok(m) => Next::Message(m),
-            Err(Error::Corrupt { .. }) => Next::Corrupt,
-            Err(Error::Empty) => Next::Empty,
-            Err(Error::Closed { .. }) => Next::Closed,
-            Err(Error::Aborted { .. }) => Next::Aborted,
+            Err(TryRecvError::Failed(Error::Corrupt { .. })) => Next::Corrupt,
+            Err(TryRecvError::Empty) => Next::Empty,
+            Err(TryRecvError::Disconnected) => Next::Closed,
+            Err(TryRecvError::Failed(Error::Aborted { .. })) => Next::Aborted,
             Err(e) => panic!("receive: unexpected error {e:?}"),
         };
         assert_eq!(got, want, "receive #{i} disagrees with the model");

@@ -23,7 +23,8 @@ use super::segment::{
 };
 use std::time::Duration;
 use svshm_channel::{
-    Endpoint, Error, Kind, Options, Receiver, Sender, StreamReader, StreamWriter, inspect,
+    Endpoint, Error, Kind, Options, Receiver, Sender, StreamReader, StreamWriter, TryRecvError,
+    TrySendError, inspect,
 };
 
 /// Segment sizes the fuzzer picks from: channel-shaped ones (a header page
@@ -236,10 +237,9 @@ pub fn run(data: &[u8]) {
                     match rx.try_recv() {
                         Ok(m) => assert!(m.len() as u64 <= spec.max_message),
                         Err(
-                            Error::Empty
-                            | Error::Corrupt { .. }
-                            | Error::Closed { .. }
-                            | Error::Aborted { .. },
+                            TryRecvError::Empty
+                            | TryRecvError::Disconnected
+                            | TryRecvError::Failed(Error::Corrupt { .. } | Error::Aborted { .. }),
                         ) => break,
                         Err(e) => panic!("try_recv: unexpected error {e:?}"),
                     }
@@ -255,10 +255,12 @@ pub fn run(data: &[u8]) {
                     match tx.try_send(&vec![0xA5; n]) {
                         Ok(()) => {}
                         Err(
-                            Error::Full
-                            | Error::MessageTooLarge { .. }
-                            | Error::Corrupt { .. }
-                            | Error::Closed { .. },
+                            TrySendError::Full(_)
+                            | TrySendError::Disconnected(_)
+                            | TrySendError::Failed(
+                                _,
+                                Error::MessageTooLarge { .. } | Error::Corrupt { .. },
+                            ),
                         ) => break,
                         Err(e) => panic!("try_send: unexpected error {e:?}"),
                     }

@@ -1,13 +1,13 @@
 //! Whole messages over a message channel: a [`Sender`] sends with a copy
 //! (`send`) and without one (`loan`: the message is written in place in the
 //! ring, then published), and a [`Receiver`] takes them as owned vectors
-//! (`recv`) or in place (`recv_with`). The receiver runs on a thread here for
+//! (`recv`) or in place (`recv_ref`). The receiver runs on a thread here for
 //! brevity; across processes the code is the same, each side connecting to the
 //! same name.
 //!
-//! Only the sender's explicit `close()` ends the channel cleanly: the receiver
-//! then gets `Error::Closed` after the last message. A sender dropped without
-//! closing makes it get `Error::Aborted` instead.
+//! Only the sender's explicit `close()` ends the channel cleanly: the
+//! receiver's `recv` then gives `Ok(None)` after the last message. A sender
+//! dropped without closing makes it get `Error::Aborted` instead.
 //!
 //! `cargo run -p svshm-channel --example messages`
 
@@ -26,25 +26,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let receiver = std::thread::spawn(move || -> Result<(u32, u64), Error> {
         let mut rx = Receiver::connect(&Endpoint::name(n), &o)?;
         // The greeting, copied out.
-        let hello = rx.recv()?;
+        let hello = rx.recv()?.expect("a greeting before the end");
         println!("receiver: {:?}", String::from_utf8_lossy(&hello));
-        // The numbered messages, read in place without a copy.
+        // The numbered messages, read in place without a copy, until the
+        // sender's close (`None`).
         let (mut count, mut total) = (0u32, 0u64);
-        loop {
-            match rx.recv_with(|m| {
-                let seq = u32::from_le_bytes(m[..4].try_into().unwrap());
-                assert!(m[4..].iter().all(|&b| b == seq as u8), "message {seq}");
-                m.len()
-            }) {
-                Ok(len) => {
-                    count += 1;
-                    total += len as u64;
-                }
-                // The sender closed and every message was received.
-                Err(Error::Closed { .. }) => return Ok((count, total)),
-                Err(e) => return Err(e),
-            }
+        while let Some(m) = rx.recv_ref()? {
+            let seq = u32::from_le_bytes(m[..4].try_into().unwrap());
+            assert!(m[4..].iter().all(|&b| b == seq as u8), "message {seq}");
+            count += 1;
+            total += m.len() as u64;
+            // Dropping `m` releases its bytes in the ring to the sender.
         }
+        Ok((count, total))
     });
 
     let mut tx = Sender::connect(&Endpoint::name(&name), &opts)?;

@@ -113,10 +113,15 @@ pub enum Error {
         /// The channel's maximum.
         max: usize,
     },
-    /// `try_send`: no room in the ring now.
-    Full,
-    /// `try_recv`: no message now.
-    Empty,
+    /// A received message is not a valid message of the receiver's type (a
+    /// sender of another type, or a hostile one). The message was skipped;
+    /// the channel goes on.
+    BadMessage {
+        /// Segment id.
+        id: i32,
+        /// Why the bytes are not a valid message.
+        detail: String,
+    },
     /// Bad options or endpoint.
     Invalid(String),
 }
@@ -203,8 +208,10 @@ impl fmt::Display for Error {
                 f,
                 "message of {len} bytes exceeds the channel's maximum of {max} bytes; create the channel with a larger max_message"
             ),
-            Error::Full => f.write_str("the channel is full"),
-            Error::Empty => f.write_str("the channel is empty"),
+            Error::BadMessage { id, detail } => write!(
+                f,
+                "channel segment {id}: a message was not valid: {detail}; both ends must use the same message type (it was skipped)"
+            ),
             Error::Invalid(m) => f.write_str(m),
         }
     }
@@ -240,7 +247,7 @@ impl From<Error> for std::io::Error {
             Error::Foreign { .. } => K::PermissionDenied,
             Error::InUse { .. } => K::AddrInUse,
             Error::MessageTooLarge { .. } | Error::Invalid(_) => K::InvalidInput,
-            Error::Full | Error::Empty => K::WouldBlock,
+            Error::BadMessage { .. } => K::InvalidData,
         };
         std::io::Error::new(kind, e)
     }

@@ -48,6 +48,8 @@ mod ring;
 mod sync;
 
 #[cfg(not(svshm_loom))]
+pub mod codec;
+#[cfg(not(svshm_loom))]
 mod endpoint;
 #[cfg(not(svshm_loom))]
 mod error;
@@ -65,13 +67,19 @@ pub mod reclaim;
 mod rendezvous;
 #[cfg(not(svshm_loom))]
 mod stream;
+#[cfg(not(svshm_loom))]
+mod try_error;
 
+#[cfg(all(not(svshm_loom), feature = "serde"))]
+pub use codec::Postcard;
+#[cfg(not(svshm_loom))]
+pub use codec::{Decode, Encode};
 #[cfg(not(svshm_loom))]
 pub use error::{Error, Result, Role};
 #[cfg(not(svshm_loom))]
 pub use inspect::{ChannelStatus, Kind, PeerStatus, inspect, might_be_channel};
 #[cfg(not(svshm_loom))]
-pub use message::{Loan, Receiver, Sender};
+pub use message::{IntoIter, Iter, Loan, MessageRef, Receiver, Sender, TryIter};
 #[cfg(not(svshm_loom))]
 pub use reclaim::{Reclaimed, Verdict, judge, judge_record, reclaim, reclaim_all};
 #[cfg(not(svshm_loom))]
@@ -81,7 +89,9 @@ pub use rendezvous::{
 };
 pub use ring::Wait;
 #[cfg(not(svshm_loom))]
-pub use stream::{StreamReader, StreamWriter};
+pub use stream::{ReadChunk, StreamReader, StreamWriter, WriteChunk};
+#[cfg(not(svshm_loom))]
+pub use try_error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

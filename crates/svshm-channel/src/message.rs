@@ -1,4 +1,5 @@
-//! Messages: [`Sender`] and [`Receiver`] of byte messages framed in the ring.
+//! Messages: [`Sender`] and [`Receiver`] of whole messages framed in the ring,
+//! bytes or typed (see [`crate::codec`]).
 //!
 //! A frame is an 8-byte header — the length as a u32 and its bitwise complement
 //! (a cheap integrity check) — then the payload, padded to 8 bytes. A frame
@@ -7,12 +8,16 @@
 //! 0. `head` moves past a frame only once all of it is written, so a reader —
 //! even after the writer crashed — sees whole messages or nothing.
 
+use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result, Role};
 use crate::header::KIND_MESSAGES;
 use crate::rendezvous::{Creator, Endpoint, Link, Options, connect};
 use crate::ring::{Consumer, Mem, Producer, RawMem, RingError, WaitPolicy};
+use crate::try_error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+use core::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 const SKIP: u32 = u32::MAX;
 
@@ -91,38 +96,116 @@ pub(crate) fn parse_frame<M: Mem>(
     }
 }
 
-/// The sending end of a message channel.
+/// Why a send or receive stopped without doing its job: its time ran out
+/// (the ring full or empty until the deadline), or it failed.
+enum Stop {
+    Timeout,
+    Fail(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Fail(e)
+    }
+}
+
+fn policy_until(wait: crate::Wait, deadline: Option<Instant>) -> WaitPolicy {
+    WaitPolicy { wait, deadline }
+}
+
+/// The sending end of a message channel, for messages of type `T`: bytes by
+/// default (`Sender` is `Sender<[u8]>`), or any type that implements
+/// [`Encode`] — zerocopy types and, with the `serde` feature, [`Postcard`](crate::Postcard).
+///
+/// Its methods have the shape of crossbeam-channel's: [`send`](Self::send)
+/// waits for room, [`try_send`](Self::try_send) does not, and
+/// [`send_timeout`](Self::send_timeout) / [`send_deadline`](Self::send_deadline)
+/// wait so long. A send that did not happen gives the message back.
 ///
 /// ```
 /// use svshm_channel::{Endpoint, Options, Receiver, Sender};
 /// let name = format!("doc-msg-{}", std::process::id());
 /// let n2 = name.clone();
-/// let rx = std::thread::spawn(move || {
-///     let mut rx = Receiver::connect(&Endpoint::name(n2), &Options::new()).unwrap();
-///     let mut got = Vec::new();
-///     while let Ok(m) = rx.recv() { got.push(m); } // Err(Closed) after the last one
-///     got
+/// let rx = std::thread::spawn(move || -> svshm_channel::Result<Vec<Vec<u8>>> {
+///     let rx = Receiver::connect(&Endpoint::name(n2), &Options::new())?;
+///     rx.into_iter().collect() // every message, up to the sender's close
 /// });
 /// let mut tx = Sender::connect(&Endpoint::name(name), &Options::new().max_message(1024))?;
 /// tx.send(b"one")?;
 /// let mut loan = tx.loan(3)?;            // zero-copy: write in place...
 /// loan.copy_from_slice(b"two");
 /// loan.send();                           // ...then publish
-/// tx.close()?;                         // the end: the receiver gets Err(Closed) after "two"
-/// assert_eq!(rx.join().unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+/// tx.close()?;                           // the end: the receiver's recv() gives Ok(None)
+/// assert_eq!(rx.join().unwrap()?, vec![b"one".to_vec(), b"two".to_vec()]);
 /// # Ok::<(), svshm_channel::Error>(())
 /// ```
-pub struct Sender {
+///
+/// Typed, with zerocopy:
+///
+/// ```
+/// use svshm_channel::{Endpoint, Options, Receiver, Sender};
+/// use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
+///
+/// #[derive(IntoBytes, TryFromBytes, KnownLayout, Immutable, Debug, PartialEq)]
+/// #[repr(C)]
+/// struct Reading { sensor: u32, celsius: f32 }
+///
+/// let name = format!("doc-typed-{}", std::process::id());
+/// let n2 = name.clone();
+/// let rx = std::thread::spawn(move || -> svshm_channel::Result<Option<Reading>> {
+///     let mut rx = Receiver::<Reading>::connect_typed(&Endpoint::name(n2), &Options::new())?;
+///     rx.recv() // validated: bytes that are no `Reading` are an error
+/// });
+/// let mut tx = Sender::<Reading>::connect_typed(&Endpoint::name(name), &Options::new())?;
+/// tx.send(&Reading { sensor: 3, celsius: 21.5 })?;
+/// tx.close()?;
+/// assert_eq!(rx.join().unwrap()?, Some(Reading { sensor: 3, celsius: 21.5 }));
+/// # Ok::<(), svshm_channel::Error>(())
+/// ```
+pub struct Sender<T: ?Sized = [u8]> {
     prod: Producer<RawMem>,
     closed: bool,
     link: Link,
+    _message: PhantomData<fn(&T)>,
 }
 
-impl Sender {
-    crate::rendezvous::endpoint_accessors!("receiver");
-
-    /// Connects the sending end (creates or joins, then waits for the receiver).
+impl Sender<[u8]> {
+    /// Connects the sending end of a byte-message channel: creates the
+    /// channel or joins the receiver that is waiting, then waits (up to the
+    /// options' timeout) for the receiver. For typed messages see
+    /// [`connect_typed`](Self::connect_typed).
+    ///
+    /// # Errors
+    ///
+    /// As [`StreamWriter::connect`](crate::StreamWriter::connect).
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<Sender> {
+        Sender::connect_typed(endpoint, options)
+    }
+
+    /// Zero-copy send, step 1: waits for room for a `len`-byte message and
+    /// lends its bytes in the ring. Fill them, then [`Loan::send`]. Dropping
+    /// the loan without sending discards it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] past the channel's maximum; otherwise as
+    /// [`send`](Self::send).
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_, [u8]>> {
+        self.loan_frame(len)
+    }
+}
+
+impl<T: ?Sized + Encode> Sender<T> {
+    /// Connects the sending end of a channel of `T` messages (see
+    /// [`connect`](Sender::connect) for bytes). Both ends must use the same
+    /// type: the receiver validates every message against its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`StreamWriter::connect`](crate::StreamWriter::connect); for a sized
+    /// `T`, [`Error::Invalid`] if the channel's maximum message is smaller than
+    /// a `T`.
+    pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Sender<T>> {
         let link = connect(endpoint, options, Role::Writer, KIND_MESSAGES)?;
         // SAFETY: the ring lives in `link`'s attachment, dropped after `prod`;
         // we hold the writer slot.
@@ -138,26 +221,157 @@ impl Sender {
             prod,
             closed: false,
             link,
+            _message: PhantomData,
         })
     }
 
-    /// The largest message this channel carries.
+    fn send_with(&mut self, msg: &T::Input, policy: WaitPolicy) -> Result<(), Stop> {
+        T::encode(msg, |bytes| {
+            self.reserve_frame(bytes.len(), policy)?;
+            self.prod.put(&encode(bytes.len() as u32));
+            self.prod.put(bytes);
+            let pad = frame_len(bytes.len() as u64) - FRAME_HEADER - bytes.len() as u64;
+            self.prod.advance(pad);
+            self.prod.publish();
+            Ok(())
+        })?
+    }
+
+    /// Sends a message, waiting for room as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the receiver closed its end, [`Error::PeerDied`]
+    /// if it died, [`Error::MessageTooLarge`] past the channel's maximum,
+    /// [`Error::Corrupt`] if the ring broke the protocol.
+    pub fn send(&mut self, msg: &T::Input) -> Result<()> {
+        match self.send_with(msg, WaitPolicy::forever(self.link.wait)) {
+            Ok(()) => Ok(()),
+            Err(Stop::Fail(e)) => Err(e),
+            Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
+        }
+    }
+
+    /// Sends a message if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] if there is no room now,
+    /// [`TrySendError::Disconnected`] if the receiver closed its end,
+    /// [`TrySendError::Failed`] otherwise (see [`send`](Self::send)); each
+    /// gives the message back.
+    pub fn try_send<'m>(&mut self, msg: &'m T::Input) -> Result<(), TrySendError<&'m T::Input>> {
+        match self.send_with(msg, WaitPolicy::none()) {
+            Ok(()) => Ok(()),
+            Err(Stop::Timeout) => Err(TrySendError::Full(msg)),
+            Err(Stop::Fail(e)) => Err(TrySendError::from_error(e, msg)),
+        }
+    }
+
+    /// Sends a message, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`SendTimeoutError::Timeout`] if no room came in time; otherwise as
+    /// [`try_send`](Self::try_send).
+    pub fn send_timeout<'m>(
+        &mut self,
+        msg: &'m T::Input,
+        timeout: Duration,
+    ) -> Result<(), SendTimeoutError<&'m T::Input>> {
+        self.send_until(msg, crate::rendezvous::deadline_after(timeout))
+    }
+
+    /// Sends a message, waiting for room until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline<'m>(
+        &mut self,
+        msg: &'m T::Input,
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError<&'m T::Input>> {
+        self.send_until(msg, Some(deadline))
+    }
+
+    fn send_until<'m>(
+        &mut self,
+        msg: &'m T::Input,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<&'m T::Input>> {
+        match self.send_with(msg, policy_until(self.link.wait, deadline)) {
+            Ok(()) => Ok(()),
+            Err(Stop::Timeout) => Err(SendTimeoutError::Timeout(msg)),
+            Err(Stop::Fail(e)) => Err(SendTimeoutError::from_error(e, msg)),
+        }
+    }
+}
+
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Sender<T> {
+    /// Zero-copy send of a typed message: waits for room for one `T` and lends
+    /// it, zeroed, in the ring. Fill it through `DerefMut`, then
+    /// [`Loan::send`]. `T` must be [`FromBytes`] (every bit pattern valid), so
+    /// that no bytes in the segment can make the lent `T` an invalid value,
+    /// and aligned to at most 8 bytes (the alignment of frames) — checked at
+    /// compile time.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn loan_typed(&mut self) -> Result<Loan<'_, T>> {
+        const {
+            assert!(
+                core::mem::align_of::<T>() <= 8,
+                "a typed loan needs a type aligned to at most 8 bytes"
+            )
+        };
+        let mut loan = self.loan_frame(core::mem::size_of::<T>())?;
+        loan.bytes_mut().fill(0);
+        Ok(loan)
+    }
+}
+
+impl<T: ?Sized> Sender<T> {
+    crate::rendezvous::endpoint_accessors!("receiver");
+
+    /// The largest message this channel carries, in bytes.
     pub fn max_message(&self) -> usize {
         self.link.max_message as usize
     }
 
+    /// Bytes of the ring holding messages the receiver has not released yet
+    /// (frames: an 8-byte header each, payloads padded to 8 bytes). A
+    /// snapshot: the receiver may be taking them as this returns.
+    pub fn len(&self) -> usize {
+        self.prod.in_flight() as usize
+    }
+
+    /// Whether the receiver has released every message sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no room now even for an empty message.
+    pub fn is_full(&self) -> bool {
+        self.prod.capacity() - self.prod.in_flight() < FRAME_HEADER
+    }
+
+    /// Whether the receiver has closed its end (or dropped it) or died:
+    /// nothing sent now would be received.
+    pub fn is_peer_closed(&self) -> bool {
+        self.prod.peer_closed() || self.link.peer_gone()
+    }
+
     /// Makes room for a frame of `len` payload bytes, writing a skip marker if
     /// it must wrap. Returns the data-area position of the frame.
-    fn reserve_frame(&mut self, len: usize, policy: WaitPolicy) -> Result<usize> {
-        if self.closed {
-            return Err(Error::Invalid("the sender was closed".into()));
-        }
+    fn reserve_frame(&mut self, len: usize, policy: WaitPolicy) -> Result<usize, Stop> {
         self.link.writer_preflight(&self.prod)?;
         if len as u64 > self.link.max_message {
-            return Err(Error::MessageTooLarge {
+            return Err(Stop::Fail(Error::MessageTooLarge {
                 len,
                 max: self.link.max_message as usize,
-            });
+            }));
         }
         let frame = frame_len(len as u64);
         let cap = self.prod.capacity();
@@ -173,25 +387,20 @@ impl Sender {
             .free(need)
             .map_err(|e| self.link.error(e, "space"))?;
         if free < need {
-            let free = self
-                .prod
-                .wait_free(need, policy, self.link.liveness())
-                .map_err(|e| match e {
-                    RingError::Timeout if policy.deadline.is_some_and(|d| d <= Instant::now()) => {
-                        Error::Full
+            match self.prod.wait_free(need, policy, self.link.liveness()) {
+                Ok(()) => {}
+                Err(RingError::Timeout) => {
+                    // A polling sender must still learn that the receiver is gone.
+                    if self.link.peer_gone_rate_limited() {
+                        return Err(Stop::Fail(Error::PeerDied {
+                            role: Role::Reader,
+                            pid: self.link.peer.pid,
+                        }));
                     }
-                    e => self.link.error(e, "space in the ring"),
-                });
-            if let Err(Error::Full) = free {
-                // A polling sender must still learn that the reader is gone.
-                if self.link.peer_gone_rate_limited() {
-                    return Err(Error::PeerDied {
-                        role: Role::Reader,
-                        pid: self.link.peer.pid,
-                    });
+                    return Err(Stop::Timeout);
                 }
+                Err(e) => return Err(Stop::Fail(self.link.error(e, "space in the ring"))),
             }
-            free?;
         }
         if to_end < frame {
             // Frames are 8-aligned and the capacity a power of two >= 64, so
@@ -202,66 +411,37 @@ impl Sender {
         Ok((self.prod.head() & (cap - 1)) as usize)
     }
 
-    fn send_with(&mut self, msg: &[u8], policy: WaitPolicy) -> Result<()> {
-        self.reserve_frame(msg.len(), policy)?;
-        self.prod.put(&encode(msg.len() as u32));
-        self.prod.put(msg);
-        let pad = frame_len(msg.len() as u64) - FRAME_HEADER - msg.len() as u64;
-        self.prod.advance(pad);
-        self.prod.publish();
-        Ok(())
-    }
-
-    /// Sends a message, waiting for room as long as it takes (or until the
-    /// receiver closes or dies).
-    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_with(msg, WaitPolicy::forever(self.link.wait))
-    }
-
-    /// Sends a message if there is room now; [`Error::Full`] otherwise.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_with(msg, WaitPolicy::none())
-    }
-
-    /// Sends a message, waiting at most `timeout` for room ([`Error::Full`]
-    /// after that).
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_with(
-            msg,
-            WaitPolicy {
-                wait: self.link.wait,
-                deadline: crate::rendezvous::deadline_after(timeout),
-            },
-        )
-    }
-
-    /// Zero-copy send, step 1: waits for room for a `len`-byte message and lends
-    /// its bytes in the ring. Fill them, then [`Loan::send`]. Dropping the loan
-    /// without sending discards it.
-    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
-        let pos = self.reserve_frame(len, WaitPolicy::forever(self.link.wait))?;
+    fn loan_frame(&mut self, len: usize) -> Result<Loan<'_, T>> {
+        let pos = match self.reserve_frame(len, WaitPolicy::forever(self.link.wait)) {
+            Ok(pos) => pos,
+            Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
+        };
         Ok(Loan {
-            sender: self,
+            prod: &mut self.prod,
             pos: pos + FRAME_HEADER as usize,
             len,
+            _message: PhantomData,
         })
     }
 
     /// Closes the sending end: the receiver gets every message sent, then
-    /// [`Error::Closed`].
+    /// the end (`Ok(None)` from [`Receiver::recv`]).
     ///
-    /// Fails with [`Error::Closed`] or [`Error::PeerDied`] if the receiver left
-    /// with messages still unread. If an earlier call found the channel
-    /// broken (the receiver gone or closed, a corrupt ring), the end is marked
-    /// aborted instead and `close` fails.
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or [`Error::PeerDied`] if the receiver left with
+    /// messages still unread. If an earlier call found the channel broken
+    /// (the receiver gone or closed, a corrupt ring), the end is marked
+    /// aborted instead and `close` fails with [`Error::Invalid`].
     pub fn close(mut self) -> Result<()> {
         self.link.close_writer(&mut self.prod, &mut self.closed)
     }
 
     /// Closes the sending end as cut short: the receiver gets every message
-    /// sent so far, then [`Error::Aborted`] instead of [`Error::Closed`] — for
-    /// a sender that cannot send the rest and must not look finished.
-    /// Dropping a sender without closing it does the same.
+    /// sent so far, then [`Error::Aborted`] instead of the end — for a sender
+    /// that cannot send the rest and must not look finished. Dropping a
+    /// sender without closing it does the same.
     pub fn abort(mut self) {
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
@@ -270,66 +450,156 @@ impl Sender {
 
 /// Dropping without [`close`](Sender::close) ends the stream as cut short
 /// ([`abort`](Sender::abort)): only an explicit, successful close tells the
-/// reader that everything arrived.
-impl Drop for Sender {
+/// receiver that everything arrived.
+impl<T: ?Sized> Drop for Sender<T> {
     fn drop(&mut self) {
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
     }
 }
 
-/// A message being written in place; see [`Sender::loan`]. Derefs to the
-/// message's bytes, which the ring protocol gives to this sender exclusively
-/// until sent.
-pub struct Loan<'a> {
-    sender: &'a mut Sender,
+/// A message being written in place: see [`Sender::loan`] (bytes, derefs to
+/// `[u8]`) and [`Sender::loan_typed`] (derefs to `T`). [`send`](Loan::send)
+/// publishes it; dropping the loan discards it.
+///
+/// # Why a reference into shared memory is sound here
+///
+/// The bytes lent lie in the ring's free space, which the ring protocol gives
+/// to this sender alone until it publishes them: the receiver does not read
+/// them before, and never writes free space. A receiver that breaks the
+/// protocol (a hostile process with write access to the segment) can change
+/// only these bytes, which are the message this sender is composing for that
+/// very receiver; it cannot reach this process's private memory, and a typed
+/// loan's `T` is [`FromBytes`], valid whatever the bytes. To avoid even that,
+/// for instance on a channel opened with another user ([`Options::owner`]),
+/// use [`Sender::send`], which copies from private memory.
+pub struct Loan<'a, T: ?Sized = [u8]> {
+    prod: &'a mut Producer<RawMem>,
     pos: usize,
     len: usize,
+    _message: PhantomData<fn(&T)>,
 }
 
-impl Loan<'_> {
+impl<T: ?Sized> Loan<'_, T> {
     /// Publishes the message.
     pub fn send(self) {
         let len = self.len;
-        let s = &mut *self.sender;
-        s.prod.put(&encode(len as u32));
-        s.prod.advance(frame_len(len as u64) - FRAME_HEADER);
-        s.prod.publish();
+        self.prod.put(&encode(len as u32));
+        self.prod.advance(frame_len(len as u64) - FRAME_HEADER);
+        self.prod.publish();
     }
-}
 
-impl Deref for Loan<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        let p = self.sender.prod.mem().at(self.pos);
-        // SAFETY: [pos, pos + len) lies in free ring space reserved by
+    fn bytes(&self) -> &[u8] {
+        let p = self.prod.mem().at(self.pos);
+        // SAFETY: [pos, pos + len) lies in the free ring space reserved by
         // `reserve_frame` (the frame fits before the ring's end), which the
-        // reader does not read until `head` is published past it.
+        // protocol gives to this sender alone until published (see the type's
+        // docs); the loan borrows the sender mutably.
         unsafe { core::slice::from_raw_parts(p, self.len) }
     }
-}
 
-impl DerefMut for Loan<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        let p = self.sender.prod.mem().at(self.pos);
-        // SAFETY: as in `deref`; `&mut self` makes this the only view.
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let p = self.prod.mem().at(self.pos);
+        // SAFETY: as in `bytes`; `&mut self` makes this the only view.
         unsafe { core::slice::from_raw_parts_mut(p, self.len) }
     }
 }
 
-/// The receiving end of a message channel. See [`Sender`] for an example.
-pub struct Receiver {
-    cons: Consumer<RawMem>,
-    link: Link,
+impl Deref for Loan<'_, [u8]> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.bytes()
+    }
 }
 
-impl Receiver {
-    crate::rendezvous::endpoint_accessors!("sender");
+impl DerefMut for Loan<'_, [u8]> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.bytes_mut()
+    }
+}
 
-    /// Connects the receiving end (creates or joins, then waits for the sender).
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> Deref for Loan<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        T::ref_from_bytes(self.bytes()).expect("a typed loan is sized and aligned for T")
+    }
+}
+
+impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for Loan<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        T::mut_from_bytes(self.bytes_mut()).expect("a typed loan is sized and aligned for T")
+    }
+}
+
+/// The receiving end of a message channel, for messages of type `T` (bytes by
+/// default). See [`Sender`] for examples.
+///
+/// [`recv`](Self::recv) gives `Ok(Some(message))`, then `Ok(None)` once the
+/// sender closed cleanly and every message was received; a sender that died
+/// or aborted is an error after its last message. A `Receiver` iterates
+/// ([`iter`](Self::iter), `for msg in receiver`) over `Result`s up to that end.
+pub struct Receiver<T: ?Sized = [u8]> {
+    cons: Consumer<RawMem>,
+    link: Link,
+    /// The private copy a frame is decoded from.
+    scratch: Vec<u8>,
+    _message: PhantomData<fn() -> *const T>,
+}
+
+impl Receiver<[u8]> {
+    /// Connects the receiving end of a byte-message channel (creates or
+    /// joins, then waits for the sender). For typed messages see
+    /// [`connect_typed`](Self::connect_typed).
+    ///
+    /// # Errors
+    ///
+    /// As [`StreamWriter::connect`](crate::StreamWriter::connect).
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<Receiver> {
+        Receiver::connect_typed(endpoint, options)
+    }
+
+    /// Receives the next message into `buf` (cleared first), reusing its
+    /// allocation: `Ok(Some(len))`, or `Ok(None)` at the end.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>> {
+        let Some((pos, len)) = self.frame_forever()? else {
+            return Ok(None);
+        };
+        buf.clear();
+        buf.resize(len, 0);
+        self.cons.mem().read(pos, buf);
+        self.finish_frame(len);
+        Ok(Some(len))
+    }
+
+    /// Receives the next message in place (zero-copy): the returned
+    /// [`MessageRef`] derefs to the message's bytes in the ring, which are
+    /// released when it is dropped. `Ok(None)` at the end.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_ref(&mut self) -> Result<Option<MessageRef<'_>>> {
+        let Some((pos, len)) = self.frame_forever()? else {
+            return Ok(None);
+        };
+        Ok(Some(MessageRef { rx: self, pos, len }))
+    }
+}
+
+impl<T: ?Sized + Decode> Receiver<T> {
+    /// Connects the receiving end of a channel of `T` messages (see
+    /// [`connect`](Receiver::connect) for bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`StreamWriter::connect`](crate::StreamWriter::connect).
+    pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Receiver<T>> {
         let link = connect(endpoint, options, Role::Reader, KIND_MESSAGES)?;
-        // SAFETY: as in Sender::connect, for the single reader.
+        // SAFETY: as in Sender::connect_typed, for the single reader.
         let cons = unsafe { Consumer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
         if cons.tail() % 8 != 0 || cons.head_seen() % 8 != 0 {
@@ -342,12 +612,140 @@ impl Receiver {
                 ),
             });
         }
-        Ok(Receiver { cons, link })
+        Ok(Receiver {
+            cons,
+            link,
+            scratch: Vec::new(),
+            _message: PhantomData,
+        })
     }
 
-    /// The largest message this channel carries.
+    fn recv_policy(&mut self, policy: WaitPolicy) -> Result<Option<T::Output>, Stop> {
+        let Some((pos, len)) = self.next_frame(policy)? else {
+            return Ok(None);
+        };
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        self.cons.mem().read(pos, &mut self.scratch);
+        self.finish_frame(len);
+        T::decode(&mut self.scratch).map(Some).map_err(|detail| {
+            Stop::Fail(Error::BadMessage {
+                id: self.link.segment_id(),
+                detail,
+            })
+        })
+    }
+
+    /// Receives the next message, waiting as long as it takes: `Ok(Some(msg))`,
+    /// or `Ok(None)` once the sender closed cleanly and every message was
+    /// received (and at every call after that).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PeerDied`] if the sender died, [`Error::Aborted`] if it
+    /// aborted (both after every whole message it sent);
+    /// [`Error::BadMessage`] if a message does not decode as a `T` (it is
+    /// skipped; the next call goes on); [`Error::Corrupt`] if the ring broke
+    /// the protocol.
+    pub fn recv(&mut self) -> Result<Option<T::Output>> {
+        match self.recv_policy(WaitPolicy::forever(self.link.wait)) {
+            Ok(m) => Ok(m),
+            Err(Stop::Fail(e)) => Err(e),
+            Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
+        }
+    }
+
+    /// Receives a message if one is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if there is none now,
+    /// [`TryRecvError::Disconnected`] at the end, [`TryRecvError::Failed`]
+    /// as for [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<T::Output, TryRecvError> {
+        match self.recv_policy(WaitPolicy::none()) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(TryRecvError::Disconnected),
+            Err(Stop::Timeout) => Err(TryRecvError::Empty),
+            Err(Stop::Fail(e)) => Err(TryRecvError::Failed(e)),
+        }
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] if none came in time; otherwise as
+    /// [`try_recv`](Self::try_recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T::Output, RecvTimeoutError> {
+        self.recv_until(crate::rendezvous::deadline_after(timeout))
+    }
+
+    /// Receives a message, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T::Output, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T::Output, RecvTimeoutError> {
+        match self.recv_policy(policy_until(self.link.wait, deadline)) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => Err(RecvTimeoutError::Disconnected),
+            Err(Stop::Timeout) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Fail(e)) => Err(RecvTimeoutError::Failed(e)),
+        }
+    }
+
+    /// An iterator that waits for each message: `Ok(msg)` until the end, then
+    /// `None`; an error is yielded once, and ends the iteration.
+    pub fn iter(&mut self) -> Iter<'_, T> {
+        Iter {
+            rx: self,
+            done: false,
+        }
+    }
+
+    /// An iterator over the messages there now, without waiting; an error is
+    /// yielded once, and ends the iteration.
+    pub fn try_iter(&mut self) -> TryIter<'_, T> {
+        TryIter {
+            rx: self,
+            done: false,
+        }
+    }
+}
+
+impl<T: ?Sized> Receiver<T> {
+    crate::rendezvous::endpoint_accessors!("sender");
+
+    /// The largest message this channel carries, in bytes.
     pub fn max_message(&self) -> usize {
         self.link.max_message as usize
+    }
+
+    /// Bytes of the ring holding messages not yet received (frames: an 8-byte
+    /// header each, payloads padded to 8 bytes). A snapshot.
+    pub fn len(&self) -> usize {
+        self.cons.unread() as usize
+    }
+
+    /// Whether no message is waiting now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no room now even for an empty message.
+    pub fn is_full(&self) -> bool {
+        self.cons.capacity() - self.cons.unread() < FRAME_HEADER
+    }
+
+    /// Whether the sender has closed its end (cleanly or not) or died.
+    /// Messages it sent before may still be waiting to be received.
+    pub fn is_peer_closed(&self) -> bool {
+        self.cons.peer_closed() || self.link.peer_gone()
     }
 
     fn corrupt(&self, detail: String) -> Error {
@@ -357,51 +755,51 @@ impl Receiver {
         }
     }
 
-    /// Waits for the next whole frame; returns its payload position and length.
-    fn next_frame(&mut self, policy: WaitPolicy) -> Result<(usize, usize)> {
+    fn frame_forever(&mut self) -> Result<Option<(usize, usize)>> {
+        match self.next_frame(WaitPolicy::forever(self.link.wait)) {
+            Ok(f) => Ok(f),
+            Err(Stop::Fail(e)) => Err(e),
+            Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
+        }
+    }
+
+    /// Waits for the next whole frame; returns its payload position and
+    /// length, or `None` at a clean end.
+    fn next_frame(&mut self, policy: WaitPolicy) -> Result<Option<(usize, usize)>, Stop> {
         loop {
-            let id = self.link.segment_id();
             match parse_frame(&mut self.cons, self.link.max_message) {
-                Ok(Some(frame)) => return Ok(frame),
+                Ok(Some(frame)) => return Ok(Some(frame)),
                 Ok(None) => {}
-                Err(e) => {
-                    return Err(Error::from_ring(
-                        e,
-                        id,
-                        Role::Reader,
-                        self.link.peer.pid,
-                        "a message",
-                    ));
-                }
+                Err(e) => return Err(Stop::Fail(self.link.error(e, "a message"))),
             }
-            let more = self
+            match self
                 .cons
                 .wait_available(FRAME_HEADER, policy, self.link.liveness())
-                .map_err(|e| match e {
-                    RingError::Timeout if policy.deadline.is_some_and(|d| d <= Instant::now()) => {
-                        Error::Empty
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    if self.cons.available(1).unwrap_or(0) != 0 {
+                        return Err(Stop::Fail(
+                            self.corrupt("the writer closed in the middle of a frame".into()),
+                        ));
                     }
-                    e => self.link.error(e, "a message"),
-                });
-            let more = match more {
-                // A polling receiver must still learn that the sender is gone
-                // (after everything it sent: the ring is empty here).
-                Err(Error::Empty) if self.link.peer_gone_rate_limited() => {
-                    if self.cons.available(FRAME_HEADER).unwrap_or(0) >= FRAME_HEADER {
-                        continue;
+                    return Ok(None);
+                }
+                Err(RingError::Timeout) => {
+                    // A polling receiver must still learn that the sender is
+                    // gone (after everything it sent: the ring is empty here).
+                    if self.link.peer_gone_rate_limited() {
+                        if self.cons.available(FRAME_HEADER).unwrap_or(0) >= FRAME_HEADER {
+                            continue;
+                        }
+                        return Err(Stop::Fail(Error::PeerDied {
+                            role: Role::Writer,
+                            pid: self.link.peer.pid,
+                        }));
                     }
-                    return Err(Error::PeerDied {
-                        role: Role::Writer,
-                        pid: self.link.peer.pid,
-                    });
+                    return Err(Stop::Timeout);
                 }
-                m => m?,
-            };
-            if !more {
-                if self.cons.available(1).unwrap_or(0) != 0 {
-                    return Err(self.corrupt("the writer closed in the middle of a frame".into()));
-                }
-                return Err(Error::Closed { role: Role::Writer });
+                Err(e) => return Err(Stop::Fail(self.link.error(e, "a message"))),
             }
         }
     }
@@ -411,73 +809,144 @@ impl Receiver {
         self.cons.publish_lazy();
     }
 
-    fn recv_policy(&mut self, policy: WaitPolicy) -> Result<Vec<u8>> {
-        let (pos, len) = self.next_frame(policy)?;
-        let mut out = vec![0u8; len];
-        crate::ring::Mem::read(self.cons.mem(), pos, &mut out);
-        self.finish_frame(len);
-        Ok(out)
-    }
-
-    /// Receives the next message, waiting as long as it takes. After the sender
-    /// closed and every message was received: [`Error::Closed`]; if it died:
-    /// [`Error::PeerDied`] (after every whole message it sent).
-    pub fn recv(&mut self) -> Result<Vec<u8>> {
-        self.recv_policy(WaitPolicy::forever(self.link.wait))
-    }
-
-    /// Receives a message if one is there; [`Error::Empty`] otherwise.
-    pub fn try_recv(&mut self) -> Result<Vec<u8>> {
-        self.recv_policy(WaitPolicy::none())
-    }
-
-    /// Receives a message, waiting at most `timeout` ([`Error::Empty`] after).
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        self.recv_policy(WaitPolicy {
-            wait: self.link.wait,
-            deadline: crate::rendezvous::deadline_after(timeout),
-        })
-    }
-
-    /// Receives the next message into `buf` (cleared first), reusing its
-    /// allocation. Returns the length.
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let (pos, len) = self.next_frame(WaitPolicy::forever(self.link.wait))?;
-        buf.clear();
-        buf.resize(len, 0);
-        crate::ring::Mem::read(self.cons.mem(), pos, buf);
-        self.finish_frame(len);
-        Ok(len)
-    }
-
-    /// Receives the next message in place (zero-copy): `f` sees the bytes in the
-    /// ring; they are released when it returns.
-    ///
-    /// The slice is a window into the shared segment holding a published frame,
-    /// which the protocol gives to this receiver exclusively until released (a
-    /// sender that breaks the protocol could still change it: copy before
-    /// validating anything security-relevant).
-    pub fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let (pos, len) = self.next_frame(WaitPolicy::forever(self.link.wait))?;
-        let p = self.cons.mem().at(pos);
-        // SAFETY: [pos, pos + len) is inside the data area (validated in
-        // `next_frame`) and holds a published, unreleased frame.
-        let r = f(unsafe { core::slice::from_raw_parts(p, len) });
-        self.finish_frame(len);
-        Ok(r)
-    }
-
     /// Closes the receiving end: the sender's next send fails with
-    /// [`Error::Closed`].
-    pub fn close(self) -> Result<()> {
-        Ok(())
-    }
+    /// [`Error::Closed`] ([`TrySendError::Disconnected`]). Dropping the
+    /// receiver does the same.
+    pub fn close(self) {}
 }
 
-impl Drop for Receiver {
+impl<T: ?Sized> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.cons.close();
         self.link.mark_closed();
+    }
+}
+
+/// A message received in place: see [`Receiver::recv_ref`]. Derefs to the
+/// message's bytes in the ring; dropping it releases them to the sender.
+///
+/// # Why a reference into shared memory is sound here
+///
+/// The bytes lie in a frame the sender has published, which the ring protocol
+/// gives to this receiver alone until it releases them: the sender does not
+/// write published bytes before they are released. A sender that breaks the
+/// protocol (a hostile process with write access to the segment) can change
+/// only these bytes — its own message — while they are looked at; it cannot
+/// reach this process's private memory. So treat them as untrusted input:
+/// copy what you validate before relying on it, and for a channel opened with
+/// another user ([`Options::owner`]) prefer [`Receiver::recv`] or
+/// [`Receiver::recv_into`], which copy the message into private memory first.
+pub struct MessageRef<'a> {
+    rx: &'a mut Receiver<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+impl Deref for MessageRef<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let p = self.rx.cons.mem().at(self.pos);
+        // SAFETY: [pos, pos + len) is inside the data area (validated by
+        // `parse_frame`) and holds a published, unreleased frame, which the
+        // protocol gives to this receiver until `drop` releases it (see the
+        // type's docs).
+        unsafe { core::slice::from_raw_parts(p, self.len) }
+    }
+}
+
+impl Drop for MessageRef<'_> {
+    fn drop(&mut self) {
+        self.rx.finish_frame(self.len);
+    }
+}
+
+/// A blocking iterator over a [`Receiver`]'s messages; see [`Receiver::iter`].
+pub struct Iter<'a, T: ?Sized + Decode = [u8]> {
+    rx: &'a mut Receiver<T>,
+    done: bool,
+}
+
+impl<T: ?Sized + Decode> Iterator for Iter<'_, T> {
+    type Item = Result<T::Output>;
+    fn next(&mut self) -> Option<Self::Item> {
+        next_blocking(self.rx, &mut self.done)
+    }
+}
+
+impl<T: ?Sized + Decode> core::iter::FusedIterator for Iter<'_, T> {}
+
+/// The next message of a blocking iteration; `done` once it ended.
+fn next_blocking<T: ?Sized + Decode>(
+    rx: &mut Receiver<T>,
+    done: &mut bool,
+) -> Option<Result<T::Output>> {
+    if *done {
+        return None;
+    }
+    let r = rx.recv().transpose();
+    *done = !matches!(r, Some(Ok(_)));
+    r
+}
+
+/// A non-blocking iterator over the messages waiting now; see
+/// [`Receiver::try_iter`].
+pub struct TryIter<'a, T: ?Sized + Decode = [u8]> {
+    rx: &'a mut Receiver<T>,
+    done: bool,
+}
+
+impl<T: ?Sized + Decode> Iterator for TryIter<'_, T> {
+    type Item = Result<T::Output>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(m) => Some(Ok(m)),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                self.done = true;
+                None
+            }
+            Err(TryRecvError::Failed(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// An owning blocking iterator over a [`Receiver`]'s messages (`for msg in
+/// receiver`); the receiver closes when it is dropped.
+pub struct IntoIter<T: ?Sized + Decode = [u8]> {
+    rx: Receiver<T>,
+    done: bool,
+}
+
+impl<T: ?Sized + Decode> Iterator for IntoIter<T> {
+    type Item = Result<T::Output>;
+    fn next(&mut self) -> Option<Self::Item> {
+        next_blocking(&mut self.rx, &mut self.done)
+    }
+}
+
+impl<T: ?Sized + Decode> core::iter::FusedIterator for IntoIter<T> {}
+
+impl<T: ?Sized + Decode> IntoIterator for Receiver<T> {
+    type Item = Result<T::Output>;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter {
+            rx: self,
+            done: false,
+        }
+    }
+}
+
+impl<'a, T: ?Sized + Decode> IntoIterator for &'a mut Receiver<T> {
+    type Item = Result<T::Output>;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
     }
 }
 

@@ -520,6 +520,16 @@ impl<M: Mem> Producer<M> {
         self.cursors().reader_closed.0.load(Ordering::Acquire) != 0
     }
 
+    /// Bytes published but not yet released by the consumer, by a fresh read
+    /// of `tail` that changes nothing (a value out of bounds is clamped: this
+    /// is a snapshot for display, not a step of the protocol).
+    pub fn in_flight(&self) -> u64 {
+        // SYNC: pairs with the consumer's Release store of `tail` in
+        // `Consumer::publish`; only a count is derived from it.
+        let t = self.cursors().tail.0.load(Ordering::Acquire);
+        self.published - t.clamp(self.tail_cache, self.published)
+    }
+
     /// Bytes published but not yet released by the consumer (refreshes the
     /// cached tail).
     pub fn unconsumed(&mut self) -> Result<u64, RingError> {
@@ -621,6 +631,22 @@ impl<M: Mem> Consumer<M> {
     /// The producer's cursor as last read (validated).
     pub fn head_seen(&self) -> u64 {
         self.head_cache
+    }
+
+    /// Bytes published and not yet consumed, by a fresh read of `head` that
+    /// changes nothing (a value out of bounds is clamped: a snapshot for
+    /// display, not a step of the protocol).
+    pub fn unread(&self) -> u64 {
+        // SYNC: pairs with the producer's Release store of `head` in
+        // `Producer::publish`; only a count is derived from it.
+        let h = self.cursors().head.0.load(Ordering::Acquire);
+        h.clamp(self.head_cache, self.released + self.cap) - self.tail
+    }
+
+    /// Whether the producer has closed its end (cleanly or not).
+    pub fn peer_closed(&self) -> bool {
+        // SYNC: pairs with the Release store in `Producer::close_with`.
+        self.cursors().writer_closed.0.load(Ordering::Acquire) != 0
     }
 
     #[inline]

@@ -1,11 +1,11 @@
 //! The byte stream: [`StreamWriter`] (`io::Write`) and [`StreamReader`]
-//! (`io::Read` + `io::BufRead`), with zero-copy `reserve`/`commit` and
-//! `peek`/`consume`.
+//! (`io::Read` + `io::BufRead`), with zero-copy chunks ([`WriteChunk`],
+//! [`ReadChunk`]).
 
 use crate::error::{Error, Result, Role};
 use crate::header::KIND_STREAM;
 use crate::rendezvous::{Creator, Endpoint, Link, Options, connect};
-use crate::ring::{Consumer, Producer, RawMem, WaitPolicy};
+use crate::ring::{Consumer, Mem, Producer, RawMem, WaitPolicy};
 use std::io;
 use std::time::Duration;
 
@@ -31,8 +31,6 @@ use std::time::Duration;
 /// ```
 pub struct StreamWriter {
     prod: Producer<RawMem>,
-    /// Bytes handed out by `reserve` and not yet committed.
-    reserved: usize,
     closed: bool,
     link: Link,
 }
@@ -51,7 +49,6 @@ impl StreamWriter {
             .map_err(|e| link.error(e, "connect"))?;
         Ok(StreamWriter {
             prod,
-            reserved: 0,
             closed: false,
             link,
         })
@@ -69,79 +66,130 @@ impl StreamWriter {
         }
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.closed {
-            return Err(Error::Invalid("the writer was closed".into()));
+    /// Bytes written and not yet read (published, not released by the
+    /// reader). A snapshot.
+    pub fn len(&self) -> usize {
+        self.prod.in_flight() as usize
+    }
+
+    /// Whether the reader has read everything written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no free byte now.
+    pub fn is_full(&self) -> bool {
+        self.prod.in_flight() == self.prod.capacity()
+    }
+
+    /// Whether the reader has closed its end (or dropped it) or died: nothing
+    /// written now would be read.
+    pub fn is_peer_closed(&self) -> bool {
+        self.prod.peer_closed() || self.link.peer_gone()
+    }
+
+    /// Waits until `want` bytes are free.
+    fn wait_room(&mut self, want: u64) -> Result<()> {
+        self.link.writer_preflight(&self.prod)?;
+        match self.prod.free(want) {
+            Ok(f) if f >= want => Ok(()),
+            Ok(_) => self
+                .prod
+                .wait_free(want, self.policy(None), self.link.liveness())
+                .map_err(|e| self.link.error(e, "space in the ring")),
+            Err(e) => Err(self.link.error(e, "space")),
         }
-        Ok(())
     }
 
     /// Writes some of `buf` (at least one byte, waiting for space if the ring is
-    /// full) and publishes it. Returns the count.
+    /// full) and publishes it. Returns the count. This is
+    /// [`Write::write`](io::Write::write) with the channel's own [`Error`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the reader closed, [`Error::PeerDied`] if it
+    /// died, [`Error::Corrupt`] if the ring broke the protocol.
     pub fn write_some(&mut self, buf: &[u8]) -> Result<usize> {
-        self.check_open()?;
-        // A copying write ends any zero-copy reservation.
-        self.reserved = 0;
-        self.link.writer_preflight(&self.prod)?;
         if buf.is_empty() {
+            self.link.writer_preflight(&self.prod)?;
             return Ok(0);
         }
-        let policy = self.policy(None);
-        let free = match self.prod.free(1) {
-            Ok(f) if f > 0 => f,
-            Ok(_) => {
-                self.prod
-                    .wait_free(1, policy, self.link.liveness())
-                    .map_err(|e| self.link.error(e, "space in the ring"))?;
-                self.prod.free(1).map_err(|e| self.link.error(e, "space"))?
-            }
-            Err(e) => return Err(self.link.error(e, "space")),
-        };
+        self.wait_room(1)?;
+        let free = self.prod.free(1).map_err(|e| self.link.error(e, "space"))?;
         let n = buf.len().min(free as usize);
         self.prod.put(&buf[..n]);
         self.prod.publish();
         Ok(n)
     }
 
-    /// Zero-copy write, step 1: waits for free space and returns the contiguous
-    /// free bytes at the write position (at least `1`, at most up to the ring's
-    /// end — call again after [`commit`](Self::commit) for the rest).
+    /// Zero-copy write: waits until `n` bytes of the ring are free and lends
+    /// them as a [`WriteChunk`] — two slices, as the free space may wrap
+    /// around the ring's end. Fill them, then [`commit`](WriteChunk::commit)
+    /// what you wrote; dropping the chunk writes nothing.
     ///
-    /// The slice is a window into the shared segment that the ring protocol
-    /// gives this writer exclusively until it is committed; the reader does not
-    /// read it before then.
-    pub fn reserve(&mut self) -> Result<&mut [u8]> {
-        self.check_open()?;
-        self.reserved = 0;
-        self.link.writer_preflight(&self.prod)?;
-        let policy = self.policy(None);
-        if self.prod.free(1).map_err(|e| self.link.error(e, "space"))? == 0 {
-            self.prod
-                .wait_free(1, policy, self.link.liveness())
-                .map_err(|e| self.link.error(e, "space in the ring"))?;
-        }
-        let (pos, len) = self.prod.contiguous_free();
-        self.reserved = len;
-        let p = self.prod.mem().at(pos);
-        // SAFETY: [pos, pos + len) is inside the data area and is free space,
-        // which the protocol reserves to the writer until `head` moves past it;
-        // `&mut self` keeps this the only live view.
-        Ok(unsafe { core::slice::from_raw_parts_mut(p, len) })
-    }
-
-    /// Zero-copy write, step 2: publishes the first `n` bytes of the last
-    /// [`reserve`](Self::reserve)d slice.
-    pub fn commit(&mut self, n: usize) -> Result<()> {
-        if n > self.reserved {
+    /// ```
+    /// # use std::io::Read;
+    /// # use svshm_channel::{Endpoint, Options, StreamReader, StreamWriter};
+    /// # let name = format!("doc-chunk-{}", std::process::id());
+    /// # let n2 = name.clone();
+    /// # let reader = std::thread::spawn(move || {
+    /// #     let mut r = StreamReader::connect(&Endpoint::name(n2), &Options::new()).unwrap();
+    /// #     let mut s = Vec::new();
+    /// #     r.read_to_end(&mut s).unwrap();
+    /// #     s
+    /// # });
+    /// let mut w = StreamWriter::connect(&Endpoint::name(&name), &Options::new())?;
+    /// let mut chunk = w.write_chunk(5)?;
+    /// let (first, second) = chunk.as_mut_slices(); // second is empty unless it wraps
+    /// let src = b"hello";
+    /// first.copy_from_slice(&src[..first.len()]);
+    /// second.copy_from_slice(&src[first.len()..]);
+    /// chunk.commit_all(); // published: the reader may read it now
+    /// w.close()?;
+    /// # assert_eq!(reader.join().unwrap(), b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] if `n` exceeds the ring's capacity; otherwise as
+    /// [`Write::write`](io::Write::write): [`Error::Closed`] if the reader
+    /// closed, [`Error::PeerDied`] if it died, [`Error::Corrupt`].
+    pub fn write_chunk(&mut self, n: usize) -> Result<WriteChunk<'_>> {
+        if n as u64 > self.prod.capacity() {
             return Err(Error::Invalid(format!(
-                "commit of {n} bytes exceeds the {} reserved",
-                self.reserved
+                "a chunk of {n} bytes exceeds the ring's capacity of {}",
+                self.prod.capacity()
             )));
         }
-        self.reserved = 0;
-        self.prod.advance(n as u64);
-        self.prod.publish();
-        Ok(())
+        self.wait_room(n as u64)?;
+        Ok(self.chunk_of(n))
+    }
+
+    /// Zero-copy write of whatever fits: waits until at least one byte is
+    /// free, and lends the free bytes, at most `max`, as a [`WriteChunk`].
+    /// Suits a producer that fills what it gets, such as a `read` from a file
+    /// into the chunk's first slice.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_chunk`](Self::write_chunk).
+    pub fn write_chunk_upto(&mut self, max: usize) -> Result<WriteChunk<'_>> {
+        self.wait_room(1)?;
+        let free = self.prod.free(1).map_err(|e| self.link.error(e, "space"))?;
+        Ok(self.chunk_of(max.min(free as usize)))
+    }
+
+    /// The chunk of the next `n` free bytes (the caller made sure they are).
+    fn chunk_of(&mut self, n: usize) -> WriteChunk<'_> {
+        let (pos, contiguous) = self.prod.contiguous_free();
+        let first = n.min(contiguous);
+        WriteChunk {
+            prod: &mut self.prod,
+            pos,
+            first,
+            second: n - first,
+        }
     }
 
     /// Ends the stream: the reader receives everything written, then EOF.
@@ -263,7 +311,13 @@ impl StreamReader {
     }
 
     /// Reads up to `buf.len()` bytes, waiting for at least one. `Ok(0)`: end of
-    /// stream (the writer closed and everything was read).
+    /// stream (the writer closed and everything was read). This is
+    /// [`Read::read`](io::Read::read) with the channel's own [`Error`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PeerDied`] or [`Error::Aborted`] after everything the writer
+    /// published was read, [`Error::Corrupt`] if the ring broke the protocol.
     pub fn read_some(&mut self, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() || !self.wait_data()? {
             return Ok(0);
@@ -278,44 +332,90 @@ impl StreamReader {
         Ok(n)
     }
 
-    /// Zero-copy read, step 1: waits for data and returns the contiguous readable
-    /// bytes at the read position (empty at end of stream).
+    /// Zero-copy read: waits for data and lends every byte readable now as a
+    /// [`ReadChunk`] — two slices, as the data may wrap around the ring's end.
+    /// An empty chunk means end of stream. [`consume`](ReadChunk::consume)
+    /// what you used; dropping the chunk consumes nothing.
     ///
-    /// The slice is a window into the shared segment holding bytes the writer
-    /// has published; the protocol gives them to this reader exclusively until
-    /// they are consumed (a writer that breaks the protocol could still change
-    /// them — copy before validating anything security-relevant).
-    pub fn peek(&mut self) -> Result<&[u8]> {
+    /// ```
+    /// # use std::io::Write;
+    /// # use svshm_channel::{Endpoint, Options, StreamReader, StreamWriter};
+    /// # let name = format!("doc-rchunk-{}", std::process::id());
+    /// # let n2 = name.clone();
+    /// # let writer = std::thread::spawn(move || {
+    /// #     let mut w = StreamWriter::connect(&Endpoint::name(n2), &Options::new()).unwrap();
+    /// #     w.write_all(b"hello").unwrap();
+    /// #     w.close().unwrap();
+    /// # });
+    /// let mut r = StreamReader::connect(&Endpoint::name(&name), &Options::new())?;
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     let chunk = r.read_chunk()?;
+    ///     if chunk.is_empty() {
+    ///         break; // end of stream
+    ///     }
+    ///     let (first, second) = chunk.as_slices();
+    ///     got.extend_from_slice(first);
+    ///     got.extend_from_slice(second);
+    ///     chunk.consume_all();
+    /// }
+    /// assert_eq!(got, b"hello");
+    /// # writer.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Read::read`](io::Read::read): [`Error::PeerDied`] or
+    /// [`Error::Aborted`] after everything the writer published was read,
+    /// [`Error::Corrupt`].
+    pub fn read_chunk(&mut self) -> Result<ReadChunk<'_>> {
         if !self.wait_data()? {
-            return Ok(&[]);
+            return Ok(ReadChunk {
+                cons: &mut self.cons,
+                pos: 0,
+                first: 0,
+                second: 0,
+            });
         }
-        let (pos, len) = self.cons.contiguous_available();
-        let p = self.cons.mem().at(pos);
-        // SAFETY: [pos, pos + len) is inside the data area and holds published,
-        // unconsumed bytes, which the writer does not touch until `tail` moves
-        // past them; the borrow of `self` keeps them unconsumed.
-        Ok(unsafe { core::slice::from_raw_parts(p, len) })
+        let avail = self
+            .cons
+            .available(1)
+            .map_err(|e| self.link.error(e, "data"))? as usize;
+        let (pos, contiguous) = self.cons.contiguous_available();
+        let first = avail.min(contiguous);
+        Ok(ReadChunk {
+            cons: &mut self.cons,
+            pos,
+            first,
+            second: avail - first,
+        })
     }
 
-    /// Zero-copy read, step 2: consumes `n` bytes of what [`peek`](Self::peek)
-    /// returned, giving the space back to the writer.
-    pub fn consume_bytes(&mut self, n: usize) -> Result<()> {
-        let (_, len) = self.cons.contiguous_available();
-        if n > len {
-            return Err(Error::Invalid(format!(
-                "consume of {n} bytes exceeds the {len} peeked"
-            )));
-        }
-        self.cons.advance(n as u64);
-        self.cons.publish_lazy();
-        Ok(())
+    /// Bytes written and not yet read. A snapshot.
+    pub fn len(&self) -> usize {
+        self.cons.unread() as usize
+    }
+
+    /// Whether no byte is waiting now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring is full: the writer waits for this reader.
+    pub fn is_full(&self) -> bool {
+        self.cons.unread() == self.cons.capacity()
+    }
+
+    /// Whether the writer has closed its end (cleanly or not) or died. Bytes
+    /// it wrote before may still be waiting to be read.
+    pub fn is_peer_closed(&self) -> bool {
+        self.cons.peer_closed() || self.link.peer_gone()
     }
 
     /// Closes the reading end: the writer's next write fails with
-    /// [`Error::Closed`].
-    pub fn close(self) -> Result<()> {
-        Ok(())
-    }
+    /// [`Error::Closed`]. Dropping the reader does the same.
+    pub fn close(self) {}
 }
 
 impl io::Read for StreamReader {
@@ -324,9 +424,18 @@ impl io::Read for StreamReader {
     }
 }
 
+/// `fill_buf` returns the readable bytes up to the ring's end, in place. Why a
+/// reference into shared memory is sound here, and how to avoid one, is said
+/// at [`ReadChunk`].
 impl io::BufRead for StreamReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        Ok(self.peek()?)
+        if !self.wait_data()? {
+            return Ok(&[]);
+        }
+        let (pos, len) = self.cons.contiguous_available();
+        // SAFETY: [pos, pos + len) holds published, unconsumed bytes (see
+        // `ReadChunk`); the borrow of `self` keeps them unconsumed.
+        Ok(unsafe { ring_slice(&self.cons, pos, len) })
     }
 
     fn consume(&mut self, amt: usize) {
@@ -340,5 +449,166 @@ impl Drop for StreamReader {
     fn drop(&mut self) {
         self.cons.close();
         self.link.mark_closed();
+    }
+}
+
+/// A view of `len` bytes of the consumer's ring at `pos`.
+///
+/// # Safety
+///
+/// `[pos, pos + len)` must lie in the data area and hold published bytes not
+/// yet released, for as long as the returned slice lives.
+unsafe fn ring_slice(cons: &Consumer<RawMem>, pos: usize, len: usize) -> &[u8] {
+    assert!(pos as u64 + len as u64 <= cons.capacity());
+    // SAFETY: in the data area (checked above), which stays mapped while the
+    // consumer lives; the bytes are the consumer's per the caller.
+    unsafe { core::slice::from_raw_parts(cons.mem().at(pos), len) }
+}
+
+/// Free bytes of the ring lent for writing in place; see
+/// [`StreamWriter::write_chunk`]. [`commit`](Self::commit) publishes what
+/// was written; dropping the chunk writes nothing.
+///
+/// # Why a reference into shared memory is sound here
+///
+/// The bytes lent are free space, which the ring protocol gives to this
+/// writer alone until it commits them: the reader reads only what was
+/// committed and never writes the ring. A reader that breaks the protocol (a
+/// hostile process with write access to the segment) can change only these
+/// bytes — the data this writer is about to send it — and cannot reach this
+/// process's private memory. To avoid even that, for instance on a channel
+/// opened with another user ([`Options::owner`]), write with
+/// [`Write::write`](io::Write::write), which copies from private memory.
+pub struct WriteChunk<'a> {
+    prod: &'a mut Producer<RawMem>,
+    pos: usize,
+    first: usize,
+    second: usize,
+}
+
+impl WriteChunk<'_> {
+    /// The lent bytes: up to the ring's end, then from its start.
+    pub fn as_mut_slices(&mut self) -> (&mut [u8], &mut [u8]) {
+        let base = self.prod.mem().at(0);
+        // SAFETY: [pos, pos + first) and [0, second) are disjoint ranges of
+        // free space in the data area (`contiguous_free` and `wait_room`),
+        // which the protocol gives to this writer until it commits (see the
+        // type's docs); `&mut self` makes these the only views.
+        unsafe {
+            (
+                core::slice::from_raw_parts_mut(base.add(self.pos), self.first),
+                core::slice::from_raw_parts_mut(base, self.second),
+            )
+        }
+    }
+
+    /// Bytes lent.
+    pub fn len(&self) -> usize {
+        self.first + self.second
+    }
+
+    /// Whether no byte is lent (a chunk of 0 bytes was asked for).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Publishes the first `n` bytes lent (in the order of
+    /// [`as_mut_slices`](Self::as_mut_slices)) to the reader.
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds [`len`](Self::len).
+    pub fn commit(self, n: usize) {
+        assert!(
+            n <= self.len(),
+            "commit of {n} bytes exceeds the {} lent",
+            self.len()
+        );
+        self.prod.advance(n as u64);
+        self.prod.publish();
+    }
+
+    /// Publishes every byte lent.
+    pub fn commit_all(self) {
+        let n = self.len();
+        self.commit(n);
+    }
+}
+
+/// Readable bytes of the ring lent in place; see [`StreamReader::read_chunk`].
+/// [`consume`](Self::consume) gives what was used back to the writer;
+/// dropping the chunk consumes nothing.
+///
+/// # Why a reference into shared memory is sound here
+///
+/// The bytes lent were published by the writer, and the ring protocol gives
+/// them to this reader alone until it consumes them: the writer does not
+/// write them again before. A writer that breaks the protocol (a hostile
+/// process with write access to the segment) can change only these bytes —
+/// the data it sends — while they are looked at, and cannot reach this
+/// process's private memory. So treat them as untrusted input: copy what you
+/// validate before relying on it, and for a channel opened with another user
+/// ([`Options::owner`]) prefer [`Read::read`](io::Read::read), which copies
+/// into private memory first.
+pub struct ReadChunk<'a> {
+    cons: &'a mut Consumer<RawMem>,
+    pos: usize,
+    first: usize,
+    second: usize,
+}
+
+impl ReadChunk<'_> {
+    /// The lent bytes: up to the ring's end, then from its start.
+    pub fn as_slices(&self) -> (&[u8], &[u8]) {
+        // SAFETY: [pos, pos + first) and [0, second) hold published bytes
+        // not yet consumed (`read_chunk` took them from the validated head),
+        // the reader's until consumed; the chunk borrows the reader.
+        unsafe {
+            (
+                ring_slice(self.cons, self.pos, self.first),
+                ring_slice(self.cons, 0, self.second),
+            )
+        }
+    }
+
+    /// Bytes lent.
+    pub fn len(&self) -> usize {
+        self.first + self.second
+    }
+
+    /// Whether no byte is lent: the end of the stream.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the lent bytes into `dst` (at most `dst.len()`), without
+    /// consuming them; returns the count.
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.len());
+        let a = n.min(self.first);
+        self.cons.mem().read(self.pos, &mut dst[..a]);
+        self.cons.mem().read(0, &mut dst[a..n]);
+        n
+    }
+
+    /// Gives the first `n` bytes lent back to the writer.
+    ///
+    /// # Panics
+    ///
+    /// If `n` exceeds [`len`](Self::len).
+    pub fn consume(self, n: usize) {
+        assert!(
+            n <= self.len(),
+            "consume of {n} bytes exceeds the {} lent",
+            self.len()
+        );
+        self.cons.advance(n as u64);
+        self.cons.publish_lazy();
+    }
+
+    /// Gives every byte lent back to the writer.
+    pub fn consume_all(self) {
+        let n = self.len();
+        self.consume(n);
     }
 }

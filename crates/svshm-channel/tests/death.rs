@@ -123,7 +123,7 @@ fn killed_sender_gives_whole_messages_then_peer_died() {
     let err = loop {
         match rx.recv() {
             Ok(m) => {
-                assert_eq!(m, message(n, 4000), "message {n} damaged");
+                assert_eq!(m, Some(message(n, 4000)), "message {n} damaged");
                 n += 1;
                 if n == 20_000 {
                     sigkill(&c);

@@ -421,7 +421,7 @@ fn a_sender_dropped_without_close_is_aborted_not_closed() {
     let err = loop {
         match rx.recv() {
             Ok(m) => {
-                assert_eq!(m, message(n, 1000), "message {n} damaged");
+                assert_eq!(m, Some(message(n, 1000)), "message {n} damaged");
                 n += 1;
             }
             Err(e) => break e,

@@ -9,7 +9,7 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use svshm_channel::{Endpoint, Error, Options, Receiver, Sender};
+use svshm_channel::{Endpoint, Error, Options, Receiver, RecvTimeoutError, Sender};
 
 fn opts() -> Options {
     Options::new().timeout(Some(Duration::from_secs(3)))
@@ -80,16 +80,17 @@ fn live_peer_in_another_pid_namespace_is_not_dead() {
         let mut got = Vec::new();
         let end = loop {
             match rx.recv() {
-                Ok(m) => got.push(String::from_utf8(m).unwrap()),
-                Err(e) => break e,
+                Ok(Some(m)) => got.push(String::from_utf8(m).unwrap()),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
             }
         };
         (got, end)
     });
     let status = wait_child(&mut c, Duration::from_secs(30));
     match got {
-        Ok((got, Error::Closed { .. })) if got == ["one", "two", "three"] => {}
-        other => panic!("expected three messages then Closed; got {other:?}; child {status}"),
+        Ok((got, None)) if got == ["one", "two", "three"] => {}
+        other => panic!("expected three messages then the end; got {other:?}; child {status}"),
     }
 }
 
@@ -112,7 +113,7 @@ fn killed_peer_in_another_pid_namespace_is_noticed() {
                 .map(|p| p.parse().unwrap())
         })
         .unwrap();
-    assert_eq!(rx.recv().unwrap(), b"hello");
+    assert_eq!(rx.recv().unwrap().unwrap(), b"hello");
     // SAFETY: kill(2) on the namespace's init, a process we started (via unshare).
     assert_eq!(unsafe { libc::kill(host_pid, libc::SIGKILL) }, 0);
     let status = wait_child(&mut c, Duration::from_secs(30));
@@ -122,7 +123,7 @@ fn killed_peer_in_another_pid_namespace_is_noticed() {
     );
     let r = rx.recv_timeout(Duration::from_secs(2));
     assert!(
-        matches!(r, Err(Error::PeerDied { .. })),
+        matches!(r, Err(RecvTimeoutError::Failed(Error::PeerDied { .. }))),
         "sender was SIGKILLed; recv_timeout(2s) gives {r:?}"
     );
 }

@@ -27,20 +27,28 @@ fn opts(wait: &str) -> Options {
         .max_message(MAX_MSG)
 }
 
-/// Writes TOTAL pattern bytes in random chunk sizes, via write or reserve/commit.
+/// Writes TOTAL pattern bytes in random sizes, via write or chunks.
 fn write_stream(name: &str, wait: &str, seed: u64) {
     let mut w = StreamWriter::connect(&Endpoint::name(name), &opts(wait)).unwrap();
     let mut rng = Rng(seed);
     let mut at = 0u64;
     let mut buf = vec![0u8; 3 * RING];
     while at < TOTAL {
-        if rng.below(4) == 0 {
-            let slot = w.reserve().unwrap();
-            let n = (slot.len() as u64)
-                .min(TOTAL - at)
-                .min(1 + rng.below(2 * RING as u64)) as usize;
-            fill_pattern(at, &mut slot[..n]);
-            w.commit(n).unwrap();
+        let pick = rng.below(8);
+        if pick < 2 {
+            // A chunk of an exact size (waits for that much room), or of
+            // whatever is free now; filled in place across the wrap.
+            let want = (TOTAL - at).min(1 + rng.below(RING as u64)) as usize;
+            let mut chunk = if pick == 0 {
+                w.write_chunk(want).unwrap()
+            } else {
+                w.write_chunk_upto(want).unwrap()
+            };
+            let (first, second) = chunk.as_mut_slices();
+            fill_pattern(at, first);
+            fill_pattern(at + first.len() as u64, second);
+            let n = chunk.len();
+            chunk.commit_all();
             at += n as u64;
         } else {
             let n = (1 + rng.below(buf.len() as u64)).min(TOTAL - at) as usize;
@@ -52,14 +60,31 @@ fn write_stream(name: &str, wait: &str, seed: u64) {
     w.close().unwrap();
 }
 
-/// Reads to EOF in random sizes, via read or peek/consume; checks every byte.
+/// Reads to EOF in random sizes, via read, fill_buf/consume or chunks; checks
+/// every byte.
 fn read_stream(name: &str, wait: &str, seed: u64) -> u64 {
     let mut r = StreamReader::connect(&Endpoint::name(name), &opts(wait)).unwrap();
     let mut rng = Rng(seed);
     let mut at = 0u64;
     let mut buf = vec![0u8; 3 * RING];
     loop {
-        if rng.below(3) == 0 {
+        let pick = rng.below(6);
+        if pick == 0 {
+            let chunk = r.read_chunk().unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            let (first, second) = chunk.as_slices();
+            assert_eq!(check_pattern(at, first), None, "bad byte");
+            assert_eq!(
+                check_pattern(at + first.len() as u64, second),
+                None,
+                "bad byte"
+            );
+            let n = (1 + rng.below(chunk.len() as u64)) as usize;
+            chunk.consume(n);
+            at += n as u64;
+        } else if pick == 1 {
             let data = r.fill_buf().unwrap();
             if data.is_empty() {
                 break;
@@ -104,15 +129,17 @@ fn recv_messages(name: &str, wait: &str) -> u64 {
         let r = match n % 3 {
             0 => rx
                 .recv()
-                .map(|m| assert_eq!(m, message(n, MAX_MSG), "message {n}")),
+                .map(|m| m.map(|m| assert_eq!(m, message(n, MAX_MSG), "message {n}"))),
             1 => rx
                 .recv_into(&mut buf)
-                .map(|_| assert_eq!(buf, message(n, MAX_MSG), "message {n}")),
-            _ => rx.recv_with(|m| assert_eq!(m, &message(n, MAX_MSG)[..], "message {n}")),
+                .map(|l| l.map(|_| assert_eq!(buf, message(n, MAX_MSG), "message {n}"))),
+            _ => rx
+                .recv_ref()
+                .map(|m| m.map(|m| assert_eq!(&m[..], &message(n, MAX_MSG)[..], "message {n}"))),
         };
         match r {
-            Ok(()) => n += 1,
-            Err(svshm_channel::Error::Closed { .. }) => break,
+            Ok(Some(())) => n += 1,
+            Ok(None) => break,
             Err(e) => panic!("recv: {e}"),
         }
     }

@@ -8,7 +8,10 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 use svshm::{CreateOptions, Key, Segment};
-use svshm_channel::{Endpoint, Error, Options, Receiver, Sender, StreamReader, StreamWriter};
+use svshm_channel::{
+    Endpoint, Error, Options, Receiver, RecvTimeoutError, Sender, StreamReader, StreamWriter,
+    TryRecvError, TrySendError,
+};
 
 fn quick() -> Options {
     Options::new().timeout(Some(Duration::from_secs(20)))
@@ -254,15 +257,18 @@ fn oversized_message_is_refused_before_sending() {
         matches!(err, Error::MessageTooLarge { len: 65, max: 64 }),
         "{err}"
     );
-    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
     tx.send(&[1; 64]).unwrap();
-    assert_eq!(rx.recv().unwrap(), vec![1; 64]);
+    assert_eq!(rx.recv().unwrap(), Some(vec![1; 64]));
     // Fill the ring with try_send until Full, then drain.
     let mut sent = 0;
     loop {
         match tx.try_send(&[2; 64]) {
             Ok(()) => sent += 1,
-            Err(Error::Full) => break,
+            Err(TrySendError::Full(m)) => {
+                assert_eq!(m, &[2; 64], "Full gives the message back");
+                break;
+            }
             Err(e) => panic!("{e}"),
         }
     }
@@ -275,10 +281,11 @@ fn oversized_message_is_refused_before_sending() {
     }
     assert!(matches!(
         rx.recv_timeout(Duration::from_millis(50)),
-        Err(Error::Empty)
+        Err(RecvTimeoutError::Timeout)
     ));
     tx.close().unwrap();
-    assert!(matches!(rx.recv(), Err(Error::Closed { .. })));
+    assert!(matches!(rx.recv(), Ok(None)));
+    assert!(matches!(rx.recv(), Ok(None)), "the end stays the end");
 }
 
 #[test]

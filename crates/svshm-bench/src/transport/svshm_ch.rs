@@ -16,7 +16,7 @@ use super::{Kind, Rx, Tx, Wait};
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
 use std::time::Duration;
-use svshm_channel::{Endpoint, Error, Options, Receiver, Sender, StreamReader, StreamWriter};
+use svshm_channel::{Endpoint, Options, Receiver, Sender, StreamReader, StreamWriter};
 
 fn options(capacity: usize, max_message: usize, wait: Wait) -> Options {
     Options::new()
@@ -101,7 +101,7 @@ impl Rx for StreamRx {
     }
     fn finish(&mut self) -> Result<()> {
         let mut b = [0u8; 1];
-        match self.0.read_some(&mut b).context("svshm stream end")? {
+        match self.0.read(&mut b).context("svshm stream end")? {
             0 => Ok(()),
             _ => bail!("svshm stream: data after the expected end"),
         }
@@ -137,16 +137,16 @@ struct MsgRx(Receiver);
 
 impl MsgRx {
     fn next(&mut self, len: usize, f: &mut dyn FnMut(&[u8])) -> Result<()> {
-        self.0
-            .recv_with(|m| {
-                if m.len() != len {
-                    return Err(m.len());
-                }
-                f(m);
-                Ok(())
-            })
+        let m = self
+            .0
+            .recv_ref()
             .context("svshm recv")?
-            .map_err(|got| anyhow::anyhow!("svshm: received {got} bytes, expected {len}"))
+            .context("svshm: the sender closed before the expected end")?;
+        if m.len() != len {
+            bail!("svshm: received {} bytes, expected {len}", m.len());
+        }
+        f(&m);
+        Ok(())
     }
 }
 
@@ -159,10 +159,9 @@ impl Rx for MsgRx {
         self.next(len, f)
     }
     fn finish(&mut self) -> Result<()> {
-        match self.0.recv_with(|m| m.len()) {
-            Err(Error::Closed { .. }) => Ok(()),
-            Ok(n) => bail!("svshm: a {n}-byte message after the expected end"),
-            Err(e) => Err(e).context("svshm end of messages"),
+        match self.0.recv_ref().context("svshm end of messages")? {
+            None => Ok(()),
+            Some(m) => bail!("svshm: a {}-byte message after the expected end", m.len()),
         }
     }
 }

@@ -192,12 +192,14 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let t0 = Instant::now();
     let mut sent = 0u64;
     while sent < args.bytes {
-        let buf = w
-            .reserve()
+        let mut chunk = w
+            .write_chunk_upto((args.bytes - sent).min(usize::MAX as u64) as usize)
             .map_err(|e| anyhow!("write to {ep}: {e} after {sent} bytes"))?;
-        let n = buf.len().min((args.bytes - sent) as usize);
-        pattern.fill(&mut buf[..n]);
-        w.commit(n).map_err(|e| anyhow!("write to {ep}: {e}"))?;
+        let n = chunk.len();
+        let (first, second) = chunk.as_mut_slices();
+        pattern.fill(first);
+        pattern.fill(second);
+        chunk.commit_all();
         sent += n as u64;
     }
     w.close().map_err(|e| anyhow!("close {ep}: {e}"))?;

@@ -58,7 +58,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     let mut crc = crc32fast::Hasher::new();
     let mut got: u64 = 0;
     loop {
-        let chunk = match reader.peek() {
+        let chunk = match reader.read_chunk() {
             Ok(c) => c,
             Err(e) => {
                 progress.abandon();
@@ -78,11 +78,17 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             break;
         }
         let n = chunk.len();
+        let (first, second) = chunk.as_slices();
         if args.checksum {
-            crc.update(chunk);
+            crc.update(first);
+            crc.update(second);
         } else {
             // Pass data on as it comes (like cat): a consumer may be waiting.
-            if let Err(e) = out.write_all(chunk).and_then(|()| out.flush()) {
+            let written = out
+                .write_all(first)
+                .and_then(|()| out.write_all(second))
+                .and_then(|()| out.flush());
+            if let Err(e) = written {
                 progress.abandon();
                 // Broken pipe: the consumer left; main ends quietly.
                 return Err(crate::util::output_failed(
@@ -93,7 +99,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                 ));
             }
         }
-        reader.consume_bytes(n)?;
+        chunk.consume_all();
         got += n as u64;
         progress.set(got);
     }

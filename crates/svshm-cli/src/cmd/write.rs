@@ -102,19 +102,18 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     };
     let cap = writer.capacity();
     loop {
-        let buf = match writer.reserve() {
-            Ok(b) => b,
+        let mut chunk = match writer.write_chunk_upto(cap) {
+            Ok(c) => c,
             Err(e) => {
                 progress.abandon();
                 return Err(fail(e, sent, cap));
             }
         };
-        let n = match input.read(buf) {
+        // Read straight into the ring: the first slice runs to the ring's
+        // end, the next chunk starts over at its beginning.
+        let n = match input.read(chunk.as_mut_slices().0) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                writer.commit(0).map_err(|e| fail(e, sent, cap))?;
-                continue;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 progress.abandon();
                 let what = file
@@ -129,10 +128,7 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
                 )));
             }
         };
-        if let Err(e) = writer.commit(n) {
-            progress.abandon();
-            return Err(fail(e, sent, cap));
-        }
+        chunk.commit(n);
         if n == 0 {
             break;
         }
