@@ -469,6 +469,26 @@ unsafe fn ring_slice(cons: &Consumer<RawMem>, pos: usize, len: usize) -> &[u8] {
 /// [`StreamWriter::write_chunk`]. [`commit`](Self::commit) publishes what
 /// was written; dropping the chunk writes nothing.
 ///
+/// The chunk borrows the writer, so misuse does not compile: no other write
+/// can run while a chunk is out, and nothing can be written after `close`.
+///
+/// ```compile_fail
+/// # use std::io::Write;
+/// # fn f(mut w: svshm_channel::StreamWriter) -> std::io::Result<()> {
+/// let chunk = w.write_chunk(4)?;
+/// w.write_all(b"x")?; // error: `w` is borrowed by the chunk
+/// chunk.commit_all();
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// # use std::io::Write;
+/// # fn f(mut w: svshm_channel::StreamWriter) -> std::io::Result<()> {
+/// w.close()?;
+/// w.write_all(b"x")?; // error: `w` was moved by `close`
+/// # Ok(()) }
+/// ```
+///
 /// # Why a reference into shared memory is sound here
 ///
 /// The bytes lent are free space, which the ring protocol gives to this
