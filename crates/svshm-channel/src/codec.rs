@@ -74,7 +74,7 @@ impl<T: TryFromBytes + KnownLayout + Immutable> Decode for T {
     type Output = T;
 
     fn decode(frame: &mut Vec<u8>) -> Result<T, String> {
-        T::try_read_from_bytes(frame).map_err(|e| {
+        T::try_read_from_bytes(frame).map_err(|_| {
             if frame.len() != core::mem::size_of::<T>() {
                 format!(
                     "a message of {} bytes is not a {} ({} bytes)",
@@ -84,7 +84,7 @@ impl<T: TryFromBytes + KnownLayout + Immutable> Decode for T {
                 )
             } else {
                 format!(
-                    "the bytes are not a valid {}: {e}",
+                    "the bytes are not a valid {}: a field holds a bit pattern its type does not allow",
                     core::any::type_name::<T>()
                 )
             }

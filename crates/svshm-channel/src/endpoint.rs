@@ -145,8 +145,12 @@ pub fn is_channel_key(key: Key) -> bool {
 /// ```
 /// use std::time::Duration;
 /// use svshm_channel::{Options, Wait};
-/// let o = Options::new().capacity(1 << 20).mode(0o600).timeout(Some(Duration::from_secs(5))).wait(Wait::Block);
-/// assert_eq!(o.get_capacity(), 1 << 20);
+/// let o = Options::new()
+///     .capacity(1 << 20)            // the creator's ring size wins
+///     .mode(0o600)                  // the default: our uid only
+///     .timeout(Some(Duration::from_secs(5)))
+///     .wait(Wait::Block);           // sleep at once: least CPU
+/// # let _ = o;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -216,14 +220,6 @@ impl Options {
     pub fn owner(mut self, uid: u32) -> Self {
         self.owner = Some(uid);
         self
-    }
-    /// The ring capacity asked for.
-    pub fn get_capacity(&self) -> usize {
-        self.capacity
-    }
-    /// The wait mode.
-    pub fn get_wait(&self) -> Wait {
-        self.wait
     }
 
     /// Capacity and maximum message actually used for a new ring.
