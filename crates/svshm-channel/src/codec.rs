@@ -9,10 +9,10 @@
 //!   receipt copied out of the segment and *validated* ([`TryFromBytes`]), so a
 //!   hostile or mismatched sender's bytes become an error, never an invalid
 //!   value (a `bool` that is 2, an enum with no such variant).
-//! - [`Postcard<T>`] (feature `serde`): any serde type, encoded with postcard.
+//! - `Postcard<T>` (feature `serde`): any serde type, encoded with postcard.
 //!
 //! Other encodings implement these two traits for a marker type of their own,
-//! as [`Postcard`] does.
+//! as `Postcard` does.
 
 use crate::error::Error;
 use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
@@ -22,7 +22,7 @@ use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 pub trait Encode {
     /// What [`Sender::send`](crate::Sender::send) takes a reference to: the
     /// type itself for zerocopy types and `[u8]`, the serialized type for
-    /// [`Postcard`].
+    /// `Postcard`.
     type Input: ?Sized;
 
     /// Encodes `msg` and hands its bytes to `write`, which puts them in the

@@ -28,9 +28,27 @@
 //! - **Fast**: an SPSC ring of bytes with cursors on separate cache lines, copy
 //!   or zero-copy, and no syscall on the fast path (see [`Wait`]).
 //!
-//! Two shapes over the same ring: a byte stream ([`StreamWriter`] is
-//! `io::Write`, [`StreamReader`] is `io::Read + io::BufRead`) and messages
-//! ([`Sender`] / [`Receiver`], whole messages or nothing).
+//! Two shapes over the same ring:
+//!
+//! - **A byte stream**: [`StreamWriter`] is `io::Write`, [`StreamReader`] is
+//!   `io::Read + io::BufRead`; zero-copy through chunk guards
+//!   ([`StreamWriter::write_chunk`], [`StreamReader::read_chunk`]) that lend
+//!   both halves of the ring across its end and publish on a consuming
+//!   `commit`/`consume`.
+//! - **Messages**, whole or nothing: [`Sender<T>`] / [`Receiver<T>`] in the
+//!   shape of crossbeam-channel's (`send`, `try_send`, `send_timeout`,
+//!   `send_deadline`; `recv` giving `Ok(None)` at the sender's clean close,
+//!   `try_recv`, `recv_timeout`, `iter`), typed by the message: bytes by
+//!   default, any zerocopy type (validated on receipt, so a hostile sender's
+//!   bytes are an error and never an invalid value), or any serde type as
+//!   `Postcard<T>` with the `serde` feature. See [`codec`].
+//!
+//! Every reference into the segment a safe call hands out ([`Loan`],
+//! [`MessageRef`], [`WriteChunk`], [`ReadChunk`], `BufRead::fill_buf`)
+//! covers bytes the ring protocol gives to that side alone; each type's docs
+//! say why that is sound, what a peer that breaks the protocol can still do,
+//! and which copying call avoids the reference (for a channel with another
+//! user).
 //!
 //! Every value read from the segment is validated against what this process
 //! recorded at connect time: a corrupt or hostile peer yields

@@ -115,7 +115,7 @@ fn policy_until(wait: crate::Wait, deadline: Option<Instant>) -> WaitPolicy {
 
 /// The sending end of a message channel, for messages of type `T`: bytes by
 /// default (`Sender` is `Sender<[u8]>`), or any type that implements
-/// [`Encode`] — zerocopy types and, with the `serde` feature, [`Postcard`](crate::Postcard).
+/// [`Encode`] — zerocopy types and, with the `serde` feature, `Postcard<T>`.
 ///
 /// Its methods have the shape of crossbeam-channel's: [`send`](Self::send)
 /// waits for room, [`try_send`](Self::try_send) does not, and
