@@ -142,7 +142,9 @@ fn typed_loans_are_zeroed_and_sent_in_place() {
         assert_eq!(got.values[seq as usize % 6], seq as f32);
     }
     // A loan dropped without sending sends nothing.
-    drop(tx.loan_typed().unwrap());
+    {
+        let _unsent = tx.loan_typed().unwrap();
+    }
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
     tx.close().unwrap();
     assert_eq!(rx.recv().unwrap(), None);
