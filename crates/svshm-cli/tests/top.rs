@@ -40,7 +40,7 @@ impl OpenChannel {
             let _ = stopped_r.recv();
             let mut buf = [0u8; 4096];
             while r.read_some(&mut buf).map(|n| n > 0).unwrap_or(false) {}
-            let _ = r.close();
+            r.close();
         });
         let n = name.to_string();
         let writer = std::thread::spawn(move || {
