@@ -80,6 +80,8 @@ mod link;
 #[cfg(not(svshm_loom))]
 mod message;
 #[cfg(not(svshm_loom))]
+mod queries;
+#[cfg(not(svshm_loom))]
 pub mod reclaim;
 #[cfg(not(svshm_loom))]
 mod rendezvous;

@@ -340,28 +340,11 @@ impl<T: ?Sized> Sender<T> {
         self.link.max_message as usize
     }
 
-    /// Bytes of the ring holding messages the receiver has not released yet
-    /// (frames: an 8-byte header each, payloads padded to 8 bytes). A
-    /// snapshot: the receiver may be taking them as this returns.
-    pub fn len(&self) -> usize {
-        self.prod.in_flight() as usize
-    }
-
-    /// Whether the receiver has released every message sent.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the ring has no room now even for an empty message.
-    pub fn is_full(&self) -> bool {
-        self.prod.capacity() - self.prod.in_flight() < FRAME_HEADER
-    }
-
-    /// Whether the receiver has closed its end (or dropped it) or died:
-    /// nothing sent now would be received.
-    pub fn is_peer_closed(&self) -> bool {
-        self.prod.peer_closed() || self.link.peer_gone()
-    }
+    crate::queries::queue_queries!(prod, FRAME_HEADER,
+        len: "Bytes of the ring holding messages the receiver has not released yet (frames: an 8-byte header each, payloads padded to 8 bytes).",
+        empty: "Whether the receiver has released every message sent.",
+        full: "Whether the ring has no room now even for an empty message.",
+        closed: "Whether the receiver has closed its end (or dropped it) or died: nothing sent now would be received.");
 
     /// Makes room for a frame of `len` payload bytes, writing a skip marker if
     /// it must wrap. Returns the data-area position of the frame.
@@ -726,27 +709,11 @@ impl<T: ?Sized> Receiver<T> {
         self.link.max_message as usize
     }
 
-    /// Bytes of the ring holding messages not yet received (frames: an 8-byte
-    /// header each, payloads padded to 8 bytes). A snapshot.
-    pub fn len(&self) -> usize {
-        self.cons.unread() as usize
-    }
-
-    /// Whether no message is waiting now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the ring has no room now even for an empty message.
-    pub fn is_full(&self) -> bool {
-        self.cons.capacity() - self.cons.unread() < FRAME_HEADER
-    }
-
-    /// Whether the sender has closed its end (cleanly or not) or died.
-    /// Messages it sent before may still be waiting to be received.
-    pub fn is_peer_closed(&self) -> bool {
-        self.cons.peer_closed() || self.link.peer_gone()
-    }
+    crate::queries::queue_queries!(cons, FRAME_HEADER,
+        len: "Bytes of the ring holding messages not yet received (frames: an 8-byte header each, payloads padded to 8 bytes).",
+        empty: "Whether no message is waiting now.",
+        full: "Whether the ring has no room now even for an empty message.",
+        closed: "Whether the sender has closed its end (cleanly or not) or died. Messages it sent before may still be waiting to be received.");
 
     fn corrupt(&self, detail: String) -> Error {
         Error::Corrupt {

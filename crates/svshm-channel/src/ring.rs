@@ -523,7 +523,7 @@ impl<M: Mem> Producer<M> {
     /// Bytes published but not yet released by the consumer, by a fresh read
     /// of `tail` that changes nothing (a value out of bounds is clamped: this
     /// is a snapshot for display, not a step of the protocol).
-    pub fn in_flight(&self) -> u64 {
+    pub fn queued(&self) -> u64 {
         // SYNC: pairs with the consumer's Release store of `tail` in
         // `Consumer::publish`; only a count is derived from it.
         let t = self.cursors().tail.0.load(Ordering::Acquire);
@@ -636,7 +636,7 @@ impl<M: Mem> Consumer<M> {
     /// Bytes published and not yet consumed, by a fresh read of `head` that
     /// changes nothing (a value out of bounds is clamped: a snapshot for
     /// display, not a step of the protocol).
-    pub fn unread(&self) -> u64 {
+    pub fn queued(&self) -> u64 {
         // SYNC: pairs with the producer's Release store of `head` in
         // `Producer::publish`; only a count is derived from it.
         let h = self.cursors().head.0.load(Ordering::Acquire);

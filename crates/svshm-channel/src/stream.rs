@@ -66,27 +66,11 @@ impl StreamWriter {
         }
     }
 
-    /// Bytes written and not yet read (published, not released by the
-    /// reader). A snapshot.
-    pub fn len(&self) -> usize {
-        self.prod.in_flight() as usize
-    }
-
-    /// Whether the reader has read everything written.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the ring has no free byte now.
-    pub fn is_full(&self) -> bool {
-        self.prod.in_flight() == self.prod.capacity()
-    }
-
-    /// Whether the reader has closed its end (or dropped it) or died: nothing
-    /// written now would be read.
-    pub fn is_peer_closed(&self) -> bool {
-        self.prod.peer_closed() || self.link.peer_gone()
-    }
+    crate::queries::queue_queries!(prod, 1,
+        len: "Bytes written and not yet read (published, not released by the reader).",
+        empty: "Whether the reader has read everything written.",
+        full: "Whether the ring has no free byte now.",
+        closed: "Whether the reader has closed its end (or dropped it) or died: nothing written now would be read.");
 
     /// Waits until `want` bytes are free.
     fn wait_room(&mut self, want: u64) -> Result<()> {
@@ -392,26 +376,11 @@ impl StreamReader {
         })
     }
 
-    /// Bytes written and not yet read. A snapshot.
-    pub fn len(&self) -> usize {
-        self.cons.unread() as usize
-    }
-
-    /// Whether no byte is waiting now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the ring is full: the writer waits for this reader.
-    pub fn is_full(&self) -> bool {
-        self.cons.unread() == self.cons.capacity()
-    }
-
-    /// Whether the writer has closed its end (cleanly or not) or died. Bytes
-    /// it wrote before may still be waiting to be read.
-    pub fn is_peer_closed(&self) -> bool {
-        self.cons.peer_closed() || self.link.peer_gone()
-    }
+    crate::queries::queue_queries!(cons, 1,
+        len: "Bytes written and not yet read.",
+        empty: "Whether no byte is waiting now.",
+        full: "Whether the ring is full: the writer waits for this reader.",
+        closed: "Whether the writer has closed its end (cleanly or not) or died. Bytes it wrote before may still be waiting to be read.");
 
     /// Closes the reading end: the writer's next write fails with
     /// [`Error::Closed`]. Dropping the reader does the same.
@@ -450,6 +419,12 @@ impl Drop for StreamReader {
         self.cons.close();
         self.link.mark_closed();
     }
+}
+
+/// Panics unless `n` bytes lie within a chunk of `len`: publishing more than
+/// was lent would hand the peer bytes it never wrote, or bytes it still owns.
+fn within_chunk(verb: &str, n: usize, len: usize) {
+    assert!(n <= len, "{verb} of {n} bytes exceeds the {len} lent");
 }
 
 /// A view of `len` bytes of the consumer's ring at `pos`.
@@ -539,11 +514,7 @@ impl WriteChunk<'_> {
     ///
     /// If `n` exceeds [`len`](Self::len).
     pub fn commit(self, n: usize) {
-        assert!(
-            n <= self.len(),
-            "commit of {n} bytes exceeds the {} lent",
-            self.len()
-        );
+        within_chunk("commit", n, self.len());
         self.prod.advance(n as u64);
         self.prod.publish();
     }
@@ -617,11 +588,7 @@ impl ReadChunk<'_> {
     ///
     /// If `n` exceeds [`len`](Self::len).
     pub fn consume(self, n: usize) {
-        assert!(
-            n <= self.len(),
-            "consume of {n} bytes exceeds the {} lent",
-            self.len()
-        );
+        within_chunk("consume", n, self.len());
         self.cons.advance(n as u64);
         self.cons.publish_lazy();
     }
