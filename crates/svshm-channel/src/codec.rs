@@ -5,6 +5,8 @@
 //!
 //! - `[u8]` (the default): bytes, sent from a `&[u8]` and received as a
 //!   `Vec<u8>`.
+//! - `str`: text, sent from a `&str` and received as a `String` (checked to
+//!   be UTF-8).
 //! - Any [`zerocopy`] type: sent as its in-memory bytes ([`IntoBytes`]), and on
 //!   receipt copied out of the segment and *validated* ([`TryFromBytes`]), so a
 //!   hostile or mismatched sender's bytes become an error, never an invalid
@@ -65,6 +67,22 @@ impl Decode for [u8] {
     #[inline]
     fn decode(frame: &mut Vec<u8>) -> Result<Vec<u8>, String> {
         Ok(core::mem::take(frame))
+    }
+}
+
+/// Text: the frame must be UTF-8 (sent as a `str`, which is [`Encode`] as
+/// bytes); anything else is an error, never a `String` holding invalid text.
+impl Decode for str {
+    type Output = String;
+
+    fn decode(frame: &mut Vec<u8>) -> Result<String, String> {
+        String::from_utf8(core::mem::take(frame)).map_err(|e| {
+            format!(
+                "a message of {} bytes is not UTF-8 text: {}",
+                e.as_bytes().len(),
+                e.utf8_error()
+            )
+        })
     }
 }
 

@@ -208,6 +208,27 @@ fn the_end_is_none_forever_and_the_receiver_sees_the_close() {
     }
 }
 
+#[test]
+fn text_messages_are_checked_utf8() {
+    let (mut tx, mut rx) = pair::<[u8], str>("typed-text");
+    tx.send("grüße".as_bytes()).unwrap();
+    tx.send(&[0x66, 0x6f, 0xff]).unwrap(); // not UTF-8
+    tx.send(b"").unwrap();
+    tx.close().unwrap();
+    assert_eq!(rx.recv().unwrap().as_deref(), Some("grüße"));
+    assert!(matches!(rx.recv(), Err(Error::BadMessage { .. })));
+    assert_eq!(rx.recv().unwrap().as_deref(), Some(""));
+    assert_eq!(rx.recv().unwrap(), None);
+
+    let (mut tx, rx) = pair::<str, str>("typed-text-2");
+    for line in ["one", "two", "three"] {
+        tx.send(line).unwrap();
+    }
+    tx.close().unwrap();
+    let got: Vec<String> = rx.into_iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(got, ["one", "two", "three"]);
+}
+
 /// An aborted sender is an error after its messages, for every receive call.
 #[test]
 fn an_abort_is_an_error_not_the_end() {
