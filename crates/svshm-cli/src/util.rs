@@ -52,6 +52,70 @@ pub fn warn(msg: impl std::fmt::Display) {
     );
 }
 
+/// Prints an error as [`warn`] does, followed by a `hint:` line naming the
+/// `svshm` command that helps, when there is one (the library's messages say
+/// what to do in terms of the kernel; the commands are ours to name).
+pub fn warn_error(e: &anyhow::Error) {
+    warn(format_args!("{e:#}"));
+    if let Some(h) = hint(e) {
+        let _ = writeln!(io::stderr().lock(), "hint: {h}");
+    }
+}
+
+/// The `svshm` command that helps with the first library error in `e`'s chain.
+pub fn hint(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|c| {
+        if let Some(e) = c.downcast_ref::<svshm::Error>() {
+            sys_hint(e)
+        } else {
+            c.downcast_ref::<svshm_channel::Error>()
+                .and_then(channel_hint)
+        }
+    })
+}
+
+/// The hint for a System V error, by kind and the object it was about.
+fn sys_hint(e: &svshm::Error) -> Option<String> {
+    use svshm::{ErrorKind as K, Object};
+    let key = match e.object() {
+        Object::Key(k, _) => Some(*k),
+        _ => None,
+    };
+    let id = match e.object() {
+        Object::Id(id) => Some(*id),
+        _ => None,
+    };
+    Some(match (e.kind(), key, id) {
+        (K::NotFound, ..) => "`svshm ls` lists the keys in use".into(),
+        (K::InvalidId | K::Removed, ..) => "`svshm ls` lists the segments and their ids".into(),
+        (K::AlreadyExists, Some(k), _) => {
+            format!("`svshm stat -k {k}` shows the segment under the key; `svshm rm -k {k}` removes it")
+        }
+        (K::PermissionDenied, _, Some(id)) => {
+            format!("its owner can widen the mode with `svshm set {id} -m MODE`")
+        }
+        (K::PermissionDenied, Some(k), _) => format!(
+            "`svshm stat -k {k}` shows the segment's id; its owner can widen the mode with `svshm set ID -m MODE`"
+        ),
+        (K::NotOwner, _, Some(id)) => format!("`svshm stat {id}` shows its owner and creator"),
+        (K::NoSpace, ..) => "list segments with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels".into(),
+        _ => return None,
+    })
+}
+
+/// The hint for a channel error: a refused segment, or a System V error inside.
+fn channel_hint(e: &svshm_channel::Error) -> Option<String> {
+    use svshm_channel::Error as E;
+    match e {
+        E::Sys(e) => sys_hint(e),
+        E::NotOurs { id, .. } => Some(format!(
+            "`svshm stat {id}` shows what it is; `svshm rm {id}` removes it"
+        )),
+        E::Foreign { .. } => Some("`svshm ls` lists the segments and their ids".into()),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------- JSON
 
 /// A JSON object whose keys keep the order given (serde_json's `Map` sorts

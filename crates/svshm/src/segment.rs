@@ -387,7 +387,7 @@ fn owner_text(info: &SegmentInfo) -> String {
 /// first the page total against `kernel.shmall`, then the segment count
 /// against `kernel.shmmni`) from SHM_INFO's counts and IPC_INFO's limits.
 fn no_space_text(size: usize) -> String {
-    const FREE: &str = "remove segments you no longer need (list them with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels)";
+    const FREE: &str = "remove segments you no longer need (list them with SHM_STAT_ANY or /proc/sysvipc/shm, remove one with shmctl IPC_RMID)";
     let (Ok(l), Ok(u)) = (info::limits(), info::usage()) else {
         return format!(
             "no room: all kernel.shmmni segment ids are in use, or the total would exceed kernel.shmall; {FREE}, or raise /proc/sys/kernel/shmmni or /proc/sys/kernel/shmall"
@@ -421,13 +421,13 @@ pub(crate) fn key_error(op: Op, key: Key, size: usize, huge: bool, errno: i32) -
     let (kind, msg) = match errno {
         libc::ENOENT => (
             ErrorKind::NotFound,
-            "no segment has this key; create it first, or check the key (list keys with `svshm ls`)".to_string(),
+            "no segment has this key; create it first (IPC_CREAT), or check the key (/proc/sysvipc/shm lists the keys in use)".to_string(),
         ),
         libc::EEXIST => (
             ErrorKind::AlreadyExists,
             match existing() {
                 Some(i) => format!(
-                    "the key is already taken: {}; choose another key, open the existing segment, or remove it (`svshm rm {}`)",
+                    "the key is already taken: {}; choose another key, open the existing segment, or remove it (shmctl({}, IPC_RMID))",
                     owner_text(&i),
                     i.id
                 ),
@@ -473,7 +473,7 @@ pub(crate) fn key_error(op: Op, key: Key, size: usize, huge: bool, errno: i32) -
             ErrorKind::PermissionDenied,
             match existing() {
                 Some(i) => format!(
-                    "permission denied: {}; ask its owner to widen the mode (`svshm set {} -m MODE`) or run as that user",
+                    "permission denied: {}; ask its owner to widen the mode (shmctl({}, IPC_SET)) or run as that user",
                     owner_text(&i),
                     i.id
                 ),
@@ -519,7 +519,7 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
         ),
         libc::EINVAL => (
             ErrorKind::InvalidId,
-            "no segment has this id (it may have been destroyed); list segments with `svshm ls`"
+            "no segment has this id (it may have been destroyed); check the id against /proc/sysvipc/shm"
                 .to_string(),
         ),
         libc::EIDRM => (
@@ -530,7 +530,7 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
             ErrorKind::PermissionDenied,
             match public() {
                 Some(i) => format!(
-                    "permission denied: {}; ask its owner to widen the mode (`svshm set {id} -m MODE`) or run as that user",
+                    "permission denied: {}; ask its owner to widen the mode (shmctl({id}, IPC_SET)) or run as that user",
                     owner_text(&i)
                 ),
                 None => "permission denied by the segment's mode bits".to_string(),
