@@ -5,6 +5,7 @@ use anyhow::{Result, anyhow};
 use chrono::{Datelike, Local, TimeZone};
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use svshm::__private::{group_name, lookup_gid, lookup_uid, user_name};
 use svshm::{Key, SegmentInfo};
 
 /// Error that has already been reported to the user on stderr: `main` exits 1
@@ -489,7 +490,7 @@ pub fn human_1letter(bytes: u64) -> String {
 
 /// A byte count with a binary unit: `4 KiB`, `1.5 MiB`.
 pub fn human_size(bytes: u64) -> String {
-    svshm::error::human_size(bytes)
+    svshm::__private::human_size(bytes)
 }
 
 /// A byte count for people: `1 byte`, `512 bytes`, `4 KiB (4096 bytes)`.
@@ -570,12 +571,12 @@ pub fn short_time(t: Option<SystemTime>) -> String {
 
 /// User name of a uid, or the number.
 pub fn user_or_uid(uid: u32) -> String {
-    svshm::info::user_name(uid).unwrap_or_else(|| uid.to_string())
+    user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// Group name of a gid, or the number.
 pub fn group_or_gid(gid: u32) -> String {
-    svshm::info::group_name(gid).unwrap_or_else(|| gid.to_string())
+    group_name(gid).unwrap_or_else(|| gid.to_string())
 }
 
 // ---------------------------------------------------------------- /proc

@@ -278,7 +278,7 @@ fn set_changes_mode_owner_and_group() {
         let info = Segment::from_id(g.0).stat().unwrap();
         assert_eq!(
             (info.uid, info.gid),
-            (svshm::info::lookup_uid("nobody").unwrap(), 12345)
+            (svshm::__private::lookup_uid("nobody").unwrap(), 12345)
         );
         assert_eq!(info.creator_uid, 0, "the creator never changes");
     }

@@ -424,7 +424,7 @@ fn attach_error(id: i32, options: &AttachOptions, errno: i32) -> Error {
         // kernel's memory: the segment's pages already exist.
         (libc::ENOMEM, _) => {
             let limit = crate::info::address_space_limit().map_or(String::new(), |l| {
-                format!(" (here {})", crate::error::human_size(l))
+                format!(" (here {})", crate::text::human_size(l))
             });
             return refused(
                 ErrorKind::OutOfMemory,

@@ -504,29 +504,9 @@ pub fn parse_maps(maps: &str, id: i32) -> Vec<Attacher> {
     out.into_iter().map(|(a, _)| a).collect()
 }
 
-/// User name of a uid (NSS `getpwuid_r`), `None` if unknown.
-pub fn user_name(uid: u32) -> Option<String> {
-    sys::user_by_uid(uid).map(|(n, _)| n)
-}
-
-/// Group name of a gid (NSS `getgrgid_r`), `None` if unknown.
-pub fn group_name(gid: u32) -> Option<String> {
-    sys::group_by_gid(gid)
-}
-
-/// Uid of a user name, or of a numeric string.
-pub fn lookup_uid(name: &str) -> Option<u32> {
-    name.parse().ok().or_else(|| sys::uid_by_name(name))
-}
-
-/// Gid of a group name, or of a numeric string.
-pub fn lookup_gid(name: &str) -> Option<u32> {
-    name.parse().ok().or_else(|| sys::gid_by_name(name))
-}
-
 /// Formats `uid` as `name (uid)` or just the number.
 pub(crate) fn describe_uid(uid: u32) -> String {
-    match user_name(uid) {
+    match crate::text::user_name(uid) {
         Some(n) => format!("{n} (uid {uid})"),
         None => format!("uid {uid}"),
     }

@@ -52,6 +52,7 @@ pub mod process;
 mod region;
 mod segment;
 mod sys;
+mod text;
 
 pub use attach::{AttachOptions, Attachment, detach_at, shmlba};
 pub use error::{Error, ErrorKind, Object, Op, Result};
@@ -63,6 +64,14 @@ pub use managed::Managed;
 pub use offset::Offset;
 pub use region::{HeapRegion, Region};
 pub use segment::{CreateOptions, HugePageSize, RemoveOnDrop, Segment};
+
+/// Helpers the `svshm` command-line tool and the channel crate share with this
+/// crate's messages (sizes, NSS user and group names). Not part of the API:
+/// they may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::text::{group_name, human_size, lookup_gid, lookup_uid, user_name};
+}
 
 /// The mode bit SHM_DEST (0o1000): marked for destruction.
 pub const SHM_DEST: u32 = sys::SHM_DEST;

@@ -1,10 +1,11 @@
 //! Segments: create and open (shmget), stat, set, remove, lock and unlock (shmctl).
 
 use crate::attach::{AttachOptions, Attachment};
-use crate::error::{Error, ErrorKind, Object, Op, Result, human_size};
+use crate::error::{Error, ErrorKind, Object, Op, Result};
 use crate::info::{self, SegmentInfo, describe_uid};
 use crate::key::Key;
 use crate::sys;
+use crate::text::human_size;
 
 /// A System V shared memory segment, named by its id (shmid).
 ///
