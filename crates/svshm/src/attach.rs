@@ -1,5 +1,8 @@
 //! Attachments: a segment mapped into this process (shmat), detached on Drop (shmdt).
 
+// Unsafe: maps and unmaps memory (shmat/shmdt) and hands out raw pointers into it.
+#![allow(unsafe_code)]
+
 use crate::error::{Error, ErrorKind, Object, Op, Result};
 use crate::segment::{Segment, id_error};
 use crate::sys;

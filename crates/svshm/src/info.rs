@@ -200,10 +200,7 @@ pub(crate) fn address_space_limit() -> Option<u64> {
 /// ```
 #[doc(alias = "IPC_INFO")]
 pub fn limits() -> Result<Limits> {
-    let (_, buf) = sys::shmctl_out(0, sys::IPC_INFO)
-        .map_err(|e| errno_error(Op::Limits, Object::System, e))?;
-    // SAFETY: IPC_INFO fills the `limits` variant of the union.
-    let l = unsafe { buf.limits };
+    let l = sys::shmctl_ipc_info().map_err(|e| errno_error(Op::Limits, Object::System, e))?;
     Ok(Limits {
         shmmax: l.shmmax as u64,
         shmmin: l.shmmin as u64,
@@ -244,10 +241,7 @@ pub struct Usage {
 /// ```
 #[doc(alias = "SHM_INFO")]
 pub fn usage() -> Result<Usage> {
-    let (max, buf) =
-        sys::shmctl_out(0, sys::SHM_INFO).map_err(|e| errno_error(Op::Usage, Object::System, e))?;
-    // SAFETY: SHM_INFO fills the `usage` variant of the union.
-    let u = unsafe { buf.usage };
+    let (max, u) = sys::shmctl_shm_info().map_err(|e| errno_error(Op::Usage, Object::System, e))?;
     Ok(Usage {
         segments: u.used_ids.max(0) as u64,
         max_index: max,
@@ -268,9 +262,8 @@ pub fn stat_index(index: i32, any: bool) -> Result<Option<SegmentInfo>> {
     } else {
         sys::SHM_STAT
     };
-    match sys::shmctl_out(index, cmd) {
-        // SAFETY: SHM_STAT(_ANY) fills the `ds` variant of the union.
-        Ok((id, buf)) => Ok(Some(SegmentInfo::from_ds(id, unsafe { &buf.ds }))),
+    match sys::shmctl_stat(index, cmd) {
+        Ok((id, ds)) => Ok(Some(SegmentInfo::from_ds(id, &ds))),
         Err(libc::EINVAL) => Ok(None),
         Err(libc::EACCES) if !any => Ok(None),
         Err(e) => Err(errno_error(Op::List, Object::Index(index), e)),

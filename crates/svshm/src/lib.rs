@@ -41,6 +41,10 @@
 //! # Ok::<(), svshm::Error>(())
 //! ```
 
+// Unsafe code is confined to the modules that open with `#![allow(unsafe_code)]`
+// and say why.
+#![deny(unsafe_code)]
+
 mod attach;
 mod copy;
 pub mod error;

@@ -225,10 +225,9 @@ impl Segment {
     #[doc(alias = "IPC_STAT")]
     #[doc(alias = "shmctl")]
     pub fn stat(self) -> Result<SegmentInfo> {
-        let (_, buf) =
-            sys::shmctl_out(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Stat, self.id, e))?;
-        // SAFETY: IPC_STAT fills the `ds` variant of the union.
-        Ok(SegmentInfo::from_ds(self.id, unsafe { &buf.ds }))
+        let (_, ds) =
+            sys::shmctl_stat(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Stat, self.id, e))?;
+        Ok(SegmentInfo::from_ds(self.id, &ds))
     }
 
     /// Changes owner uid, gid and/or permission bits: `shmctl(id, IPC_SET)`.
@@ -269,9 +268,8 @@ impl Segment {
     /// instead; the kernel then decides, and a non-owner gets EPERM
     /// ([`ErrorKind::NotOwner`]) rather than a misleading EACCES.
     fn current_owner_and_mode(self) -> Result<libc::shmid_ds> {
-        match sys::shmctl_out(self.id, sys::IPC_STAT) {
-            // SAFETY: IPC_STAT fills the `ds` variant of the union.
-            Ok((_, buf)) => Ok(unsafe { buf.ds }),
+        match sys::shmctl_stat(self.id, sys::IPC_STAT) {
+            Ok((_, ds)) => Ok(ds),
             Err(libc::EACCES) => {
                 let public = info::public_info_by_id(self.id)
                     .ok_or_else(|| id_error(Op::Set, self.id, libc::EACCES))?;
