@@ -82,17 +82,21 @@ pub const SHM_DEST: u32 = sys::SHM_DEST;
 /// The mode bit SHM_LOCKED (0o2000): locked in memory.
 pub const SHM_LOCKED: u32 = sys::SHM_LOCKED;
 
-/// The system page size (also SHMLBA on x86-64 and arm64).
+/// `sysconf(_SC_PAGESIZE)`: the system page size (also SHMLBA on x86-64 and
+/// arm64).
+#[doc(alias = "sysconf")]
 pub fn page_size() -> usize {
     sys::page_size()
 }
 
-/// The caller's effective uid (the owner of segments it creates).
+/// `geteuid()`: the caller's effective uid (the owner of segments it creates).
+#[doc(alias = "geteuid")]
 pub fn euid() -> u32 {
     sys::geteuid()
 }
 
-/// The caller's effective gid.
+/// `getegid()`: the caller's effective gid (the group of segments it creates).
+#[doc(alias = "getegid")]
 pub fn egid() -> u32 {
     sys::getegid()
 }
