@@ -698,6 +698,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn hints_name_the_command_for_the_error() {
+        use svshm::{Error, ErrorKind as K, Object, Op};
+        let sys = |kind, object| {
+            let e = Error::new(Op::Open, object, kind, None, "x");
+            hint(&anyhow::Error::from(e).context("outer"))
+        };
+        let key = Key::new(0x1234);
+        assert_eq!(
+            sys(K::NoSpace, Object::System).as_deref(),
+            Some(
+                "list segments with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels"
+            )
+        );
+        assert!(
+            sys(K::AlreadyExists, Object::Key(key, 0))
+                .unwrap()
+                .contains("`svshm rm -k 0x00001234`")
+        );
+        assert!(
+            sys(K::PermissionDenied, Object::Id(7))
+                .unwrap()
+                .contains("`svshm set 7 -m MODE`")
+        );
+        assert!(
+            sys(K::InvalidId, Object::Id(7))
+                .unwrap()
+                .contains("`svshm ls`")
+        );
+        assert_eq!(sys(K::Corrupt, Object::Id(7)), None);
+        let not_ours = svshm_channel::Error::NotOurs {
+            id: 9,
+            key,
+            detail: "other data".into(),
+        };
+        assert!(hint(&not_ours.into()).unwrap().contains("`svshm rm 9`"));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("0x1000"), Ok(4096));
