@@ -11,6 +11,9 @@
 //! and frame validation); each segment is marked for destruction as soon as it
 //! is attached, so nothing outlives the process, however it ends.
 
+// Unsafe code is confined to the bodies that open with `#![allow(unsafe_code)]`.
+#![deny(unsafe_code)]
+
 pub mod frame;
 pub mod header;
 pub mod offset;

@@ -13,6 +13,9 @@
 //! panicking. `from_ptr` returns an offset exactly when the whole `T` lies in
 //! the region, and that offset resolves back to the pointer when aligned.
 
+// Unsafe: writes and reads back the bytes a resolved offset points at.
+#![allow(unsafe_code)]
+
 use super::segment::Input;
 use svshm::{ErrorKind, HeapRegion, Offset, Region};
 

@@ -258,9 +258,9 @@ impl Watchdog {
         let thread = std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
                 for pid in pids {
-                    // SAFETY: plain kill(2) of a child we spawned and have not reaped
-                    // (the driver reaps only after cancelling this watchdog).
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    // A child we spawned and have not reaped (the driver reaps
+                    // only after cancelling this watchdog), so the pid is still its.
+                    crate::util::sigkill(pid);
                 }
                 return true;
             }

@@ -4,6 +4,9 @@
 //! system calls, no cross-process set-up: what this machine's cores and
 //! caches allow.
 
+// Unsafe: the two-thread floor's ring buffer (raw pointers) and its futex calls.
+#![allow(unsafe_code)]
+
 use crate::roles::{ChildConfig, ChildReport, Workload, timed_rounds};
 use crate::transport::Wait;
 use crate::util::{

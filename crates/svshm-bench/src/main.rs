@@ -3,6 +3,10 @@
 //! protocol, iceoryx2 and svshm — with a two-thread floor measured in the same
 //! run. See BENCHMARKS.md for the method.
 
+// Unsafe code is confined to the modules that open with `#![allow(unsafe_code)]`
+// and say why.
+#![deny(unsafe_code)]
+
 mod bench;
 mod driver;
 mod floor;

@@ -5,6 +5,9 @@
 //! `ready`, waits for `go` on stdin (so both sides start together, after all
 //! connection set-up), runs the workload, and prints one JSON [`ChildReport`].
 
+// Unsafe: closes descriptors inherited from the driver that this role does not use.
+#![allow(unsafe_code)]
+
 use crate::floor;
 use crate::stats::Latency;
 use crate::transport::{ChanSpec, Kind, Wait, open_rx, open_tx};

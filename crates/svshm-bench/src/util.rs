@@ -1,5 +1,8 @@
 //! Small helpers: clocks, CPU pinning, RSS, sizes, payload stamps.
 
+// Unsafe: libc calls for clocks, CPU affinity and signals.
+#![allow(unsafe_code)]
+
 use anyhow::{Context, Result, bail};
 
 /// CLOCK_MONOTONIC in nanoseconds. The clock is system-wide, so readings from
@@ -23,6 +26,12 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     // (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID) always exist.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sends SIGKILL to `pid` (kill(2)); a pid that is gone is not an error.
+pub fn sigkill(pid: u32) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
 }
 
 /// The CPUs this process may run on (sched_getaffinity), in ascending order.

@@ -190,7 +190,7 @@ impl fmt::Display for Error {
             ),
             Error::Foreign { id, detail } => write!(
                 f,
-                "refusing segment {id}: {detail}; it is not a channel of ours — connected by name or key, choose another (someone else holds this one) or have its owner remove it; connected by id, check the id (`svshm ls`)"
+                "refusing segment {id}: {detail}; it is not a channel of ours — connected by name or key, choose another (someone else holds this one) or have its owner remove it; connected by id, check the id (/proc/sysvipc/shm lists the segments)"
             ),
             Error::Mismatch { id, detail } => write!(
                 f,
@@ -198,7 +198,7 @@ impl fmt::Display for Error {
             ),
             Error::NotOurs { id, key, detail } => write!(
                 f,
-                "segment {id} (key {key}) is in the channel's way: {detail}. It is not provably an svshm channel, so it was left untouched; if it is yours and no longer needed, remove it (`svshm rm {id}`), or use another channel name or key"
+                "segment {id} (key {key}) is in the channel's way: {detail}. It is not provably an svshm channel, so it was left untouched; if it is yours and no longer needed, remove it (shmctl({id}, IPC_RMID)), or use another channel name or key"
             ),
             Error::InUse { id, role, pid } => write!(
                 f,

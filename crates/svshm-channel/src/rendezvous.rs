@@ -181,7 +181,8 @@ fn join(
     let expected = opts.owner.unwrap_or_else(svshm::euid);
     if info.creator_uid != expected || info.uid != expected {
         let who = |uid| {
-            svshm::info::user_name(uid).map_or(format!("uid {uid}"), |n| format!("{n} (uid {uid})"))
+            svshm::__private::user_name(uid)
+                .map_or(format!("uid {uid}"), |n| format!("{n} (uid {uid})"))
         };
         return Err(Error::Foreign {
             id,

@@ -295,7 +295,7 @@ impl ChannelArgs {
         let Some(user) = &self.peer_user else {
             return Ok(None);
         };
-        match svshm::info::lookup_uid(user) {
+        match crate::util::lookup_uid(user) {
             Some(uid) => Ok(Some(uid)),
             None => {
                 usage_bail!("--peer-user {user}: no such user; give a user name or a numeric uid")

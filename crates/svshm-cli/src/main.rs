@@ -202,7 +202,7 @@ fn main() -> ExitCode {
                 let e = util::output_failed(e, sink.written, &what, "");
                 util::warn(format_args!("{e:#}"));
             } else if e.downcast_ref::<util::AlreadyReported>().is_none() {
-                util::warn(format_args!("{e:#}"));
+                util::warn_error(&e);
             }
             ExitCode::from(1)
         }

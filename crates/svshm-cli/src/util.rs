@@ -5,6 +5,7 @@ use anyhow::{Result, anyhow};
 use chrono::{Datelike, Local, TimeZone};
 use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use svshm::__private::{group_name, lookup_gid, lookup_uid, user_name};
 use svshm::{Key, SegmentInfo};
 
 /// Error that has already been reported to the user on stderr: `main` exits 1
@@ -50,6 +51,70 @@ pub fn warn(msg: impl std::fmt::Display) {
         "svshm: {}",
         printable(&msg.to_string())
     );
+}
+
+/// Prints an error as [`warn`] does, followed by a `hint:` line naming the
+/// `svshm` command that helps, when there is one (the library's messages say
+/// what to do in terms of the kernel; the commands are ours to name).
+pub fn warn_error(e: &anyhow::Error) {
+    warn(format_args!("{e:#}"));
+    if let Some(h) = hint(e) {
+        let _ = writeln!(io::stderr().lock(), "hint: {h}");
+    }
+}
+
+/// The `svshm` command that helps with the first library error in `e`'s chain.
+pub fn hint(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|c| {
+        if let Some(e) = c.downcast_ref::<svshm::Error>() {
+            sys_hint(e)
+        } else {
+            c.downcast_ref::<svshm_channel::Error>()
+                .and_then(channel_hint)
+        }
+    })
+}
+
+/// The hint for a System V error, by kind and the object it was about.
+fn sys_hint(e: &svshm::Error) -> Option<String> {
+    use svshm::{ErrorKind as K, Object};
+    let key = match e.object() {
+        Object::Key(k, _) => Some(*k),
+        _ => None,
+    };
+    let id = match e.object() {
+        Object::Id(id) => Some(*id),
+        _ => None,
+    };
+    Some(match (e.kind(), key, id) {
+        (K::NotFound, ..) => "`svshm ls` lists the keys in use".into(),
+        (K::InvalidId | K::Removed, ..) => "`svshm ls` lists the segments and their ids".into(),
+        (K::AlreadyExists, Some(k), _) => {
+            format!("`svshm stat -k {k}` shows the segment under the key; `svshm rm -k {k}` removes it")
+        }
+        (K::PermissionDenied, _, Some(id)) => {
+            format!("its owner can widen the mode with `svshm set {id} -m MODE`")
+        }
+        (K::PermissionDenied, Some(k), _) => format!(
+            "`svshm stat -k {k}` shows the segment's id; its owner can widen the mode with `svshm set ID -m MODE`"
+        ),
+        (K::NotOwner, _, Some(id)) => format!("`svshm stat {id}` shows its owner and creator"),
+        (K::NoSpace, ..) => "list segments with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels".into(),
+        _ => return None,
+    })
+}
+
+/// The hint for a channel error: a refused segment, or a System V error inside.
+fn channel_hint(e: &svshm_channel::Error) -> Option<String> {
+    use svshm_channel::Error as E;
+    match e {
+        E::Sys(e) => sys_hint(e),
+        E::NotOurs { id, .. } => Some(format!(
+            "`svshm stat {id}` shows what it is; `svshm rm {id}` removes it"
+        )),
+        E::Foreign { .. } => Some("`svshm ls` lists the segments and their ids".into()),
+        _ => None,
+    }
 }
 
 // ---------------------------------------------------------------- JSON
@@ -425,7 +490,7 @@ pub fn human_1letter(bytes: u64) -> String {
 
 /// A byte count with a binary unit: `4 KiB`, `1.5 MiB`.
 pub fn human_size(bytes: u64) -> String {
-    svshm::error::human_size(bytes)
+    svshm::__private::human_size(bytes)
 }
 
 /// A byte count for people: `1 byte`, `512 bytes`, `4 KiB (4096 bytes)`.
@@ -506,12 +571,12 @@ pub fn short_time(t: Option<SystemTime>) -> String {
 
 /// User name of a uid, or the number.
 pub fn user_or_uid(uid: u32) -> String {
-    svshm::info::user_name(uid).unwrap_or_else(|| uid.to_string())
+    user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// Group name of a gid, or the number.
 pub fn group_or_gid(gid: u32) -> String {
-    svshm::info::group_name(gid).unwrap_or_else(|| gid.to_string())
+    group_name(gid).unwrap_or_else(|| gid.to_string())
 }
 
 // ---------------------------------------------------------------- /proc
@@ -631,6 +696,44 @@ pub fn output_failed(e: io::Error, written: u64, what: &str, after: &str) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_name_the_command_for_the_error() {
+        use svshm::{Error, ErrorKind as K, Object, Op};
+        let sys = |kind, object| {
+            let e = Error::new(Op::Open, object, kind, None, "x");
+            hint(&anyhow::Error::from(e).context("outer"))
+        };
+        let key = Key::new(0x1234);
+        assert_eq!(
+            sys(K::NoSpace, Object::System).as_deref(),
+            Some(
+                "list segments with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels"
+            )
+        );
+        assert!(
+            sys(K::AlreadyExists, Object::Key(key, 0))
+                .unwrap()
+                .contains("`svshm rm -k 0x00001234`")
+        );
+        assert!(
+            sys(K::PermissionDenied, Object::Id(7))
+                .unwrap()
+                .contains("`svshm set 7 -m MODE`")
+        );
+        assert!(
+            sys(K::InvalidId, Object::Id(7))
+                .unwrap()
+                .contains("`svshm ls`")
+        );
+        assert_eq!(sys(K::Corrupt, Object::Id(7)), None);
+        let not_ours = svshm_channel::Error::NotOurs {
+            id: 9,
+            key,
+            detail: "other data".into(),
+        };
+        assert!(hint(&not_ours.into()).unwrap().contains("`svshm rm 9`"));
+    }
 
     #[test]
     fn sizes() {

@@ -188,8 +188,9 @@ fn stat_errors() {
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains(format!("(id {gone_id})"))
-                .and(predicate::str::contains("svshm ls")),
+            predicate::str::contains(format!("(id {gone_id})")).and(predicate::str::contains(
+                "\nhint: `svshm ls` lists the segments",
+            )),
         );
     let key = unique_key("stat-missing");
     svshm()
@@ -321,7 +322,9 @@ fn attach_errors() {
         .args(["attach", &gone_id.to_string()])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("svshm ls"));
+        .stderr(predicate::str::contains(
+            "\nhint: `svshm ls` lists the segments",
+        ));
 }
 
 #[test]

@@ -55,7 +55,10 @@ fn create_errors_name_the_object_and_the_fix() {
         .stdout("")
         .stderr(
             predicate::str::contains(key.to_string())
-                .and(predicate::str::contains("already taken")),
+                .and(predicate::str::contains("already taken"))
+                .and(predicate::str::contains(format!(
+                    "\nhint: `svshm stat -k {key}` shows the segment under the key; `svshm rm -k {key}` removes it"
+                ))),
         );
     // Size 0.
     svshm()
@@ -193,8 +196,9 @@ fn rm_errors_do_not_stop_the_others() {
         .assert()
         .code(1)
         .stderr(
-            predicate::str::contains(format!("id {gone_id}"))
-                .and(predicate::str::contains("svshm ls")),
+            predicate::str::contains(format!("id {gone_id}")).and(predicate::str::contains(
+                "\nhint: `svshm ls` lists the segments",
+            )),
         )
         .stderr(predicate::str::contains(key.to_string()));
     assert!(
@@ -274,7 +278,7 @@ fn set_changes_mode_owner_and_group() {
         let info = Segment::from_id(g.0).stat().unwrap();
         assert_eq!(
             (info.uid, info.gid),
-            (svshm::info::lookup_uid("nobody").unwrap(), 12345)
+            (svshm::__private::lookup_uid("nobody").unwrap(), 12345)
         );
         assert_eq!(info.creator_uid, 0, "the creator never changes");
     }

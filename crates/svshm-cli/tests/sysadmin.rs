@@ -358,7 +358,7 @@ fn out_of_segment_ids_names_shmmni_only() {
     );
     assert!(!err.contains("shmall"), "{err}");
     assert!(
-        err.contains("svshm ls") && err.contains("svshm rm ID"),
+        err.contains("\nhint: list segments with `svshm ls`, remove one with `svshm rm ID`"),
         "{err}"
     );
 }
@@ -376,7 +376,10 @@ fn out_of_pages_names_shmall_only() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("kernel.shmall (4 pages, 16 KiB)"), "{err}");
     assert!(!err.contains("shmmni"), "{err}");
-    assert!(err.contains("svshm rm ID"), "{err}");
+    assert!(
+        err.contains("\nhint: list segments with `svshm ls`, remove one with `svshm rm ID`"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- errno causes

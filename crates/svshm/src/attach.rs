@@ -1,5 +1,8 @@
 //! Attachments: a segment mapped into this process (shmat), detached on Drop (shmdt).
 
+// Unsafe: maps and unmaps memory (shmat/shmdt) and hands out raw pointers into it.
+#![allow(unsafe_code)]
+
 use crate::error::{Error, ErrorKind, Object, Op, Result};
 use crate::segment::{Segment, id_error};
 use crate::sys;
@@ -204,7 +207,8 @@ impl Attachment {
         self.read_only
     }
 
-    /// Whether child processes created by `fork(2)` inherit this attachment.
+    /// `madvise(addr, len, MADV_DOFORK or MADV_DONTFORK)`: whether child
+    /// processes created by `fork(2)` inherit this attachment.
     ///
     /// Like any mapping, an attachment is inherited by default: the child gets
     /// the same memory at the same address, and the kernel counts it as one
@@ -223,6 +227,17 @@ impl Attachment {
     /// att.inherit_on_fork(false)?;
     /// # Ok::<(), svshm::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any errno of madvise → [`ErrorKind::Other`] with [`Op::Advise`] (the
+    /// kernel refuses only a range that is not this process's mapping, which
+    /// an `Attachment` always is).
+    ///
+    /// # References
+    ///
+    /// [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)
+    #[doc(alias = "madvise")]
     #[doc(alias = "MADV_DONTFORK")]
     pub fn inherit_on_fork(&self, yes: bool) -> Result<()> {
         let advice = if yes {
@@ -316,7 +331,26 @@ impl Attachment {
         Ok(())
     }
 
-    /// Detaches now, reporting an error (Drop detaches silently).
+    /// `shmdt(addr)`: detaches now, reporting an error (Drop detaches silently).
+    ///
+    /// ```
+    /// let seg = svshm::Segment::create_private(4096)?;
+    /// let _rm = seg.remove_on_drop();
+    /// let att = seg.attach()?;
+    /// assert_eq!(seg.stat()?.attach_count, 1);
+    /// att.detach()?;
+    /// assert_eq!(seg.stat()?.attach_count, 0);
+    /// # Ok::<(), svshm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// EINVAL → [`ErrorKind::InvalidAddress`]: nothing is attached at the
+    /// address any more (something else detached it, e.g. [`detach_at`]).
+    ///
+    /// # References
+    ///
+    /// [shmdt(2)](https://man7.org/linux/man-pages/man2/shmdt.2.html)
     #[doc(alias = "shmdt")]
     pub fn detach(self) -> Result<()> {
         let addr = self.address();
@@ -351,14 +385,24 @@ pub fn shmlba() -> usize {
     sys::page_size()
 }
 
-/// Detaches whatever segment is attached at `addr` (`shmdt(2)`), for tools that
-/// got an address some other way.
+/// `shmdt(addr)`: detaches whatever segment is attached at `addr`, for tools
+/// that got an address some other way.
+///
+/// # Errors
+///
+/// EINVAL → [`ErrorKind::InvalidAddress`]: no segment is attached at `addr`, or
+/// `addr` is not page-aligned.
+///
+/// # References
+///
+/// [shmdt(2)](https://man7.org/linux/man-pages/man2/shmdt.2.html)
 ///
 /// # Safety
 ///
 /// Nothing in this process may use the mapping at `addr` afterwards, including
 /// an [`Attachment`] that owns it (it would detach again on Drop, harmlessly
 /// failing, but its pointers would dangle).
+#[doc(alias = "shmdt")]
 pub unsafe fn detach_at(addr: usize) -> Result<()> {
     // SAFETY: the caller promises nothing uses the mapping any more.
     unsafe { sys::shmdt(addr as *const c_void) }.map_err(|e| {
@@ -424,7 +468,7 @@ fn attach_error(id: i32, options: &AttachOptions, errno: i32) -> Error {
         // kernel's memory: the segment's pages already exist.
         (libc::ENOMEM, _) => {
             let limit = crate::info::address_space_limit().map_or(String::new(), |l| {
-                format!(" (here {})", crate::error::human_size(l))
+                format!(" (here {})", crate::text::human_size(l))
             });
             return refused(
                 ErrorKind::OutOfMemory,

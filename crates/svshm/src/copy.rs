@@ -16,6 +16,9 @@
 //! values that are always accessed as the same type at the same place, such as
 //! a managed segment's named objects.
 
+// Unsafe: byte-wise atomic copies through raw pointers into shared memory.
+#![allow(unsafe_code)]
+
 use core::sync::atomic::{AtomicU8, Ordering};
 
 /// Copies `dst.len()` bytes from `src` into `dst`, each byte read atomically.

@@ -3,6 +3,7 @@
 //! message that tells the user what to do.
 
 use crate::key::Key;
+use crate::text::human_size;
 use core::fmt;
 use std::path::PathBuf;
 
@@ -266,28 +267,6 @@ impl From<Error> for std::io::Error {
     }
 }
 
-/// Symbolic name of an errno, as TLPI's `ename` table prints it.
-pub fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::EFAULT => "EFAULT",
-        libc::EEXIST => "EEXIST",
-        libc::EINVAL => "EINVAL",
-        libc::ENFILE => "ENFILE",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::ENOSPC => "ENOSPC",
-        libc::EIDRM => "EIDRM",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::ESRCH => "ESRCH",
-        libc::ENOSYS => "ENOSYS",
-        _ => "E?",
-    }
-}
-
 /// `strerror(errno)` text.
 pub fn errno_text(errno: i32) -> String {
     let s = std::io::Error::from_raw_os_error(errno).to_string();
@@ -295,25 +274,6 @@ pub fn errno_text(errno: i32) -> String {
     match s.rfind(" (os error") {
         Some(i) => s[..i].to_string(),
         None => s,
-    }
-}
-
-/// Formats a byte count with a binary unit: `512 B`, `4 KiB`, `1.5 MiB`, `10 GiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut unit = 0;
-    let mut div = 1u64;
-    while unit + 1 < UNITS.len() && bytes / div >= 1024 {
-        div *= 1024;
-        unit += 1;
-    }
-    if bytes % div == 0 {
-        format!("{} {}", bytes / div, UNITS[unit])
-    } else {
-        format!("{:.1} {}", bytes as f64 / div as f64, UNITS[unit])
     }
 }
 
@@ -325,18 +285,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_sizes() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(4096), "4 KiB");
-        assert_eq!(human_size(1536 * 1024), "1.5 MiB");
-        assert_eq!(human_size(10 << 30), "10 GiB");
-        assert_eq!(human_size(u64::MAX), "16.0 EiB");
-    }
-
-    #[test]
     fn errno_texts() {
-        assert_eq!(errno_name(libc::ENOENT), "ENOENT");
         assert_eq!(errno_text(libc::ENOENT), "No such file or directory");
     }
 

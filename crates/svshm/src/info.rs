@@ -190,20 +190,28 @@ pub(crate) fn address_space_limit() -> Option<u64> {
         .ok()
 }
 
-/// System-wide limits: shmctl(IPC_INFO) plus `/proc/sys/kernel/shm_rmid_forced`
-/// and `shm_next_id`.
+/// `shmctl(0, IPC_INFO)`: the system-wide limits, plus
+/// `/proc/sys/kernel/shm_rmid_forced` and `shm_next_id`.
 ///
 /// ```
 /// let l = svshm::limits().unwrap();
 /// assert_eq!(l.shmmin, 1);
 /// assert!(l.shmmni > 0);
 /// ```
+///
+/// # Errors
+///
+/// - EINVAL or ENOSYS → [`ErrorKind::Unsupported`]: System V IPC is disabled
+///   in this kernel (CONFIG_SYSVIPC).
+/// - EFAULT → [`ErrorKind::Fault`]; any other errno → [`ErrorKind::Other`].
+///
+/// # References
+///
+/// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html), [proc(5)](https://man7.org/linux/man-pages/man5/proc.5.html) (`/proc/sys/kernel/shm*`)
 #[doc(alias = "IPC_INFO")]
+#[doc(alias = "shmctl")]
 pub fn limits() -> Result<Limits> {
-    let (_, buf) = sys::shmctl_out(0, sys::IPC_INFO)
-        .map_err(|e| errno_error(Op::Limits, Object::System, e))?;
-    // SAFETY: IPC_INFO fills the `limits` variant of the union.
-    let l = unsafe { buf.limits };
+    let l = sys::shmctl_ipc_info().map_err(|e| errno_error(Op::Limits, Object::System, e))?;
     Ok(Limits {
         shmmax: l.shmmax as u64,
         shmmin: l.shmmin as u64,
@@ -236,18 +244,25 @@ pub struct Usage {
     pub swap_successes: u64,
 }
 
-/// System-wide usage: shmctl(SHM_INFO).
+/// `shmctl(0, SHM_INFO)`: system-wide usage (segments, pages allocated,
+/// resident and swapped) and the highest index in use.
 ///
 /// ```
 /// let u = svshm::usage().unwrap();
 /// assert!(u.pages_resident <= u.pages_allocated || u.pages_swapped > 0);
 /// ```
+///
+/// # Errors
+///
+/// Those of [`limits`] (the same shmctl, another command).
+///
+/// # References
+///
+/// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
 #[doc(alias = "SHM_INFO")]
+#[doc(alias = "shmctl")]
 pub fn usage() -> Result<Usage> {
-    let (max, buf) =
-        sys::shmctl_out(0, sys::SHM_INFO).map_err(|e| errno_error(Op::Usage, Object::System, e))?;
-    // SAFETY: SHM_INFO fills the `usage` variant of the union.
-    let u = unsafe { buf.usage };
+    let (max, u) = sys::shmctl_shm_info().map_err(|e| errno_error(Op::Usage, Object::System, e))?;
     Ok(Usage {
         segments: u.used_ids.max(0) as u64,
         max_index: max,
@@ -259,25 +274,52 @@ pub fn usage() -> Result<Usage> {
     })
 }
 
-/// shmctl(SHM_STAT_ANY) (or SHM_STAT with `any == false`) on a kernel index.
+/// `shmctl(index, SHM_STAT_ANY)` (or `SHM_STAT` with `any == false`): the
+/// segment in a slot of the kernel's array, found by index rather than id.
+///
 /// Returns `Ok(None)` for an unused slot (EINVAL), and, for SHM_STAT, for a
-/// segment we may not read (EACCES).
+/// segment we may not read (EACCES). SHM_STAT_ANY (Linux ≥ 4.17) checks no
+/// permission.
+///
+/// ```
+/// let seg = svshm::Segment::create_private(4096)?;
+/// let _rm = seg.remove_on_drop();
+/// let max = svshm::usage()?.max_index;
+/// let found = (0..=max)
+///     .filter_map(|i| svshm::info::stat_index(i, true).ok().flatten())
+///     .any(|s| s.id == seg.id());
+/// assert!(found);
+/// # Ok::<(), svshm::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// EACCES with SHM_STAT_ANY (a security module refused) →
+/// [`ErrorKind::PermissionDenied`]; EFAULT → [`ErrorKind::Fault`]; any other
+/// errno but EINVAL → [`ErrorKind::Other`].
+///
+/// # References
+///
+/// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+#[doc(alias = "SHM_STAT")]
+#[doc(alias = "SHM_STAT_ANY")]
+#[doc(alias = "shmctl")]
 pub fn stat_index(index: i32, any: bool) -> Result<Option<SegmentInfo>> {
     let cmd = if any {
         sys::SHM_STAT_ANY
     } else {
         sys::SHM_STAT
     };
-    match sys::shmctl_out(index, cmd) {
-        // SAFETY: SHM_STAT(_ANY) fills the `ds` variant of the union.
-        Ok((id, buf)) => Ok(Some(SegmentInfo::from_ds(id, unsafe { &buf.ds }))),
+    match sys::shmctl_stat(index, cmd) {
+        Ok((id, ds)) => Ok(Some(SegmentInfo::from_ds(id, &ds))),
         Err(libc::EINVAL) => Ok(None),
         Err(libc::EACCES) if !any => Ok(None),
         Err(e) => Err(errno_error(Op::List, Object::Index(index), e)),
     }
 }
 
-/// Every segment in the IPC namespace, in kernel index order (the order `ipcs`
+/// `shmctl(0, SHM_INFO)`, then `shmctl(index, SHM_STAT_ANY)` for each index:
+/// every segment in the IPC namespace, in kernel index order (the order `ipcs`
 /// uses).
 ///
 /// Uses SHM_INFO for the highest index, then SHM_STAT_ANY per index (Linux ≥
@@ -289,6 +331,16 @@ pub fn stat_index(index: i32, any: bool) -> Result<Option<SegmentInfo>> {
 /// let _guard = seg.remove_on_drop();
 /// assert!(svshm::segments().unwrap().iter().any(|s| s.id == seg.id()));
 /// ```
+///
+/// # Errors
+///
+/// Those of [`usage`] and [`stat_index`]; with the `/proc` fallback, a failed
+/// read of `/proc/sysvipc/shm` → [`ErrorKind::Io`].
+///
+/// # References
+///
+/// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html), [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html)
+#[doc(alias = "SHM_STAT_ANY")]
 pub fn segments() -> Result<Vec<SegmentInfo>> {
     let u = usage()?;
     let mut out = Vec::with_capacity(u.segments as usize);
@@ -504,29 +556,9 @@ pub fn parse_maps(maps: &str, id: i32) -> Vec<Attacher> {
     out.into_iter().map(|(a, _)| a).collect()
 }
 
-/// User name of a uid (NSS `getpwuid_r`), `None` if unknown.
-pub fn user_name(uid: u32) -> Option<String> {
-    sys::user_by_uid(uid).map(|(n, _)| n)
-}
-
-/// Group name of a gid (NSS `getgrgid_r`), `None` if unknown.
-pub fn group_name(gid: u32) -> Option<String> {
-    sys::group_by_gid(gid)
-}
-
-/// Uid of a user name, or of a numeric string.
-pub fn lookup_uid(name: &str) -> Option<u32> {
-    name.parse().ok().or_else(|| sys::uid_by_name(name))
-}
-
-/// Gid of a group name, or of a numeric string.
-pub fn lookup_gid(name: &str) -> Option<u32> {
-    name.parse().ok().or_else(|| sys::gid_by_name(name))
-}
-
 /// Formats `uid` as `name (uid)` or just the number.
 pub(crate) fn describe_uid(uid: u32) -> String {
-    match user_name(uid) {
+    match crate::text::user_name(uid) {
         Some(n) => format!("{n} (uid {uid})"),
         None => format!("uid {uid}"),
     }

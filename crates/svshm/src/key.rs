@@ -49,8 +49,9 @@ impl Key {
         self.0 == 0
     }
 
-    /// The key `ftok(3)` derives from a path and a project id, computed exactly as
-    /// glibc does: `(proj & 0xff) << 24 | (st_dev & 0xff) << 16 | (st_ino & 0xffff)`.
+    /// `ftok(path, proj)`: the key derived from a path and a project id, computed
+    /// exactly as glibc does, from `stat(2)` of the path:
+    /// `(proj & 0xff) << 24 | (st_dev & 0xff) << 16 | (st_ino & 0xffff)`.
     ///
     /// Anyone who can `stat` the path computes the same key, and different files
     /// may collide; create with `exclusive` and verify what you open.
@@ -61,6 +62,15 @@ impl Key {
     /// assert_ne!(a, b);
     /// assert_eq!(a.raw() as u32 >> 24, 1);
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Any errno of `stat(2)` (ENOENT, EACCES, ENOTDIR, ELOOP, …) →
+    /// [`ErrorKind::Io`], with the errno and the path.
+    ///
+    /// # References
+    ///
+    /// [ftok(3)](https://man7.org/linux/man-pages/man3/ftok.3.html), [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html)
     #[doc(alias = "ftok")]
     pub fn from_path(path: impl AsRef<Path>, proj: u8) -> Result<Key> {
         let path = path.as_ref();

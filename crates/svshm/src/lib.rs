@@ -41,6 +41,10 @@
 //! # Ok::<(), svshm::Error>(())
 //! ```
 
+// Unsafe code is confined to the modules that open with `#![allow(unsafe_code)]`
+// and say why.
+#![deny(unsafe_code)]
+
 mod attach;
 mod copy;
 pub mod error;
@@ -52,6 +56,7 @@ pub mod process;
 mod region;
 mod segment;
 mod sys;
+mod text;
 
 pub use attach::{AttachOptions, Attachment, detach_at, shmlba};
 pub use error::{Error, ErrorKind, Object, Op, Result};
@@ -64,22 +69,34 @@ pub use offset::Offset;
 pub use region::{HeapRegion, Region};
 pub use segment::{CreateOptions, HugePageSize, RemoveOnDrop, Segment};
 
+/// Helpers the `svshm` command-line tool and the channel crate share with this
+/// crate's messages (sizes, NSS user and group names). Not part of the API:
+/// they may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::text::{group_name, human_size, lookup_gid, lookup_uid, user_name};
+}
+
 /// The mode bit SHM_DEST (0o1000): marked for destruction.
 pub const SHM_DEST: u32 = sys::SHM_DEST;
 /// The mode bit SHM_LOCKED (0o2000): locked in memory.
 pub const SHM_LOCKED: u32 = sys::SHM_LOCKED;
 
-/// The system page size (also SHMLBA on x86-64 and arm64).
+/// `sysconf(_SC_PAGESIZE)`: the system page size (also SHMLBA on x86-64 and
+/// arm64).
+#[doc(alias = "sysconf")]
 pub fn page_size() -> usize {
     sys::page_size()
 }
 
-/// The caller's effective uid (the owner of segments it creates).
+/// `geteuid()`: the caller's effective uid (the owner of segments it creates).
+#[doc(alias = "geteuid")]
 pub fn euid() -> u32 {
     sys::geteuid()
 }
 
-/// The caller's effective gid.
+/// `getegid()`: the caller's effective gid (the group of segments it creates).
+#[doc(alias = "getegid")]
 pub fn egid() -> u32 {
     sys::getegid()
 }

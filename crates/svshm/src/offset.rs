@@ -6,6 +6,9 @@
 //! resolve is checked against the region's bounds and the type's alignment,
 //! because the stored value may have been written by a faulty or hostile peer.
 
+// Unsafe: turns a stored offset back into a pointer inside a region.
+#![allow(unsafe_code)]
+
 use crate::error::{Error, ErrorKind, Object, Op, Result};
 use crate::region::Region;
 use core::marker::PhantomData;

@@ -61,9 +61,19 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     parse_stat(&text)
 }
 
-/// Whether a process with this pid exists in our pid namespace, asked of the
-/// kernel (`kill(pid, 0)`: ESRCH means none; EPERM means one we may not
-/// signal). `None` for pids that name no single process (0 or less).
+/// `kill(pid, 0)`: whether a process with this pid exists in our pid
+/// namespace (ESRCH means none; EPERM means one we may not signal). `None`
+/// for pids that name no single process (0 or less).
+///
+/// ```
+/// assert_eq!(svshm::process::pid_exists(std::process::id() as i32), Some(true));
+/// assert_eq!(svshm::process::pid_exists(0), None);
+/// ```
+///
+/// # References
+///
+/// [kill(2)](https://man7.org/linux/man-pages/man2/kill.2.html)
+#[doc(alias = "kill")]
 pub fn pid_exists(pid: i32) -> Option<bool> {
     let pid = rustix::process::Pid::from_raw(pid)?;
     match rustix::process::test_kill_process(pid) {

@@ -2,6 +2,9 @@
 //! [`Attachment`](crate::Attachment) and a heap-backed [`HeapRegion`] (for tests
 //! and model checking of protocols built on top).
 
+// Unsafe: the `Region` contract (a live, shared byte range) and the heap region's allocation.
+#![allow(unsafe_code)]
+
 use crate::attach::Attachment;
 use core::ptr::NonNull;
 use std::alloc::{Layout, alloc_zeroed, dealloc};

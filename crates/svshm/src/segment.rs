@@ -1,10 +1,11 @@
 //! Segments: create and open (shmget), stat, set, remove, lock and unlock (shmctl).
 
 use crate::attach::{AttachOptions, Attachment};
-use crate::error::{Error, ErrorKind, Object, Op, Result, human_size};
+use crate::error::{Error, ErrorKind, Object, Op, Result};
 use crate::info::{self, SegmentInfo, describe_uid};
 use crate::key::Key;
 use crate::sys;
+use crate::text::human_size;
 
 /// A System V shared memory segment, named by its id (shmid).
 ///
@@ -144,8 +145,31 @@ impl CreateOptions {
         f
     }
 
-    /// Creates the segment: `shmget(key, size, IPC_CREAT[|IPC_EXCL]|flags|mode)`.
+    /// `shmget(key, size, IPC_CREAT[|IPC_EXCL]|flags|mode)`: creates the segment.
+    ///
+    /// # Errors
+    ///
+    /// - EEXIST → [`ErrorKind::AlreadyExists`]: exclusive, and the key is taken
+    ///   (the message names the holder).
+    /// - EINVAL → [`ErrorKind::InvalidSize`] (size 0, above `kernel.shmmax`, or
+    ///   a huge page size this machine lacks), or, not exclusive, →
+    ///   [`ErrorKind::SegmentTooSmall`]: the existing segment is smaller.
+    /// - EACCES → [`ErrorKind::PermissionDenied`]: not exclusive, and the
+    ///   existing segment's mode bits deny this mode.
+    /// - ENOSPC → [`ErrorKind::NoSpace`]: `kernel.shmmni` segments exist, or the
+    ///   new pages would pass `kernel.shmall` (the message says which).
+    /// - ENOMEM → [`ErrorKind::OutOfMemory`]; EPERM (SHM_HUGETLB without the
+    ///   right) → [`ErrorKind::HugePagesNotPermitted`]; ENFILE →
+    ///   [`ErrorKind::FileTableFull`].
+    /// - [`ErrorKind::InvalidArgument`], before any call: `mode` has bits
+    ///   beyond `0o777`.
+    ///
+    /// # References
+    ///
+    /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html), [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html)
     #[doc(alias = "shmget")]
+    #[doc(alias = "IPC_CREAT")]
+    #[doc(alias = "IPC_EXCL")]
     pub fn create(&self) -> Result<Segment> {
         let object = Object::Key(self.key, self.size as u64);
         if self.mode & !0o777 != 0 {
@@ -167,32 +191,96 @@ impl CreateOptions {
 }
 
 impl Segment {
-    /// Creates a new segment under `key`, exclusively, mode `0600`. For other
-    /// options use [`CreateOptions`].
+    /// `shmget(key, size, IPC_CREAT|IPC_EXCL|0600)`: creates a new segment under
+    /// `key`, exclusively. For other options use [`CreateOptions`].
+    ///
+    /// ```
+    /// use svshm::{ErrorKind, Key, Segment};
+    /// let key = Key::from_name(&format!("doc-create-{}", std::process::id()));
+    /// let seg = Segment::create(key, 4096)?;
+    /// let _rm = seg.remove_on_drop();
+    /// assert_eq!(Segment::create(key, 4096).unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// # Ok::<(), svshm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`CreateOptions::create`]; most often EEXIST →
+    /// [`ErrorKind::AlreadyExists`] and ENOSPC → [`ErrorKind::NoSpace`].
+    ///
+    /// # References
+    ///
+    /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
     #[doc(alias = "shmget")]
     pub fn create(key: Key, size: usize) -> Result<Segment> {
         CreateOptions::new(size).key(key).create()
     }
 
-    /// Creates a new `IPC_PRIVATE` segment, mode `0600`. Other processes reach it
-    /// by its id (or by inheriting an attachment across `fork`).
+    /// `shmget(IPC_PRIVATE, size, IPC_CREAT|IPC_EXCL|0600)`: creates a new
+    /// segment no key can find. Other processes reach it by its id (or by
+    /// inheriting an attachment across `fork`).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`CreateOptions::create`] that a private key can meet: EINVAL →
+    /// [`ErrorKind::InvalidSize`], ENOSPC → [`ErrorKind::NoSpace`], ENOMEM →
+    /// [`ErrorKind::OutOfMemory`].
+    ///
+    /// # References
+    ///
+    /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+    #[doc(alias = "shmget")]
+    #[doc(alias = "IPC_PRIVATE")]
     pub fn create_private(size: usize) -> Result<Segment> {
         CreateOptions::new(size).create()
     }
 
-    /// Opens the existing segment under `key`: `shmget(key, min_size, 0)`.
+    /// `shmget(key, min_size, 0)`: opens the existing segment under `key`.
     ///
-    /// Fails with [`ErrorKind::SegmentTooSmall`] if the segment is smaller than
-    /// `min_size` (0 accepts any size), [`ErrorKind::NotFound`] if no segment has
-    /// the key. No access is checked here (shmget with mode 0 asks for none);
-    /// attaching checks it.
+    /// No access is checked here (shmget with mode 0 asks for none); attaching
+    /// checks it. `min_size` 0 accepts any size.
+    ///
+    /// ```
+    /// use svshm::{ErrorKind, Key, Segment};
+    /// let key = Key::from_name(&format!("doc-open-{}", std::process::id()));
+    /// assert_eq!(Segment::open(key, 0).unwrap_err().kind(), ErrorKind::NotFound);
+    /// let seg = Segment::create(key, 4096)?;
+    /// let _rm = seg.remove_on_drop();
+    /// assert_eq!(Segment::open(key, 0)?, seg);
+    /// assert_eq!(Segment::open(key, 8192).unwrap_err().kind(), ErrorKind::SegmentTooSmall);
+    /// # Ok::<(), svshm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - ENOENT → [`ErrorKind::NotFound`]: no segment has the key.
+    /// - EINVAL → [`ErrorKind::SegmentTooSmall`]: the segment is smaller than
+    ///   `min_size`.
+    /// - [`ErrorKind::InvalidArgument`], before any call: `key` is
+    ///   [`Key::PRIVATE`], which names no existing segment.
+    ///
+    /// # References
+    ///
+    /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html), [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html)
     #[doc(alias = "shmget")]
     pub fn open(key: Key, min_size: usize) -> Result<Segment> {
         Segment::open_with_access(key, min_size, 0)
     }
 
-    /// Like [`Segment::open`], asking the kernel to check the permission bits in
-    /// `access` (e.g. `0o600`: read and write for whichever class applies to us).
+    /// `shmget(key, min_size, access)`: like [`Segment::open`], asking the kernel
+    /// to check the permission bits in `access` (e.g. `0o600`: read and write
+    /// for whichever class applies to us).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Segment::open`], and EACCES → [`ErrorKind::PermissionDenied`]:
+    /// the segment's mode bits do not grant `access` (the message names its
+    /// owner and mode).
+    ///
+    /// # References
+    ///
+    /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
+    #[doc(alias = "shmget")]
     pub fn open_with_access(key: Key, min_size: usize, access: u32) -> Result<Segment> {
         if key.is_private() {
             return Err(Error::new(
@@ -208,8 +296,9 @@ impl Segment {
             .map_err(|e| key_error(Op::Open, key, min_size, false, e))
     }
 
-    /// A handle for segment `id`. Nothing is checked: an id that names no segment
-    /// makes every later call fail with [`ErrorKind::InvalidId`].
+    /// A handle for segment `id`, without a system call. Nothing is checked: an
+    /// id that names no segment makes every later call fail with
+    /// [`ErrorKind::InvalidId`].
     pub const fn from_id(id: i32) -> Segment {
         Segment { id }
     }
@@ -219,21 +308,56 @@ impl Segment {
         self.id
     }
 
-    /// Reads everything the kernel records about the segment:
-    /// `shmctl(id, IPC_STAT)`. Needs read permission.
+    /// `shmctl(id, IPC_STAT)`: everything the kernel records about the segment.
+    /// Needs read permission ([`info::public_info_by_id`] needs none).
+    ///
+    /// # Errors
+    ///
+    /// - EINVAL → [`ErrorKind::InvalidId`]: no segment has this id (any more).
+    /// - EIDRM → [`ErrorKind::Removed`]: it was destroyed during the call.
+    /// - EACCES → [`ErrorKind::PermissionDenied`]: its mode bits deny reading.
+    /// - EOVERFLOW → [`ErrorKind::Overflow`]; EFAULT → [`ErrorKind::Fault`].
+    ///
+    /// # References
+    ///
+    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     #[doc(alias = "IPC_STAT")]
     #[doc(alias = "shmctl")]
     pub fn stat(self) -> Result<SegmentInfo> {
-        let (_, buf) =
-            sys::shmctl_out(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Stat, self.id, e))?;
-        // SAFETY: IPC_STAT fills the `ds` variant of the union.
-        Ok(SegmentInfo::from_ds(self.id, unsafe { &buf.ds }))
+        let (_, ds) =
+            sys::shmctl_stat(self.id, sys::IPC_STAT).map_err(|e| id_error(Op::Stat, self.id, e))?;
+        Ok(SegmentInfo::from_ds(self.id, &ds))
     }
 
-    /// Changes owner uid, gid and/or permission bits: `shmctl(id, IPC_SET)`.
+    /// `shmctl(id, IPC_SET)`: changes owner uid, gid and/or permission bits.
+    ///
     /// `None` keeps the current value. Only the owner or creator (or
     /// CAP_SYS_ADMIN) may do this; it updates the change time.
+    ///
+    /// ```
+    /// let seg = svshm::Segment::create_private(4096)?;
+    /// let _rm = seg.remove_on_drop();
+    /// seg.set(None, None, Some(0o640))?;
+    /// assert_eq!(seg.stat()?.permissions(), 0o640);
+    /// # Ok::<(), svshm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - EPERM → [`ErrorKind::NotOwner`]: the caller is neither owner nor
+    ///   creator and lacks CAP_SYS_ADMIN (the message names both).
+    /// - EINVAL → [`ErrorKind::InvalidId`] (no such segment), or
+    ///   [`ErrorKind::InvalidArgument`] when the segment exists: the new uid or
+    ///   gid is not valid in this user namespace.
+    /// - EIDRM → [`ErrorKind::Removed`].
+    /// - [`ErrorKind::InvalidArgument`], before any call: `mode` has bits
+    ///   beyond `0o777`.
+    ///
+    /// # References
+    ///
+    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     #[doc(alias = "IPC_SET")]
+    #[doc(alias = "shmctl")]
     pub fn set(self, uid: Option<u32>, gid: Option<u32>, mode: Option<u32>) -> Result<()> {
         if let Some(m) = mode {
             if m & !0o777 != 0 {
@@ -268,9 +392,8 @@ impl Segment {
     /// instead; the kernel then decides, and a non-owner gets EPERM
     /// ([`ErrorKind::NotOwner`]) rather than a misleading EACCES.
     fn current_owner_and_mode(self) -> Result<libc::shmid_ds> {
-        match sys::shmctl_out(self.id, sys::IPC_STAT) {
-            // SAFETY: IPC_STAT fills the `ds` variant of the union.
-            Ok((_, buf)) => Ok(unsafe { buf.ds }),
+        match sys::shmctl_stat(self.id, sys::IPC_STAT) {
+            Ok((_, ds)) => Ok(ds),
             Err(libc::EACCES) => {
                 let public = info::public_info_by_id(self.id)
                     .ok_or_else(|| id_error(Op::Set, self.id, libc::EACCES))?;
@@ -285,48 +408,141 @@ impl Segment {
         }
     }
 
-    /// Changes the permission bits only.
+    /// `shmctl(id, IPC_SET)` with new permission bits only: [`set`](Self::set)
+    /// keeping owner and group.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`set`](Self::set): mostly EPERM → [`ErrorKind::NotOwner`].
+    ///
+    /// # References
+    ///
+    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+    #[doc(alias = "IPC_SET")]
     pub fn set_mode(self, mode: u32) -> Result<()> {
         self.set(None, None, Some(mode))
     }
 
-    /// Marks the segment for destruction: `shmctl(id, IPC_RMID)`.
+    /// `shmctl(id, IPC_RMID)`: marks the segment for destruction.
     ///
     /// The kernel destroys it when the last process detaches (at once if none is
     /// attached). Meanwhile it sets its key to IPC_PRIVATE, so `shmget(key)` no
     /// longer finds it, but on Linux it can still be attached **by id** — removal
-    /// does not revoke access; only the mode bits do. Removing twice succeeds.
+    /// does not revoke access; only the mode bits do. Removing twice succeeds
+    /// while it is still attached.
+    ///
+    /// ```
+    /// use svshm::{ErrorKind, Segment};
+    /// let seg = Segment::create_private(4096)?;
+    /// seg.remove()?; // nothing attached: destroyed at once
+    /// assert_eq!(seg.stat().unwrap_err().kind(), ErrorKind::InvalidId);
+    /// # Ok::<(), svshm::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - EPERM → [`ErrorKind::NotOwner`]: only the owner, the creator or a
+    ///   process with CAP_SYS_ADMIN may remove it.
+    /// - EINVAL → [`ErrorKind::InvalidId`]: no segment has this id (any more).
+    /// - EIDRM → [`ErrorKind::Removed`].
+    ///
+    /// # References
+    ///
+    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html), [sysvipc(7)](https://man7.org/linux/man-pages/man7/sysvipc.7.html)
     #[doc(alias = "IPC_RMID")]
+    #[doc(alias = "shmctl")]
     pub fn remove(self) -> Result<()> {
         sys::shmctl_none(self.id, sys::IPC_RMID).map_err(|e| id_error(Op::Remove, self.id, e))
     }
 
-    /// Locks the segment in memory (`shmctl(id, SHM_LOCK)`): its pages are not
+    /// `shmctl(id, SHM_LOCK)`: locks the segment in memory, so its pages are not
     /// swapped out once faulted in. Needs ownership and room in RLIMIT_MEMLOCK,
     /// or CAP_IPC_LOCK.
+    ///
+    /// # Errors
+    ///
+    /// - EPERM → [`ErrorKind::NotOwner`]: not the owner or creator (with
+    ///   RLIMIT_MEMLOCK above 0), and no CAP_IPC_LOCK.
+    /// - ENOMEM → [`ErrorKind::LockLimit`]: locking would pass RLIMIT_MEMLOCK.
+    /// - EINVAL → [`ErrorKind::InvalidId`]; EIDRM → [`ErrorKind::Removed`].
+    ///
+    /// # References
+    ///
+    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     #[doc(alias = "SHM_LOCK")]
+    #[doc(alias = "shmctl")]
     pub fn lock(self) -> Result<()> {
         sys::shmctl_none(self.id, sys::SHM_LOCK).map_err(|e| id_error(Op::Lock, self.id, e))
     }
 
-    /// Unlocks the segment (`shmctl(id, SHM_UNLOCK)`).
+    /// `shmctl(id, SHM_UNLOCK)`: lets the segment's pages be swapped out again.
+    ///
+    /// # Errors
+    ///
+    /// EPERM → [`ErrorKind::NotOwner`] (not the owner or creator, no
+    /// CAP_IPC_LOCK); EINVAL → [`ErrorKind::InvalidId`]; EIDRM →
+    /// [`ErrorKind::Removed`].
+    ///
+    /// # References
+    ///
+    /// [shmctl(2)](https://man7.org/linux/man-pages/man2/shmctl.2.html)
     #[doc(alias = "SHM_UNLOCK")]
+    #[doc(alias = "shmctl")]
     pub fn unlock(self) -> Result<()> {
         sys::shmctl_none(self.id, sys::SHM_UNLOCK).map_err(|e| id_error(Op::Unlock, self.id, e))
     }
 
-    /// Attaches read-write at an address the kernel chooses: `shmat(id, NULL, 0)`.
+    /// `shmat(id, NULL, 0)`: maps the segment read-write at an address the
+    /// kernel chooses. The [`Attachment`] detaches (shmdt) on Drop.
+    ///
+    /// # Errors
+    ///
+    /// - EACCES → [`ErrorKind::PermissionDenied`]: the mode bits deny reading
+    ///   and writing.
+    /// - EINVAL → [`ErrorKind::InvalidId`]; EIDRM → [`ErrorKind::Removed`].
+    /// - ENOMEM → [`ErrorKind::OutOfMemory`]: no room in this process's address
+    ///   space (RLIMIT_AS, `vm.max_map_count`).
+    ///
+    /// # References
+    ///
+    /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
     #[doc(alias = "shmat")]
     pub fn attach(self) -> Result<Attachment> {
         Attachment::new(self.id, &AttachOptions::new())
     }
 
-    /// Attaches read-only: `shmat(id, NULL, SHM_RDONLY)`.
+    /// `shmat(id, NULL, SHM_RDONLY)`: maps the segment read-only; writes
+    /// through the [`Attachment`] are refused with [`ErrorKind::ReadOnly`].
+    ///
+    /// # Errors
+    ///
+    /// Those of [`attach`](Self::attach), where EACCES means the mode bits deny
+    /// reading.
+    ///
+    /// # References
+    ///
+    /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
+    #[doc(alias = "shmat")]
+    #[doc(alias = "SHM_RDONLY")]
     pub fn attach_read_only(self) -> Result<Attachment> {
         Attachment::new(self.id, &AttachOptions::new().read_only(true))
     }
 
-    /// Attaches with explicit options (address, SHM_RND, SHM_REMAP, SHM_EXEC).
+    /// `shmat(id, addr, flags)`: maps the segment with explicit
+    /// [`AttachOptions`] (address, SHM_RDONLY, SHM_RND, SHM_REMAP, SHM_EXEC).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`attach`](Self::attach), and, for an explicit address:
+    /// - EINVAL → [`ErrorKind::InvalidAddress`]: not a multiple of SHMLBA
+    ///   without SHM_RND, overlapping a mapping without SHM_REMAP, or SHM_REMAP
+    ///   without an address.
+    /// - EPERM → [`ErrorKind::InvalidAddress`]: below `vm.mmap_min_addr`.
+    ///
+    /// # References
+    ///
+    /// [shmat(2)](https://man7.org/linux/man-pages/man2/shmat.2.html)
+    #[doc(alias = "shmat")]
     pub fn attach_with(self, options: &AttachOptions) -> Result<Attachment> {
         Attachment::new(self.id, options)
     }
@@ -387,7 +603,7 @@ fn owner_text(info: &SegmentInfo) -> String {
 /// first the page total against `kernel.shmall`, then the segment count
 /// against `kernel.shmmni`) from SHM_INFO's counts and IPC_INFO's limits.
 fn no_space_text(size: usize) -> String {
-    const FREE: &str = "remove segments you no longer need (list them with `svshm ls`, remove one with `svshm rm ID`; `svshm gc` removes only abandoned svshm channels)";
+    const FREE: &str = "remove segments you no longer need (list them with SHM_STAT_ANY or /proc/sysvipc/shm, remove one with shmctl IPC_RMID)";
     let (Ok(l), Ok(u)) = (info::limits(), info::usage()) else {
         return format!(
             "no room: all kernel.shmmni segment ids are in use, or the total would exceed kernel.shmall; {FREE}, or raise /proc/sys/kernel/shmmni or /proc/sys/kernel/shmall"
@@ -421,13 +637,13 @@ pub(crate) fn key_error(op: Op, key: Key, size: usize, huge: bool, errno: i32) -
     let (kind, msg) = match errno {
         libc::ENOENT => (
             ErrorKind::NotFound,
-            "no segment has this key; create it first, or check the key (list keys with `svshm ls`)".to_string(),
+            "no segment has this key; create it first (IPC_CREAT), or check the key (/proc/sysvipc/shm lists the keys in use)".to_string(),
         ),
         libc::EEXIST => (
             ErrorKind::AlreadyExists,
             match existing() {
                 Some(i) => format!(
-                    "the key is already taken: {}; choose another key, open the existing segment, or remove it (`svshm rm {}`)",
+                    "the key is already taken: {}; choose another key, open the existing segment, or remove it (shmctl({}, IPC_RMID))",
                     owner_text(&i),
                     i.id
                 ),
@@ -473,7 +689,7 @@ pub(crate) fn key_error(op: Op, key: Key, size: usize, huge: bool, errno: i32) -
             ErrorKind::PermissionDenied,
             match existing() {
                 Some(i) => format!(
-                    "permission denied: {}; ask its owner to widen the mode (`svshm set {} -m MODE`) or run as that user",
+                    "permission denied: {}; ask its owner to widen the mode (shmctl({}, IPC_SET)) or run as that user",
                     owner_text(&i),
                     i.id
                 ),
@@ -519,7 +735,7 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
         ),
         libc::EINVAL => (
             ErrorKind::InvalidId,
-            "no segment has this id (it may have been destroyed); list segments with `svshm ls`"
+            "no segment has this id (it may have been destroyed); check the id against /proc/sysvipc/shm"
                 .to_string(),
         ),
         libc::EIDRM => (
@@ -530,7 +746,7 @@ pub(crate) fn id_error(op: Op, id: i32, errno: i32) -> Error {
             ErrorKind::PermissionDenied,
             match public() {
                 Some(i) => format!(
-                    "permission denied: {}; ask its owner to widen the mode (`svshm set {id} -m MODE`) or run as that user",
+                    "permission denied: {}; ask its owner to widen the mode (shmctl({id}, IPC_SET)) or run as that user",
                     owner_text(&i)
                 ),
                 None => "permission denied by the segment's mode bits".to_string(),

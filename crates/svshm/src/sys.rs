@@ -3,6 +3,9 @@
 //! result and `errno` as an `Err(i32)`, and the typed API above turns that into
 //! an [`Error`](crate::Error).
 
+// Unsafe: the raw libc calls (shmget, shmat, shmdt, shmctl, madvise, NSS) live here.
+#![allow(unsafe_code)]
+
 use core::ffi::c_void;
 use core::mem::MaybeUninit;
 
@@ -144,15 +147,15 @@ pub unsafe fn madvise(addr: *mut c_void, len: usize, advice: i32) -> Result<(), 
 
 /// A buffer big enough for every shmctl command's output.
 #[repr(C)]
-pub union CtlBuf {
-    pub ds: libc::shmid_ds,
-    pub limits: ShmInfoLimits,
-    pub usage: ShmInfoUsage,
+union CtlBuf {
+    ds: libc::shmid_ds,
+    limits: ShmInfoLimits,
+    usage: ShmInfoUsage,
 }
 
 /// `shmctl(2)` with an output buffer. Returns the call's non-negative result and
 /// the (possibly) filled buffer.
-pub fn shmctl_out(id: i32, cmd: i32) -> Result<(i32, CtlBuf), i32> {
+fn shmctl_out(id: i32, cmd: i32) -> Result<(i32, CtlBuf), i32> {
     let mut buf = MaybeUninit::<CtlBuf>::zeroed();
     // SAFETY: `buf` is a valid, writable buffer at least as large as the largest
     // structure the kernel writes for any shmctl command (asserted above).
@@ -162,6 +165,30 @@ pub fn shmctl_out(id: i32, cmd: i32) -> Result<(i32, CtlBuf), i32> {
     }
     // SAFETY: zero-initialised plain integer structs are valid for every field.
     Ok((r, unsafe { buf.assume_init() }))
+}
+
+/// `shmctl(id, cmd)` for IPC_STAT, SHM_STAT and SHM_STAT_ANY: the call's result
+/// (the id, for the by-index commands) and the segment's `shmid_ds`.
+pub fn shmctl_stat(id: i32, cmd: i32) -> Result<(i32, libc::shmid_ds), i32> {
+    debug_assert!(matches!(cmd, IPC_STAT | SHM_STAT | SHM_STAT_ANY));
+    let (r, buf) = shmctl_out(id, cmd)?;
+    // SAFETY: these commands fill the `ds` variant; every variant is plain
+    // integers, so any bytes (the zeroed buffer included) are a valid value.
+    Ok((r, unsafe { buf.ds }))
+}
+
+/// `shmctl(0, IPC_INFO)`: the system limits.
+pub fn shmctl_ipc_info() -> Result<ShmInfoLimits, i32> {
+    let (_, buf) = shmctl_out(0, IPC_INFO)?;
+    // SAFETY: IPC_INFO fills the `limits` variant (plain integers, see above).
+    Ok(unsafe { buf.limits })
+}
+
+/// `shmctl(0, SHM_INFO)`: the highest index in use and the system usage.
+pub fn shmctl_shm_info() -> Result<(i32, ShmInfoUsage), i32> {
+    let (r, buf) = shmctl_out(0, SHM_INFO)?;
+    // SAFETY: SHM_INFO fills the `usage` variant (plain integers, see above).
+    Ok((r, unsafe { buf.usage }))
 }
 
 /// An all-zero `shmid_ds`, to fill in for IPC_SET.

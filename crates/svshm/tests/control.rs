@@ -132,6 +132,10 @@ fn remove_twice_while_attached_succeeds_and_after_destruction_fails() {
     assert_eq!(err.kind(), ErrorKind::InvalidId, "{err}");
     assert_eq!(err.errno(), Some(libc::EINVAL));
     assert!(err.message().contains("no segment has this id"), "{err}");
+    assert!(
+        !err.to_string().contains("`svshm "),
+        "a library message names no command-line tool: {err}"
+    );
 }
 
 #[test]

@@ -25,6 +25,10 @@ fn open_of_missing_key_is_not_found() {
         err.message().contains("create it first"),
         "says what to do: {err}"
     );
+    assert!(
+        !err.to_string().contains("`svshm "),
+        "a library message names no command-line tool: {err}"
+    );
 }
 
 #[test]

@@ -4,6 +4,9 @@
 //! retries on EAGAIN in a busy loop, so the process never sleeps in the kernel
 //! (but still makes one system call per attempt).
 
+// Unsafe: pipe, socketpair, fcntl, read and write on raw descriptors.
+#![allow(unsafe_code)]
+
 use super::{Rx, Tx, Wait};
 use anyhow::{Context, Result, bail};
 use std::io;

@@ -17,6 +17,9 @@
 //! Unlike the book (fixed keys 0x1234/0x5678), the objects are IPC_PRIVATE,
 //! created by the driver and removed by it on exit ([`TlpiObjects`]).
 
+// Unsafe: the TLPI protocol's raw System V semaphore calls and shared buffer.
+#![allow(unsafe_code)]
+
 use super::{Rx, Tx, Wait};
 use anyhow::{Context, Result, bail};
 use std::io;

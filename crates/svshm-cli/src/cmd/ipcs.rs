@@ -143,7 +143,7 @@ fn truncate(s: &str, n: usize) -> &str {
 
 /// `"%-10d %-10.10s"`: id and owner name (truncated) or numeric uid.
 fn id_owner(info: &SegmentInfo) -> String {
-    match svshm::info::user_name(info.uid) {
+    match crate::util::user_name(info.uid) {
         Some(n) => format!("{:<10} {:<10}", info.id, truncate(&n, 10)),
         None => format!("{:<10} {:<10}", info.id, info.uid),
     }
@@ -354,10 +354,10 @@ fn do_shm(out: &mut dyn Write, args: &Args, unit: Unit) -> Result<()> {
                 "{:<10} {:<10o}{}{}{}{}",
                 s.id,
                 s.mode & 0o777,
-                name_or_num(svshm::info::user_name(s.creator_uid), s.creator_uid),
-                name_or_num(svshm::info::group_name(s.creator_gid), s.creator_gid),
-                name_or_num(svshm::info::user_name(s.uid), s.uid),
-                name_or_num(svshm::info::group_name(s.gid), s.gid),
+                name_or_num(crate::util::user_name(s.creator_uid), s.creator_uid),
+                name_or_num(crate::util::group_name(s.creator_gid), s.creator_gid),
+                name_or_num(crate::util::user_name(s.uid), s.uid),
+                name_or_num(crate::util::group_name(s.gid), s.gid),
             )?;
         } else if args.time {
             writeln!(

@@ -1,6 +1,6 @@
 //! `svshm lock` / `svshm unlock`: SHM_LOCK and SHM_UNLOCK (svshm_lock / svshm_unlock).
 
-use crate::util::{AlreadyReported, warn};
+use crate::util::{AlreadyReported, warn_error};
 use anyhow::Result;
 use std::io::Write;
 use svshm::Segment;
@@ -32,7 +32,7 @@ fn each(ids: &[i32], f: fn(Segment) -> svshm::Result<()>) -> Result<()> {
     let mut failed = false;
     for &id in ids {
         if let Err(e) = f(Segment::from_id(id)) {
-            warn(e);
+            warn_error(&e.into());
             failed = true;
         }
     }

@@ -425,8 +425,8 @@ fn size_text(ctl: &Ctl, v: u64) -> String {
 
 /// One cell of a segment's row; `None` is a cell lsipc leaves unset.
 fn shm_cell(col: usize, s: &SegmentInfo, ctl: &Ctl) -> Option<String> {
-    let user = svshm::info::user_name;
-    let group = svshm::info::group_name;
+    let user = crate::util::user_name;
+    let group = crate::util::group_name;
     let time = |t: Option<SystemTime>| t.map(|t| make_time(ctl.time_mode, t));
     match col {
         KEY => Some(s.key.to_string()),

@@ -167,7 +167,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                 failed = true;
             }
             Err(e) => {
-                warn(format_args!("{e:#}"));
+                crate::util::warn_error(&e);
                 failed = true;
             }
         }
@@ -241,7 +241,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                     }
                 }
                 Err(e) => {
-                    warn(format_args!("segment id {id}: {e}"));
+                    crate::util::warn_error(
+                        &anyhow::Error::from(e).context(format!("segment id {id}")),
+                    );
                     failed = true;
                 }
             }
@@ -255,7 +257,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                 }
             }
             Err(e) => {
-                warn(format_args!("{e}"));
+                crate::util::warn_error(&e.into());
                 failed = true;
             }
         }

@@ -34,7 +34,7 @@ pub struct Args {
 /// Runs `svshm set`.
 pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     let uid = match &args.user {
-        Some(u) => Some(svshm::info::lookup_uid(u).ok_or_else(|| {
+        Some(u) => Some(crate::util::lookup_uid(u).ok_or_else(|| {
             anyhow!(
                 "unknown user '{u}'; give a user name from the password database or a numeric uid"
             )
@@ -42,7 +42,7 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
         None => None,
     };
     let gid = match &args.group {
-        Some(g) => Some(svshm::info::lookup_gid(g).ok_or_else(|| {
+        Some(g) => Some(crate::util::lookup_gid(g).ok_or_else(|| {
             anyhow!(
                 "unknown group '{g}'; give a group name from the group database or a numeric gid"
             )

@@ -2,6 +2,9 @@
 //! directory entries ([`Entry`], reading and validating them), construct,
 //! find and destroy under the lock, and the lock-free [`peek`].
 
+// Unsafe: typed reads and writes of named objects in shared memory.
+#![allow(unsafe_code)]
+
 use super::layout::{
     BLOCK_HEADER, E_ALIGN, E_NAME, E_NAME_LEN, E_OFFSET, E_SIZE, E_STATE, E_TAG, ENTRY_EMPTY,
     ENTRY_PENDING, ENTRY_USED, GRAIN, Geometry, H_FREE_BYTES, H_RECOVERIES, MAX_ALIGN, NAME_MAX,

@@ -95,6 +95,9 @@
 //! # Ok::<(), svshm::Error>(())
 //! ```
 
+// Unsafe: drops or takes the region out of its ManuallyDrop exactly once.
+#![allow(unsafe_code)]
+
 // This file: the `Managed` type, format/open, the lock and its guard.
 mod allocator; // heap blocks, the free list, allocate and deallocate
 mod check; // the consistency check and the repair after a holder died

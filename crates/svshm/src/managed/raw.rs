@@ -2,6 +2,9 @@
 //! apart from the typed [`Named`](super::Named) handle, the only code of the
 //! managed segment that touches the region's memory through raw pointers.
 
+// Unsafe: the managed segment's raw access to region memory and its pthread mutex.
+#![allow(unsafe_code)]
+
 use super::corrupt;
 use super::layout::{H_LOCK, H_STATE};
 use crate::error::{Error, ErrorKind, Object, Op, Result};
