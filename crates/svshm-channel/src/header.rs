@@ -1,4 +1,4 @@
-#![allow(unsafe_code)] // The one place that turns the attachment's first page into the header's atomics.
+#![allow(unsafe_code)] // Turns an attachment's first page into the header's atomics.
 //! The on-segment header: `#[repr(C)]`, fixed-width fields, so 32- and 64-bit
 //! processes agree on it. It occupies the first [`HEADER_SIZE`] bytes of the
 //! segment; the data ring follows.

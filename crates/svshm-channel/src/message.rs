@@ -1,3 +1,4 @@
+#![allow(unsafe_code)] // Rings over the link's mapped memory; loans lend slices of it.
 //! Messages: [`Sender`] and [`Receiver`] of byte messages framed in the ring.
 //!
 //! A frame is an 8-byte header — the length as a u32 and its bitwise complement

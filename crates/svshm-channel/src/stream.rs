@@ -1,3 +1,4 @@
+#![allow(unsafe_code)] // Rings over the link's mapped memory; reserve/peek lend slices of it.
 //! The byte stream: [`StreamWriter`] (`io::Write`) and [`StreamReader`]
 //! (`io::Read` + `io::BufRead`), with zero-copy `reserve`/`commit` and
 //! `peek`/`consume`.
