@@ -137,12 +137,14 @@ pub(crate) struct HeaderView<'a> {
 
 impl<'a> HeaderView<'a> {
     /// The header of `att`, or `None` if the attachment is shorter than a
-    /// header page.
+    /// header page (or, which shmat(2) never returns, not aligned for it).
     pub(crate) fn new(att: &'a Attachment) -> Option<HeaderView<'a>> {
         let base = att.range_ptr(0, HEADER_SIZE).ok()?;
-        // SAFETY: `base` starts HEADER_SIZE mapped bytes that stay mapped
-        // while `att` (borrowed for 'a) lives; a System V attachment is
-        // page-aligned, which covers the header's alignment.
+        if base.align_offset(core::mem::align_of::<Header>()) != 0 {
+            return None;
+        }
+        // SAFETY: `base` is aligned and starts HEADER_SIZE mapped bytes that
+        // stay mapped while `att` (borrowed for 'a) lives.
         Some(unsafe { HeaderView::from_ptr(base) })
     }
 
