@@ -2,7 +2,7 @@
 //! cleanup.
 
 use crate::error::{Error, Result};
-use crate::header::{self, Header, read_snapshot};
+use crate::header::{self, HeaderView};
 use crate::sync::Ordering;
 use svshm::process::ProcessId;
 use svshm::{Segment, SegmentInfo};
@@ -120,24 +120,15 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         return Ok(None);
     }
     let att = seg.attach_read_only()?;
-    let hdr = att.as_ptr().cast::<Header>();
-    // The attachment maps at least HEADER_SIZE bytes (checked above). Each
-    // reference below covers one atomic field, never the whole header, whose
-    // plain fields a peer may write and are read volatile.
-    // SAFETY: an atomic field of the mapped header page.
-    let state = unsafe { &(*hdr).state };
-    // SAFETY: an atomic field of the mapped header page.
-    let writer = unsafe { &(*hdr).writer.0 };
-    // SAFETY: an atomic field of the mapped header page.
-    let reader = unsafe { &(*hdr).reader.0 };
-    // SAFETY: an atomic field of the mapped header page.
-    let cursors = unsafe { &(*hdr).cursors };
-    let magic: u64 = header::field!(hdr, magic);
-    if magic != header::MAGIC {
+    let Some(view) = HeaderView::new(&att) else {
+        return Ok(None);
+    };
+    let [writer, reader] = view.slots();
+    if view.magic() != header::MAGIC {
         return Ok(None);
     }
     // SYNC: pairs with the creator's Release store of READY.
-    let ready = state.load(Ordering::Acquire) == header::STATE_READY;
+    let ready = view.state().load(Ordering::Acquire) == header::STATE_READY;
     if !ready {
         return Ok(Some(ChannelStatus {
             id,
@@ -151,13 +142,13 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             reader: peer_status(reader, info.creator_pid),
         }));
     }
-    // SAFETY: as above.
-    let snap =
-        unsafe { read_snapshot(hdr, info.size) }.map_err(|detail| Error::Corrupt { id, detail })?;
+    let snap = view
+        .snapshot(info.size)
+        .map_err(|detail| Error::Corrupt { id, detail })?;
     // SYNC: pairs with the Release store of `head` in `Producer::publish`.
-    let head = cursors.head.0.load(Ordering::Acquire);
+    let head = view.cursors().head.0.load(Ordering::Acquire);
     // SYNC: pairs with the Release store of `tail` in `Consumer::publish`.
-    let tail = cursors.tail.0.load(Ordering::Acquire);
+    let tail = view.cursors().tail.0.load(Ordering::Acquire);
     Ok(Some(ChannelStatus {
         id,
         name: snap.name,

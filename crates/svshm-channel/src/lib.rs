@@ -20,8 +20,12 @@
 //! - **Peer death detected**: each side records its pid and process start
 //!   time; the other side verifies them against the kernel at rendezvous and
 //!   watches that process ([`PeerWatch`]), so other attachments of the segment
-//!   cannot hide a death. A survivor gets [`Error::PeerDied`] (not EOF) within
-//!   about 20 ms, blocked or not, after everything the dead side had committed.
+//!   cannot hide a death. A survivor gets [`Error::PeerDied`] (not EOF) after
+//!   everything the dead side had committed: a blocked side probes its peer
+//!   every 20 ms poll slice, and calls that do not block probe at most every
+//!   20 ms, so a death is noticed within about 20 ms of the next wait or call;
+//!   a peer that called exec(2) (alive, but no longer mapping the segment) is
+//!   noticed by a blocked side within five slices, about 100 ms.
 //! - **Only an explicit close ends cleanly**: a writer dropped without
 //!   `close()`, failing or panicking gives the reader [`Error::Aborted`]; a
 //!   clean end carries the writer's final count and must add up.
@@ -53,6 +57,10 @@
 //! Every value read from the segment is validated against what this process
 //! recorded at connect time: a corrupt or hostile peer yields
 //! [`Error::Corrupt`], never a panic, an out-of-bounds access or an endless wait.
+
+// Unsafe code lives only in the modules that say why at their top:
+// header.rs, ring.rs, message.rs and stream.rs.
+#![deny(unsafe_code)]
 
 mod futex;
 // The SPSC ring protocol: cursors, frames and their constants. Not public API;

@@ -2,7 +2,7 @@
 //! how it watches its peer.
 
 use crate::error::{Error, Result, Role};
-use crate::header::{self, Header};
+use crate::header::{self, HeaderView};
 use crate::reclaim::Reclaimed;
 use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
 use crate::sync::Ordering;
@@ -116,7 +116,6 @@ fn coarse_now_ns() -> u64 {
 
 /// One connected end of a channel: the attachment, the header, and the peer.
 pub(crate) struct Link {
-    hdr: *const Header,
     pub(crate) role: Role,
     pub(crate) capacity: u64,
     pub(crate) max_message: u64,
@@ -145,10 +144,6 @@ pub(crate) struct Link {
     att: Attachment,
 }
 
-// SAFETY: `hdr` points into `att`, which is Send; the link is used by one thread
-// at a time (the owning endpoint takes `&mut self`).
-unsafe impl Send for Link {}
-
 impl Link {
     /// A link over `att` (whose header page must be mapped: the caller checked
     /// the segment size), not yet holding a slot.
@@ -162,7 +157,6 @@ impl Link {
         created: bool,
     ) -> Link {
         Link {
-            hdr: att.as_ptr().cast::<Header>(),
             role,
             capacity,
             max_message,
@@ -194,44 +188,30 @@ impl Link {
         self.att.id()
     }
 
-    pub(crate) fn cursors(&self) -> *const Cursors {
-        // SAFETY: `hdr` points to the header page of `att`, mapped while `self`
-        // lives; this takes the field's address without a reference to the
-        // whole header (whose plain fields a peer may write).
-        unsafe { core::ptr::addr_of!((*self.hdr).cursors) }
+    /// The channel header of our attachment.
+    pub(crate) fn header(&self) -> HeaderView<'_> {
+        HeaderView::new(&self.att)
+            .expect("a link's segment holds a header page (its maker checked)")
     }
 
-    fn cursors_ref(&self) -> &Cursors {
-        // SAFETY: as above; `Cursors` holds only atomics.
-        unsafe { &*self.cursors() }
+    /// The ring's cursors, as the ring's constructors take them.
+    pub(crate) fn cursors(&self) -> *const Cursors {
+        self.header().cursors()
     }
 
     pub(crate) fn state(&self) -> &crate::sync::AtomicU32 {
-        // SAFETY: as above; a reference to the atomic field only.
-        unsafe { &(*self.hdr).state }
+        self.header().state()
     }
 
+    /// The data ring: the `capacity` bytes after the header, valid while the
+    /// link lives (the attachment is its last field, dropped after the rest).
     pub(crate) fn mem(&self) -> RawMem {
-        // SAFETY: the data area [HEADER_SIZE, HEADER_SIZE + capacity) lies inside
-        // the attachment (validated against the segment size) and stays mapped
-        // while the link lives; the ring outlives no link (fields order).
-        unsafe {
-            RawMem::new(
-                self.att.as_ptr().add(header::HEADER_SIZE),
-                self.capacity as usize,
-            )
-        }
+        header::ring_mem(&self.att, self.capacity)
+            .expect("a link's ring fits its segment (checked against the segment size)")
     }
 
     pub(crate) fn slot(&self, role: Role) -> &header::Slot {
-        // SAFETY: `hdr` points to the mapped header page; a reference to the
-        // slot (atomics only), not to the whole header.
-        unsafe {
-            match role {
-                Role::Writer => &(*self.hdr).writer.0,
-                Role::Reader => &(*self.hdr).reader.0,
-            }
-        }
+        self.header().slot(role)
     }
 
     /// A liveness probe of the peer for the ring's waits (see [`PeerWatch`]).
@@ -542,7 +522,7 @@ impl Drop for Link {
         // If the endpoint did not close the ring (connect failed after the
         // claim, or the endpoint was never built), mark our end aborted so a
         // peer that did connect fails instead of waiting forever.
-        let c = self.cursors_ref();
+        let c = self.header().cursors();
         let flag = match self.role {
             Role::Writer => &c.writer_closed.0,
             Role::Reader => &c.reader_closed.0,

@@ -8,6 +8,8 @@
 //! 0. `head` moves past a frame only once all of it is written, so a reader —
 //! even after the writer crashed — sees whole messages or nothing.
 
+#![allow(unsafe_code)] // Loans and in-place receives lend slices of the link's mapped ring.
+
 use crate::codec::{Decode, Encode};
 use crate::error::{Error, Result, Role};
 use crate::header::KIND_MESSAGES;

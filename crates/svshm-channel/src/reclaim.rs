@@ -20,7 +20,7 @@
 //! namespace we cannot see is `Unknown` and keeps the segment.
 
 use crate::error::{Error, Result};
-use crate::header::{self, Header};
+use crate::header::{self, HeaderView};
 use crate::rendezvous::INIT_MARK;
 use crate::sync::Ordering;
 use svshm::process::{ProcessId, Status, creator_status};
@@ -91,34 +91,20 @@ pub(crate) struct HeaderFacts {
 }
 
 impl HeaderFacts {
-    /// Reads the header at `hdr`.
-    ///
-    /// # Safety
-    ///
-    /// `hdr` must point to at least `HEADER_SIZE` mapped, readable bytes of a
-    /// segment of `size` bytes.
-    pub(crate) unsafe fn read(hdr: *const Header, size: u64) -> HeaderFacts {
-        let magic: u64 = header::field!(hdr, magic);
-        let mut first = [0u8; 64];
-        // SAFETY: the caller maps HEADER_SIZE >= 64 bytes at `hdr`; a volatile
-        // copy of plain bytes another process may write.
-        unsafe {
-            for (i, b) in first.iter_mut().enumerate() {
-                *b = hdr.cast::<u8>().add(i).read_volatile();
-            }
-        }
-        // SAFETY: atomics of the mapped header page, referenced one by one.
-        let (state, slots) = unsafe { (&(*hdr).state, [&(*hdr).writer.0, &(*hdr).reader.0]) };
+    /// Reads the header of a segment of `size` bytes.
+    pub(crate) fn read(view: HeaderView<'_>, size: u64) -> HeaderFacts {
+        let magic = view.magic();
+        let zero = view.first_line_zero();
         // SYNC: pairs with the creator's Release store of READY in `create`.
-        let state = state.load(Ordering::Acquire);
+        let state = view.state().load(Ordering::Acquire);
         let ready = state == header::STATE_READY;
-        let recorded = slots
+        let recorded = view
+            .slots()
             .into_iter()
             .filter_map(crate::rendezvous::read_slot)
             .collect();
         let layout = if ready && magic == header::MAGIC {
-            // SAFETY: as per this function's contract.
-            unsafe { header::read_snapshot(hdr, size) }.map(|_| ())
+            view.snapshot(size).map(|_| ())
         } else {
             Ok(())
         };
@@ -128,7 +114,7 @@ impl HeaderFacts {
             state,
             ready: ready && magic == header::MAGIC,
             recorded,
-            zero: first.iter().all(|&b| b == 0),
+            zero,
         }
     }
 }
@@ -297,12 +283,13 @@ fn judge_info(seg: &Segment, info: &SegmentInfo) -> Verdict {
 
 fn read_and_judge(seg: &Segment, info: &SegmentInfo) -> Verdict {
     match seg.attach_read_only() {
-        Ok(att) => {
-            // SAFETY: the segment is at least HEADER_SIZE bytes (channel
-            // geometry checked above) and `att` maps it while we read.
-            let facts = unsafe { HeaderFacts::read(att.as_ptr().cast(), info.size) };
-            judge_with(info, Some(&facts))
-        }
+        Ok(att) => match HeaderView::new(&att) {
+            Some(view) => judge_with(info, Some(&HeaderFacts::read(view, info.size))),
+            None => Verdict::NotOurs(format!(
+                "its attachment of {} bytes is shorter than a channel header",
+                att.len()
+            )),
+        },
         Err(e) => Verdict::NotOurs(format!("its header cannot be read ({e})")),
     }
 }

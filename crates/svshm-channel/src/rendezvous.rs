@@ -3,7 +3,7 @@
 
 pub use crate::endpoint::*;
 use crate::error::{Error, Result, Role};
-use crate::header::{self, Header};
+use crate::header::{self, HeaderView};
 pub use crate::link::*;
 use crate::reclaim::{HeaderFacts, Reclaimed, Verdict, judge_shape, judge_with};
 use crate::sync::Ordering;
@@ -16,22 +16,22 @@ use svshm::{CreateOptions, ErrorKind, Key, Segment};
 pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> Result<Link> {
     let (capacity, max_message) = opts.ring_geometry(kind == header::KIND_MESSAGES)?;
     let deadline = opts.timeout.and_then(deadline_after);
-    let me = ProcessId::current();
+    let request = Request {
+        opts,
+        role,
+        kind,
+        me: ProcessId::current(),
+        capacity,
+        max_message,
+        name: ep.label(),
+    };
     let label = ep.to_string();
     let key = ep.key_of(opts)?;
     let mut backoff = Duration::from_micros(100);
     let mut state = JoinState::default();
     let mut link = loop {
         let attempt = match (&ep.0, key) {
-            (Repr::Id(id), _) => join(
-                Segment::from_id(*id),
-                opts,
-                role,
-                kind,
-                me,
-                true,
-                &mut state,
-            )?,
+            (Repr::Id(id), _) => join(Segment::from_id(*id), &request, true, &mut state)?,
             (_, key) => {
                 let key = key.unwrap_or(Key::PRIVATE);
                 let total = header::HEADER_SIZE + capacity as usize;
@@ -40,18 +40,9 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
                 // before writing the header leaves a segment provably ours.
                 let mode = opts.mode | INIT_MARK;
                 match CreateOptions::new(total).key(key).mode(mode).create() {
-                    Ok(seg) => Some(create(
-                        seg,
-                        opts,
-                        role,
-                        kind,
-                        capacity,
-                        max_message,
-                        me,
-                        &ep.label(),
-                    )?),
+                    Ok(seg) => Some(create(seg, &request)?),
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => match Segment::open(key, 0) {
-                        Ok(seg) => join(seg, opts, role, kind, me, false, &mut state)?,
+                        Ok(seg) => join(seg, &request, false, &mut state)?,
                         // Removed between our create and open: try again.
                         Err(e) if e.kind() == ErrorKind::NotFound => None,
                         Err(e) => return Err(e.into()),
@@ -86,17 +77,36 @@ pub(crate) fn deadline_after(t: Duration) -> Option<Instant> {
 /// needed by a channel). Cleared with IPC_SET once the header is READY.
 pub(crate) const INIT_MARK: u32 = 0o100;
 
-#[allow(clippy::too_many_arguments)]
-fn create(
-    seg: Segment,
-    opts: &Options,
+/// What one end asks for, built once by [`connect`] and used by every
+/// attempt to create or join the segment.
+struct Request<'a> {
+    opts: &'a Options,
+    /// The side this end takes.
     role: Role,
+    /// `header::KIND_STREAM` or `header::KIND_MESSAGES`.
     kind: u32,
+    /// This process, as recorded in the slot it claims.
+    me: ProcessId,
+    /// Ring geometry for a segment this end creates (a joiner adopts the
+    /// creator's).
     capacity: u64,
     max_message: u64,
-    me: ProcessId,
-    name: &str,
-) -> Result<Link> {
+    /// The name stored in a header this end writes.
+    name: String,
+}
+
+/// Makes `seg` (new, IPC_EXCL or IPC_PRIVATE) a channel: writes the header,
+/// claims our slot and publishes READY.
+fn create(seg: Segment, req: &Request<'_>) -> Result<Link> {
+    let Request {
+        opts,
+        role,
+        kind,
+        me,
+        capacity,
+        max_message,
+        ref name,
+    } = *req;
     let guard = seg.remove_on_drop();
     let att = seg.attach()?;
     // A forked child must not inherit the ring: its attach would keep the
@@ -104,19 +114,18 @@ fn create(
     // an SPSC ring as a second writer or reader.
     att.inherit_on_fork(false)?;
     let info = seg.stat()?;
-    let hdr = att.as_ptr().cast::<Header>();
-    // SAFETY: the segment is new (IPC_EXCL or IPC_PRIVATE) and at least
-    // HEADER_SIZE bytes; state is INITIALIZING so no joiner reads it yet.
-    unsafe { header::write_fresh(hdr, kind, capacity, max_message, name) };
     let mut link = Link::new(
         att,
         role,
         opts.wait,
         &info,
         (capacity, max_message),
-        name.to_string(),
+        name.clone(),
         true,
     );
+    // The segment is new and HEADER_SIZE + capacity bytes; state is
+    // INITIALIZING, so no joiner reads the header yet.
+    link.header().write_fresh(kind, capacity, max_message, name);
     link.claim(me);
     // SYNC: publishes the header fields written above to the Acquire load of
     // `state` in `join` and `inspect`.
@@ -150,16 +159,19 @@ const UNFINISHED_LIMIT: Duration = Duration::from_secs(2);
 /// before our own attach (as PostgreSQL does) and the header: only a proven
 /// abandoned svshm channel is removed (and recorded in `reclaimed`); a
 /// segment that cannot be proven ours is refused, untouched.
-#[allow(clippy::too_many_arguments)]
 fn join(
     seg: Segment,
-    opts: &Options,
-    role: Role,
-    kind: u32,
-    me: ProcessId,
+    req: &Request<'_>,
     by_id: bool,
     state: &mut JoinState,
 ) -> Result<Option<Link>> {
+    let Request {
+        opts,
+        role,
+        kind,
+        me,
+        ..
+    } = *req;
     let reclaimed = &mut state.reclaimed;
     let id = seg.id();
     let mut info = match seg.stat() {
@@ -288,10 +300,13 @@ fn join(
     // A forked child must not inherit the ring: it could write into an SPSC
     // ring as a second writer or reader.
     att.inherit_on_fork(false)?;
-    let hdr = att.as_ptr().cast::<Header>();
-    // SAFETY: `hdr` points to the attachment's first page, and the segment is
-    // at least HEADER_SIZE bytes (checked above).
-    let mut facts = unsafe { HeaderFacts::read(hdr, info.size) };
+    let Some(view) = HeaderView::new(&att) else {
+        return Err(not_ours(format!(
+            "its attachment of {} bytes is shorter than a channel header",
+            att.len()
+        )));
+    };
+    let mut facts = HeaderFacts::read(view, info.size);
     // A READY header whose fields do not hold together is reported below as
     // a mismatch (another svshm version, or corrupt), and never reclaimed.
     let layout = std::mem::replace(&mut facts.layout, Ok(()));
@@ -324,8 +339,9 @@ fn join(
         Verdict::InUse(_) if !facts.ready => return Ok(None),
         Verdict::InUse(_) => {}
     }
-    // SAFETY: as above; state READY means the creator finished writing.
-    let snap = unsafe { header::read_snapshot(hdr, info.size) }
+    // State READY (seen Acquire in `facts`) means the creator finished writing.
+    let snap = view
+        .snapshot(info.size)
         .map_err(|detail| Error::Mismatch { id, detail })?;
     if snap.kind != kind {
         return Err(Error::Mismatch {

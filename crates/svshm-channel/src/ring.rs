@@ -1,3 +1,4 @@
+#![allow(unsafe_code)] // The SPSC protocol over raw memory: cursor pointers, data copies.
 //! The single-producer single-consumer ring protocol, over any memory.
 //!
 //! Two byte cursors that only grow: `head` (written only by the producer) and

@@ -2,6 +2,8 @@
 //! (`io::Read` + `io::BufRead`), with zero-copy chunks ([`WriteChunk`],
 //! [`ReadChunk`]).
 
+#![allow(unsafe_code)] // Chunks and fill_buf lend slices of the link's mapped ring.
+
 use crate::error::{Error, Result, Role};
 use crate::header::KIND_STREAM;
 use crate::rendezvous::{Creator, Endpoint, Link, Options, connect};

@@ -208,9 +208,9 @@ fn a_forked_child_does_not_keep_a_dead_writer_alive() {
     struct KillOnDrop(i32);
     impl Drop for KillOnDrop {
         fn drop(&mut self) {
-            // SAFETY: plain kill(2) of a pid we were told about; it is the
-            // grandchild, re-parented to init, so no reaping is ours to do.
-            unsafe { libc::kill(self.0, libc::SIGKILL) };
+            // The grandchild we were told about, re-parented to init, so no
+            // reaping is ours to do.
+            let _ = sigkill_pid(self.0);
         }
     }
     let _gc = KillOnDrop(grandchild);

@@ -12,9 +12,7 @@ mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use svshm::{CreateOptions, Key, Segment};
@@ -193,11 +191,8 @@ impl Kid {
     /// This test binary running only `child` with `role`; stdin and stdout
     /// are pipes.
     fn spawn(role: &str, env: &[(&str, String)]) -> Kid {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+        let mut c = child_command("child", role);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
@@ -268,57 +263,24 @@ impl Drop for KeyGuard {
     }
 }
 
-/// A copy of this test binary in a fresh mode-0755 directory under /tmp, so
-/// that a child running as uid 65534 can execute it even when the repository
-/// lives in a mode-0700 directory. Removed when dropped.
-struct ExeCopy {
-    dir: PathBuf,
-    exe: PathBuf,
-}
-
-impl ExeCopy {
-    fn new() -> ExeCopy {
-        let dir = PathBuf::from("/tmp").join(format!(
-            "svshm-hostile-{}-{}",
-            std::process::id(),
-            rand_u64()
-        ));
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let exe = dir.join("hostile_lifecycle");
-        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-        ExeCopy { dir, exe }
+/// This test binary running only `child` with `role`, as uid and gid 65534,
+/// from a copy that user can reach (the repository may live in a mode-0700
+/// directory). `Err`: it could not be started (e.g. /tmp is mounted noexec).
+fn spawn_as_nobody(role: &str, env: &[(&str, String)]) -> std::io::Result<Kid> {
+    let nobody = svshm_testkit::NOBODY;
+    let mut c = svshm_testkit::command_as(&std::env::current_exe()?, nobody, nobody)?;
+    c.args(child_args("child"))
+        .env(ROLE, role)
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
     }
-
-    /// The copy running only `child` with `role`, as uid and gid 65534
-    /// (`Err`: it could not be started, e.g. /tmp is mounted noexec).
-    fn spawn_as_nobody(&self, role: &str, env: &[(&str, String)]) -> std::io::Result<Kid> {
-        let mut c = Command::new(&self.exe);
-        c.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-            .env(ROLE, role)
-            .current_dir("/")
-            .stdout(Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        std::os::unix::process::CommandExt::uid(&mut c, 65534);
-        std::os::unix::process::CommandExt::gid(&mut c, 65534);
-        c.spawn().map(Kid::new)
-    }
-}
-
-impl Drop for ExeCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    c.spawn().map(Kid::new)
 }
 
 /// A same-uid scribbler process stores `value` at `offset` of segment `id`.
 fn scribble(id: i32, offset: usize, value: u32) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE, "scribble")
+    let out = child_command("child", "scribble")
         .env("ID", id.to_string())
         .env("OFFSET", offset.to_string())
         .env("VALUE", value.to_string())
@@ -544,17 +506,13 @@ fn a_third_attacher_as_another_user_does_not_hide_a_dead_writer() {
     let mut r = StreamReader::connect(&Endpoint::name(&name), &opts().mode(0o644)).unwrap();
     let id = r.segment_id();
     w.line("WROTE");
-    let exe = ExeCopy::new();
-    let mut holder = match exe.spawn_as_nobody(
+    let mut holder = match spawn_as_nobody(
         "holder",
         &[("ID", id.to_string()), ("HOLD", HOLD_SECS.to_string())],
     ) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!(
-                "skipped: cannot run {} as uid 65534: {e}",
-                exe.exe.display()
-            );
+            eprintln!("skipped: cannot run this test binary as uid 65534: {e}");
             return;
         }
     };

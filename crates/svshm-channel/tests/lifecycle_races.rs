@@ -96,9 +96,9 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for &p in &self.pids {
-            // SAFETY: kill(2) of a tracee pid we started (via strace); it may be
-            // gone already, which is harmless.
-            unsafe { libc::kill(p, libc::SIGKILL) };
+            // A tracee pid we started (via strace); it may be gone already,
+            // which is harmless.
+            let _ = sigkill_pid(p);
         }
         for c in &mut self.children {
             let _ = c.kill();
@@ -141,7 +141,7 @@ fn spawn_traced(role: &str, name: &str, delay: Duration) -> (Child, i32) {
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=shmat"])
         .args(["-e", &format!("inject={inject}")])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .args(child_args("child"))
         .env(ROLE, role)
         .env("NAME", name)
         .stdout(Stdio::piped())
@@ -371,7 +371,7 @@ fn a_forward_clock_step_does_not_make_a_waiting_creator_look_dead() {
         .arg(r#"mount --bind "$FAKE_STAT" /proc/stat && exec "$@""#)
         .arg("sh")
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .args(child_args("child"))
         .env(ROLE, "read-all")
         .env("NAME", &name)
         .env("FAKE_STAT", &fake_path)
@@ -490,7 +490,7 @@ fn gc_skips_stale_channels_it_may_not_remove() {
     c.wait().unwrap();
     assert!(svshm_channel::judge_record(&Segment::from_id(id).stat().unwrap()).is_abandoned());
     let mut cmd = svshm_testkit::this_test_as_nobody();
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+    cmd.args(child_args("child"))
         .env(ROLE, "gc")
         .env("NAME", &name)
         .stdout(Stdio::piped());

@@ -57,7 +57,7 @@ fn unshare_child(role: &str, name: &str, mount_proc: bool) -> Option<std::proces
         c.arg("--mount-proc");
     }
     c.arg(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+        .args(child_args("child"))
         .env(ROLE, role)
         .env("NAME", name)
         .stdout(Stdio::piped());
@@ -114,8 +114,8 @@ fn killed_peer_in_another_pid_namespace_is_noticed() {
         })
         .unwrap();
     assert_eq!(rx.recv().unwrap().unwrap(), b"hello");
-    // SAFETY: kill(2) on the namespace's init, a process we started (via unshare).
-    assert_eq!(unsafe { libc::kill(host_pid, libc::SIGKILL) }, 0);
+    // The namespace's init, a process we started (via unshare).
+    sigkill_pid(host_pid).unwrap();
     let status = wait_child(&mut c, Duration::from_secs(30));
     eprintln!(
         "peer killed: {status}; peer pid as recorded: {}",

@@ -41,7 +41,7 @@ fn foreign_owned_segment_under_our_key_is_refused() {
     let name = unique("squat");
     let key = svshm_channel::channel_key(&name);
     let mut cmd = svshm_testkit::this_test_as_nobody();
-    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1", "-q"])
+    cmd.args(child_args("child"))
         .env(ROLE, "squat")
         .env("KEY", key.to_string())
         .stdout(Stdio::piped());

@@ -1,5 +1,16 @@
 //! Helpers shared by the integration tests of the svshm crates.
 //!
+//! - Child processes ([`child_command`], [`spawn_child`], [`role`],
+//!   [`dispatch`]): a child is the test binary itself, re-executed to run one
+//!   test (its entry) with a role in [`ROLE`]; never `fork()` inside the
+//!   threaded harness. [`wait_child`] waits with a bound, [`sigkill`] crashes it.
+//! - Names and keys no other test uses ([`unique_name`], [`unique_key`],
+//!   [`key_for`]), [`is_root`] and [`skip`] (a skipped test says why).
+//! - Segments removed however a test ends ([`SegmentGuard`]), and
+//!   [`segment_exists`] / [`segment_gone`].
+//! - Deterministic data: [`Rng`], [`splitmix`], and a byte [`pattern`] any
+//!   reader can check at any offset ([`fill_pattern`], [`check_pattern`]).
+//!
 //! Running a child as another user: the suite runs children as uid 65534
 //! (`nobody`) to test what another user may do. A child so run must be able to
 //! reach its executable; a checkout in a directory other users cannot enter (a
@@ -8,6 +19,18 @@
 //! fresh directory anyone may enter, and removes it afterwards.
 
 #![deny(unsafe_code)]
+
+mod child;
+mod names;
+mod pattern;
+mod segment;
+
+pub use child::{
+    ROLE, child_args, child_command, dispatch, role, sigkill, sigkill_pid, spawn_child, wait_child,
+};
+pub use names::{is_root, key_for, skip, unique_key, unique_name};
+pub use pattern::{Rng, check_pattern, fill_pattern, pattern, rand_u64, splitmix};
+pub use segment::{SegmentGuard, segment_exists, segment_gone};
 
 use std::borrow::{Borrow, BorrowMut};
 use std::ops::{Deref, DerefMut};
@@ -138,7 +161,7 @@ pub fn command_as(exe: &Path, uid: u32, gid: u32) -> std::io::Result<CommandAs> 
 /// root, and a copy of `exe` run with `probe_args` (which must make it exit 0
 /// at once, e.g. a test binary's `--list`) must succeed.
 pub fn nobody_unavailable(exe: &Path, probe_args: &[&str]) -> Option<String> {
-    if rustix::process::geteuid().as_raw() != 0 {
+    if !is_root() {
         return Some(format!("needs root to run a child as uid {NOBODY}"));
     }
     let mut c = match command_as(exe, NOBODY, NOBODY) {

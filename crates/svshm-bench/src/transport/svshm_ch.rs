@@ -3,10 +3,10 @@
 //! - `svshm-stream`: [`StreamWriter`] / [`StreamReader`] as `io::Write` /
 //!   `io::Read` (`write_all` of each chunk, `read_exact` into the reader's buffer).
 //! - `svshm-msg`: [`Sender::send`] of each chunk as one message;
-//!   [`Receiver::recv_with`] copying it into the reader's buffer.
+//!   [`Receiver::recv_ref`] copying it into the reader's buffer.
 //! - `svshm-zc`: zero-copy messages: the writer fills a [`Sender::loan`]
 //!   straight from its buffer; the reader reads the message where it lies
-//!   (`recv_with`) without copying it out.
+//!   (`recv_ref`) without copying it out.
 //!
 //! Channels are named (unique per run) with the ring capacity of the session;
 //! message channels ask for `max_message` = the payload, and the library grows

@@ -1,14 +1,18 @@
-//! Helpers shared by the CLI tests: run the built `svshm`, make unique keys,
-//! and remove every segment a test creates, even when it fails.
+//! Helpers shared by the CLI tests: run the built `svshm`, and remove every
+//! segment a test creates, even when it fails. Unique names and keys and the
+//! segment guard come from `svshm_testkit`.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use assert_cmd::Command;
 use std::io::Read;
 use std::process::{Child, Command as StdCommand, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
-use svshm::{Attachment, CreateOptions, Key, Segment};
+use svshm::{Attachment, CreateOptions, Segment};
+
+pub use svshm_testkit::{
+    SegmentGuard as Guard, is_root, segment_exists as exists, unique_key, unique_name,
+};
 
 /// `svshm` (the binary under test) as an assert_cmd command.
 pub fn svshm() -> Command {
@@ -18,31 +22,6 @@ pub fn svshm() -> Command {
 /// Path of the built binary, for std::process::Command.
 pub fn svshm_path() -> std::path::PathBuf {
     assert_cmd::cargo::cargo_bin("svshm")
-}
-
-/// A name no other test (in this or another process) uses.
-pub fn unique_name(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "svshm-cli-test-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A key no other test uses (derived from a unique name).
-pub fn unique_key(tag: &str) -> Key {
-    Key::from_name(&unique_name(tag))
-}
-
-/// Removes segment `id` when dropped (IPC_RMID; errors ignored: it may be gone).
-#[derive(Debug)]
-pub struct Guard(pub i32);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Segment::from_id(self.0).remove();
-    }
 }
 
 /// Parses the id `svshm create` printed and guards it.
@@ -80,11 +59,6 @@ pub fn removed_id() -> i32 {
     id
 }
 
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    svshm::euid() == 0
-}
-
 /// stdout of a successful run, as text.
 pub fn stdout_of(args: &[&str]) -> String {
     let out = svshm().args(args).output().unwrap();
@@ -110,11 +84,6 @@ pub fn ls_entry(args: &[&str], id: i32) -> serde_json::Value {
     found
         .cloned()
         .unwrap_or_else(|| panic!("segment {id} not in svshm {args:?}: {v}"))
-}
-
-/// Whether a segment with this id exists.
-pub fn exists(id: i32) -> bool {
-    svshm::proc_segments().unwrap().iter().any(|s| s.id == id)
 }
 
 /// Removes, when dropped, whatever segment is left under the key of channel

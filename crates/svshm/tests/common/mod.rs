@@ -1,55 +1,27 @@
 //! Helpers shared by the integration tests: unique keys, skipping with a
 //! printed reason, and child processes.
 //!
+//! The general helpers (keys, skipping, role dispatch) come from
+//! `svshm_testkit`; what is here is this crate's own.
+//!
 //! A child process is this very test binary, run again with the filter
 //! `child_entry` and the role in the `SVSHM_TEST_ROLE` environment variable
 //! (never `fork()` inside the threaded test harness). Each test file
-//! has a `#[test] fn child_entry()` that calls [`dispatch`]: without the
+//! has a `#[test] fn child_entry()` that calls `dispatch`: without the
 //! variable it does nothing; with it, it runs the role and exits the process
 //! with the role's exit code. A child reports to the parent with
 //! `REPORT name=value` lines on stdout ([`report`]).
 
 // Each test file uses a different subset of these helpers.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::borrow::BorrowMut;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::str::FromStr;
-use svshm::Key;
 
-/// Environment variable naming the role a child process plays.
-pub const ROLE: &str = "SVSHM_TEST_ROLE";
-/// The uid and gid of `nobody`, used for "another user" tests when root.
-pub const NOBODY: u32 = svshm_testkit::NOBODY;
-
-/// A key for one test, unique per test name and process, so tests running in
-/// parallel (and other projects' tests) never collide.
-pub fn key_for(test: &str) -> Key {
-    Key::from_name(&format!("svshm-it/{test}/{}", std::process::id()))
-}
-
-/// Prints why a test is skipped, bypassing the test harness's output capture
-/// (which only captures `print!`/`eprint!`), so the reason is always visible.
-pub fn skip(test: &str, reason: &str) {
-    let _ = writeln!(std::io::stderr(), "\nSKIPPED {test}: {reason}");
-}
-
-/// Whether this process runs with euid 0.
-pub fn is_root() -> bool {
-    svshm::euid() == 0
-}
-
-/// In a child: runs the role named in `SVSHM_TEST_ROLE` and exits with the code
-/// it returns. In the parent (variable unset): returns at once.
-pub fn dispatch(roles: impl FnOnce(&str) -> i32) {
-    if let Ok(role) = std::env::var(ROLE) {
-        let code = if role == "noop" { 0 } else { roles(&role) };
-        let _ = std::io::stdout().flush();
-        std::process::exit(code);
-    }
-}
+pub use svshm_testkit::{NOBODY, ROLE, dispatch, is_root, key_for, skip};
 
 /// In a child: sends `name=value` to the parent.
 pub fn report(name: &str, value: impl std::fmt::Display) {
@@ -90,15 +62,12 @@ pub fn no_core_dumps() {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 }
 
-/// The arguments that make the test binary run only `child_entry`.
-const CHILD_ARGS: [&str; 4] = ["child_entry", "--exact", "--nocapture", "--test-threads=1"];
+/// The test each file's children run (its `#[test] fn child_entry`).
+const ENTRY: &str = "child_entry";
 
 /// A command that runs this test binary as a child playing `role`.
 pub fn child(role: &str) -> Command {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut c = Command::new(exe);
-    c.args(CHILD_ARGS).env(ROLE, role);
-    c
+    svshm_testkit::child_command(ENTRY, role)
 }
 
 /// Like [`child`], as uid/gid 65534 (nobody), running a copy of the test
@@ -106,7 +75,7 @@ pub fn child(role: &str) -> Command {
 /// Use it as a `Command`; the copy is removed when it drops.
 pub fn child_as_nobody(role: &str) -> svshm_testkit::CommandAs {
     let mut c = svshm_testkit::this_test_as_nobody();
-    c.args(CHILD_ARGS).env(ROLE, role);
+    c.args(svshm_testkit::child_args(ENTRY)).env(ROLE, role);
     c
 }
 
@@ -133,7 +102,7 @@ pub fn child_in_new_ipc_namespace(role: &str) -> Command {
     let mut c = Command::new("unshare");
     c.args(unshare_options())
         .arg(exe)
-        .args(CHILD_ARGS)
+        .args(svshm_testkit::child_args(ENTRY))
         .env(ROLE, role);
     c
 }
