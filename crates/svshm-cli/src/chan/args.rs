@@ -1,71 +1,7 @@
-//! Glue to the svshm-channel crate: recognising and describing channel segments.
+//! How `write` and `read` name a channel and set its options on the command
+//! line, and the checks that come with it.
 
-use crate::util::{Field, Obj};
-use serde_json::json;
-use svshm_channel::{ChannelStatus, Kind, PeerStatus};
-
-/// Whether a segment's size fits a channel; checked before attaching anything,
-/// so that listing does not touch (attach time, last pid) other segments.
-pub fn might_be_channel(info: &svshm::SegmentInfo) -> bool {
-    svshm_channel::might_be_channel(info)
-}
-
-/// The channel header of a segment, if it holds one we can read. Reading it
-/// attaches the segment read-only for a moment.
-pub fn inspect(info: &svshm::SegmentInfo) -> Option<ChannelStatus> {
-    if !might_be_channel(info) {
-        return None;
-    }
-    svshm_channel::inspect(info.id).ok().flatten()
-}
-
-/// `stream` or `messages`.
-pub fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Stream => "stream",
-        Kind::Messages => "messages",
-    }
-}
-
-/// A peer for a table cell: `812`, `812(closed)`, `812(dead)`, `-`.
-pub fn peer_cell(p: Option<PeerStatus>) -> String {
-    match p {
-        None => "-".to_string(),
-        Some(p) if p.closed => format!("{}(closed)", p.pid),
-        Some(p) if !p.alive => format!("{}(dead)", p.pid),
-        Some(p) => p.pid.to_string(),
-    }
-}
-
-/// A peer as a JSON object, or null.
-pub fn peer_obj(p: Option<PeerStatus>) -> Field {
-    Field::Obj(p.map(|p| {
-        Obj::new([
-            ("pid", json!(p.pid)),
-            ("alive", json!(p.alive)),
-            ("closed", json!(p.closed)),
-        ])
-    }))
-}
-
-/// The channel as a JSON object.
-pub fn status_obj(s: &ChannelStatus) -> Obj {
-    let mut o = Obj::new([
-        ("name", json!(s.name)),
-        ("kind", json!(kind_name(s.kind))),
-        ("state", json!(s.state())),
-        ("ready", json!(s.ready)),
-        ("capacity", json!(s.capacity)),
-        ("fill", json!(s.fill)),
-        ("written", json!(s.written)),
-    ]);
-    o.push("writer", peer_obj(s.writer));
-    o.push("reader", peer_obj(s.reader));
-    o
-}
-
-// ---------------------------------------------------------------- endpoints
-
+use super::WaitNotice;
 use crate::util::usage_bail;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -341,63 +277,5 @@ fn shell_word(w: &str) -> String {
         w.to_string()
     } else {
         format!("'{}'", w.replace('\'', "'\\''"))
-    }
-}
-
-/// "Connected (or given up)", set once connect returns, and its condvar.
-type Connected = std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>;
-
-/// The "waiting for the peer" message of `write` and `read`: printed from a
-/// helper thread after about a second (connect blocks), and followed by a
-/// "connected" line if it was printed.
-pub struct WaitNotice {
-    state: Option<(Connected, std::thread::JoinHandle<bool>)>,
-    peer: svshm_channel::Role,
-}
-
-impl WaitNotice {
-    /// How long to wait quietly: a peer that is already there connects at once.
-    const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
-
-    fn start(enabled: bool, text: String, peer: svshm_channel::Role) -> WaitNotice {
-        use std::sync::{Arc, Condvar, Mutex};
-        let state = enabled.then(|| {
-            let pair = Arc::new((Mutex::new(false), Condvar::new()));
-            let theirs = Arc::clone(&pair);
-            let thread = std::thread::spawn(move || {
-                let (done, cv) = &*theirs;
-                let Ok(guard) = done.lock() else {
-                    return false;
-                };
-                let Ok((guard, _)) = cv.wait_timeout_while(guard, Self::QUIET, |d| !*d) else {
-                    return false;
-                };
-                if *guard {
-                    return false;
-                }
-                crate::util::warn(&text);
-                true
-            });
-            (pair, thread)
-        });
-        WaitNotice { state, peer }
-    }
-
-    /// Ends the wait: says the peer (pid `pid`; `None` when connecting
-    /// failed) connected if the waiting message was shown.
-    pub fn connected(self, pid: Option<i32>) {
-        let Some((pair, thread)) = self.state else {
-            return;
-        };
-        if let Ok(mut d) = pair.0.lock() {
-            *d = true;
-            pair.1.notify_all();
-        }
-        if thread.join().unwrap_or(false) {
-            // Without a peer, the error that follows says why.
-            if let Some(pid) = pid {
-                crate::util::warn(format_args!("the {} (pid {pid}) connected", self.peer));
-            }
-        }
     }
 }

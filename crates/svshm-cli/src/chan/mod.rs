@@ -1,0 +1,11 @@
+//! Glue to the svshm-channel crate: describing channel segments
+//! ([`describe`]), naming a channel on the command line ([`args`]), and the
+//! notice shown while waiting for the peer ([`notice`]).
+
+mod args;
+mod describe;
+mod notice;
+
+pub use args::ChannelArgs;
+pub use describe::{inspect, kind_name, might_be_channel, peer_cell, peer_obj, status_obj};
+use notice::WaitNotice;
