@@ -9,6 +9,7 @@
 
 mod bench;
 mod driver;
+mod file;
 mod floor;
 mod plot;
 mod report;
@@ -100,6 +101,27 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// The command line at copy speed: a file through `svshm write` into
+    /// `svshm read > OUT`, against `cat FILE > OUT` and `cat FILE | cat >
+    /// OUT`, with OUT the null device and a file in --dir.
+    File {
+        /// Size of the input file (pseudo-random bytes, made in --dir).
+        #[arg(long, value_parser = parse_size, default_value = "2G")]
+        size: u64,
+        /// Directory for the input and output files (tmpfs, so that the
+        /// disk does not decide the race).
+        #[arg(long, default_value = "/dev/shm")]
+        dir: PathBuf,
+        /// The svshm binary (default: the one next to svshm-bench).
+        #[arg(long)]
+        svshm: Option<PathBuf>,
+        /// Measured runs per case (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Write one JSON object per result to this file (`-` for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Internal: run one endpoint process (spawned by the driver).
     #[command(name = "__role", hide = true)]
     Role {
@@ -149,6 +171,26 @@ fn run(cli: Cli) -> Result<()> {
     let mut floor_only = false;
     let (cases, common, svg, quick, wait) = match cli.cmd {
         Cmd::Role { config } => return roles::child_main(&config),
+        Cmd::File {
+            size,
+            dir,
+            svshm,
+            runs,
+            json,
+        } => {
+            let b = file::FileBench {
+                size,
+                dir,
+                svshm: match svshm {
+                    Some(p) => p,
+                    None => file::default_svshm()?,
+                },
+                runs,
+                json,
+            };
+            file::check(&b)?;
+            return file::run(&b);
+        }
         Cmd::Stream {
             chunk,
             bytes,

@@ -158,6 +158,7 @@ pub struct Options {
     pub(crate) mode: u32,
     pub(crate) timeout: Option<Duration>,
     pub(crate) wait: Wait,
+    pub(crate) spin: Duration,
     pub(crate) max_message: Option<usize>,
     pub(crate) owner: Option<u32>,
 }
@@ -184,6 +185,7 @@ impl Options {
             mode: 0o600,
             timeout: None,
             wait: Wait::Adaptive,
+            spin: crate::ring::DEFAULT_SPIN,
             max_message: None,
             owner: None,
         }
@@ -207,6 +209,16 @@ impl Options {
     /// How to wait for data or space.
     pub fn wait(mut self, wait: Wait) -> Self {
         self.wait = wait;
+        self
+    }
+    /// How long [`Wait::Adaptive`] spins before it sleeps (default
+    /// [`DEFAULT_SPIN`](crate::DEFAULT_SPIN), 50 µs): a peer that answers
+    /// within it costs no system call on either side. Longer suits bulk
+    /// transfers whose peer works in bursts (fewer sleeps and wake-ups); shorter
+    /// saves CPU on a mostly idle channel. This end's own setting: each side
+    /// chooses its own.
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
         self
     }
     /// Largest message (message channels); the ring grows to hold two.

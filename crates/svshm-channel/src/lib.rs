@@ -115,7 +115,7 @@ pub use rendezvous::{
     Creator, DEFAULT_CAPACITY, Endpoint, MAX_CAPACITY, Options, PeerWatch, channel_key,
     channel_key_for_uid, is_channel_key,
 };
-pub use ring::Wait;
+pub use ring::{DEFAULT_SPIN, Wait};
 #[cfg(not(svshm_loom))]
 pub use stream::{ReadChunk, StreamReader, StreamWriter, WriteChunk};
 #[cfg(not(svshm_loom))]

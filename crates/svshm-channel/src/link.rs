@@ -4,7 +4,7 @@
 use crate::error::{Error, Result, Role};
 use crate::header::{self, HeaderView};
 use crate::reclaim::Reclaimed;
-use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait};
+use crate::ring::{Cursors, Liveness, Producer, RawMem, Wait, WaitPolicy};
 use crate::sync::Ordering;
 use std::time::{Duration, Instant};
 use svshm::process::{ProcessId, Status, Watch};
@@ -121,6 +121,8 @@ pub(crate) struct Link {
     pub(crate) max_message: u64,
     pub(crate) name: String,
     pub(crate) wait: Wait,
+    /// How long [`Wait::Adaptive`] spins before sleeping.
+    pub(crate) spin: Duration,
     pub(crate) peer: ProcessId,
     pub(crate) creator: Creator,
     /// How the peer's liveness is watched (set once it connected).
@@ -150,7 +152,7 @@ impl Link {
     pub(crate) fn new(
         att: Attachment,
         role: Role,
-        wait: Wait,
+        (wait, spin): (Wait, Duration),
         info: &SegmentInfo,
         (capacity, max_message): (u64, u64),
         name: String,
@@ -162,6 +164,7 @@ impl Link {
             max_message,
             name,
             wait,
+            spin,
             peer: ProcessId {
                 pid: 0,
                 start_time: 0,
@@ -181,6 +184,16 @@ impl Link {
             connected: false,
             created,
             att,
+        }
+    }
+
+    /// The waiting policy of one operation of this end, until `deadline`
+    /// (`None`: for ever).
+    pub(crate) fn policy(&self, deadline: Option<Instant>) -> WaitPolicy {
+        WaitPolicy {
+            wait: self.wait,
+            deadline,
+            spin: self.spin,
         }
     }
 

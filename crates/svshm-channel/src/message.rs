@@ -111,10 +111,6 @@ impl From<Error> for Stop {
     }
 }
 
-fn policy_until(wait: crate::Wait, deadline: Option<Instant>) -> WaitPolicy {
-    WaitPolicy { wait, deadline }
-}
-
 /// The sending end of a message channel, for messages of type `T`: bytes by
 /// default (`Sender` is `Sender<[u8]>`), or any type that implements
 /// [`Encode`] — zerocopy types and, with the `serde` feature, `Postcard<T>`.
@@ -247,7 +243,7 @@ impl<T: ?Sized + Encode> Sender<T> {
     /// if it died, [`Error::MessageTooLarge`] past the channel's maximum,
     /// [`Error::Corrupt`] if the ring broke the protocol.
     pub fn send(&mut self, msg: &T::Input) -> Result<()> {
-        match self.send_with(msg, WaitPolicy::forever(self.link.wait)) {
+        match self.send_with(msg, self.link.policy(None)) {
             Ok(()) => Ok(()),
             Err(Stop::Fail(e)) => Err(e),
             Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
@@ -302,7 +298,7 @@ impl<T: ?Sized + Encode> Sender<T> {
         msg: &'m T::Input,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<&'m T::Input>> {
-        match self.send_with(msg, policy_until(self.link.wait, deadline)) {
+        match self.send_with(msg, self.link.policy(deadline)) {
             Ok(()) => Ok(()),
             Err(Stop::Timeout) => Err(SendTimeoutError::Timeout(msg)),
             Err(Stop::Fail(e)) => Err(SendTimeoutError::from_error(e, msg)),
@@ -397,7 +393,7 @@ impl<T: ?Sized> Sender<T> {
     }
 
     fn loan_frame(&mut self, len: usize) -> Result<Loan<'_, T>> {
-        let pos = match self.reserve_frame(len, WaitPolicy::forever(self.link.wait)) {
+        let pos = match self.reserve_frame(len, self.link.policy(None)) {
             Ok(pos) => pos,
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
@@ -633,7 +629,7 @@ impl<T: ?Sized + Decode> Receiver<T> {
     /// skipped; the next call goes on); [`Error::Corrupt`] if the ring broke
     /// the protocol.
     pub fn recv(&mut self) -> Result<Option<T::Output>> {
-        match self.recv_policy(WaitPolicy::forever(self.link.wait)) {
+        match self.recv_policy(self.link.policy(None)) {
             Ok(m) => Ok(m),
             Err(Stop::Fail(e)) => Err(e),
             Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),
@@ -676,7 +672,7 @@ impl<T: ?Sized + Decode> Receiver<T> {
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<T::Output, RecvTimeoutError> {
-        match self.recv_policy(policy_until(self.link.wait, deadline)) {
+        match self.recv_policy(self.link.policy(deadline)) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(RecvTimeoutError::Disconnected),
             Err(Stop::Timeout) => Err(RecvTimeoutError::Timeout),
@@ -725,7 +721,7 @@ impl<T: ?Sized> Receiver<T> {
     }
 
     fn frame_forever(&mut self) -> Result<Option<(usize, usize)>> {
-        match self.next_frame(WaitPolicy::forever(self.link.wait)) {
+        match self.next_frame(self.link.policy(None)) {
             Ok(f) => Ok(f),
             Err(Stop::Fail(e)) => Err(e),
             Err(Stop::Timeout) => unreachable!("a wait without a deadline timed out"),

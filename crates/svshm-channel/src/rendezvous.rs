@@ -117,7 +117,7 @@ fn create(seg: Segment, req: &Request<'_>) -> Result<Link> {
     let mut link = Link::new(
         att,
         role,
-        opts.wait,
+        (opts.wait, opts.spin),
         &info,
         (capacity, max_message),
         name.clone(),
@@ -356,7 +356,7 @@ fn join(
     let mut link = Link::new(
         att,
         role,
-        opts.wait,
+        (opts.wait, opts.spin),
         &info,
         (snap.capacity, snap.max_message),
         snap.name,

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 pub enum Wait {
     /// Spin until there is work: lowest latency, burns a core while waiting.
     Spin,
-    /// Spin briefly (about 20 µs), then sleep on a shared futex. The default.
+    /// Spin for a while ([`DEFAULT_SPIN`] unless the channel's options set
+    /// another budget), then sleep on a shared futex. The default.
     #[default]
     Adaptive,
     /// Sleep on the futex at once: least CPU, one wake syscall per hand-off
@@ -37,8 +38,15 @@ pub enum Wait {
     Block,
 }
 
-/// Spin iterations before sleeping in [`Wait::Adaptive`].
-const ADAPTIVE_SPINS: u32 = 4096;
+/// How long [`Wait::Adaptive`] spins before it sleeps, unless set otherwise:
+/// long enough that a peer answering within it costs no system call on
+/// either side, short enough that an idle end stops burning its core at once.
+/// Measured in time, not iterations: the CPU's spin-wait hint costs from a few
+/// to over a hundred cycles depending on the model.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+/// Spin iterations between two looks at the clock (deadline, spin budget,
+/// liveness probe): a clock read costs about as much as 2-3 spins.
+const SPINS_PER_CLOCK: u32 = 128;
 /// Longest single sleep: bounds how late a dead or closed peer is noticed.
 pub(crate) const POLL_SLICE: Duration = Duration::from_millis(20);
 
@@ -193,14 +201,20 @@ pub struct WaitPolicy {
     pub wait: Wait,
     /// Give up with [`RingError::Timeout`] at this instant.
     pub deadline: Option<Instant>,
+    /// How long [`Wait::Adaptive`] spins before sleeping.
+    pub spin: Duration,
 }
 
 impl WaitPolicy {
-    /// Wait forever in `wait` mode.
+    /// Wait forever in `wait` mode (adaptive: spinning [`DEFAULT_SPIN`]).
+    /// (Endpoints take their policy from their options; this is for the
+    /// ring's own tests and models.)
+    #[cfg(any(test, feature = "internals"))]
     pub fn forever(wait: Wait) -> WaitPolicy {
         WaitPolicy {
             wait,
             deadline: None,
+            spin: DEFAULT_SPIN,
         }
     }
     /// Do not wait: the operation times out at once.
@@ -208,6 +222,7 @@ impl WaitPolicy {
         WaitPolicy {
             wait: Wait::Block,
             deadline: Some(Instant::now()),
+            spin: Duration::ZERO,
         }
     }
 }
@@ -221,22 +236,27 @@ fn block_on(
     mut ready: impl FnMut() -> Result<bool, RingError>,
     mut alive: impl FnMut() -> Liveness,
 ) -> Result<(), RingError> {
-    let spins = match policy.wait {
-        Wait::Spin => u32::MAX,
-        Wait::Adaptive => ADAPTIVE_SPINS,
-        Wait::Block => 0,
+    // How long to spin before each sleep: `None` for ever.
+    let spin_for = match policy.wait {
+        Wait::Spin => None,
+        Wait::Adaptive => Some(policy.spin),
+        Wait::Block => Some(Duration::ZERO),
     };
     let mut last_probe = Instant::now();
     loop {
         // Spin phase.
-        let mut i = 0u32;
-        while i < spins {
-            if ready()? {
-                return Ok(());
-            }
-            spin_hint();
-            i += 1;
-            if i % 1024 == 0 {
+        if spin_for != Some(Duration::ZERO) {
+            let start = Instant::now();
+            let mut i = 0u32;
+            loop {
+                if ready()? {
+                    return Ok(());
+                }
+                spin_hint();
+                i = i.wrapping_add(1);
+                if i % SPINS_PER_CLOCK != 0 {
+                    continue;
+                }
                 let now = Instant::now();
                 if policy.deadline.is_some_and(|d| now >= d) {
                     return Err(RingError::Timeout);
@@ -250,6 +270,9 @@ fn block_on(
                             Err(RingError::PeerDied)
                         };
                     }
+                }
+                if spin_for.is_some_and(|s| now.duration_since(start) >= s) {
+                    break;
                 }
             }
         }

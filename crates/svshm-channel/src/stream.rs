@@ -62,10 +62,8 @@ impl StreamWriter {
     }
 
     fn policy(&self, timeout: Option<Duration>) -> WaitPolicy {
-        WaitPolicy {
-            wait: self.link.wait,
-            deadline: timeout.and_then(crate::rendezvous::deadline_after),
-        }
+        self.link
+            .policy(timeout.and_then(crate::rendezvous::deadline_after))
     }
 
     crate::queries::queue_queries!(prod, 1,
@@ -287,7 +285,7 @@ impl StreamReader {
             Ok(_) => {}
             Err(e) => return Err(self.link.error(e, "data")),
         }
-        let policy = WaitPolicy::forever(self.link.wait);
+        let policy = self.link.policy(None);
         let more = self
             .cons
             .wait_available(1, policy, self.link.liveness())

@@ -179,8 +179,10 @@ fn main() -> ExitCode {
     ) {
         remove_created_segments_on_signal();
     }
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(util::Counted::new(stdout.lock()));
+    // Our own buffer over the file descriptor itself: std's stdout is line
+    // buffered, which splits every large write at its last newline into two
+    // system calls (a `svshm read` of binary data paid that per chunk).
+    let mut out = io::BufWriter::with_capacity(64 << 10, util::Counted::new(util::raw_stdout()));
     let result = run(cli, &mut out).and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -640,6 +640,18 @@ pub fn id_for_key(key: Key) -> Result<i32> {
     Ok(seg.id())
 }
 
+/// Standard output as the file it is, without std's line buffer (a
+/// duplicate of descriptor 1; writes go straight to it). If it cannot be
+/// duplicated (descriptor 1 closed), std's stdout, whose writes then fail as
+/// they would have.
+pub fn raw_stdout() -> Box<dyn Write> {
+    use std::os::fd::AsFd;
+    match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(io::stdout()),
+    }
+}
+
 /// Standard output under the program's buffer: counts the bytes the system
 /// took and notes a failed write, so that main can name a bare output error.
 pub struct Counted<W> {

@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a loan or receive may stall before the run is declared hung.
 const STALL_TIMEOUT: Duration = Duration::from_secs(15);
-/// Adaptive wait: poll this long before sleeping on the listener (svshm's
-/// Adaptive spins about as long).
-const ADAPTIVE_SPIN: Duration = Duration::from_micros(20);
+/// Adaptive wait: poll this long before sleeping on the listener, as long as
+/// svshm's Adaptive spins, so that the two are compared on equal terms.
+const ADAPTIVE_SPIN: Duration = svshm_channel::DEFAULT_SPIN;
 
 type PubSub = PubSubFactory<ipc::Service, [u8], ()>;
 

@@ -70,10 +70,7 @@ fn dead_peer_is_reported_after_drain() {
     p.put(&[5; 3]);
     p.publish();
     let dead = || Liveness::Dead;
-    let pol = WaitPolicy {
-        wait: Wait::Block,
-        deadline: None,
-    };
+    let pol = WaitPolicy::forever(Wait::Block);
     assert!(c.wait_available(3, pol, dead).unwrap());
     c.take(&mut [0; 3]);
     assert_eq!(c.wait_available(1, pol, dead), Err(RingError::PeerDied));

@@ -8,6 +8,23 @@ use std::path::PathBuf;
 use svshm::Key;
 use svshm_channel::{Endpoint, Options};
 
+/// How long `read` and `write` spin before sleeping when the ring is empty or
+/// full. A bulk transfer's slower side works in bursts of tens to hundreds of
+/// microseconds (one `write(2)` of a chunk to a file); a side that sleeps
+/// through each burst pays a wake-up per hand-off. Measured on a 2 GiB file
+/// into tmpfs: 50 µs (the library default) 1.9 s, 250 µs 1.2 s, 1 ms 1.1 s,
+/// `cat` 0.84 s. An idle channel costs 1 ms of spinning per wake-up.
+const CLI_SPIN: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The most `read` and `write` move through the ring in one system call: a
+/// quarter of the ring. Taking all there is would make the two sides take
+/// turns (one waits for the ring while the other copies all of it); a quarter
+/// keeps both copying at once. Measured on a 2 GiB file into tmpfs, 1 MiB
+/// ring: a quarter 0.69 s, an eighth 0.70 s, all of it 1.05 s; `cat` 0.84 s.
+pub fn piece(capacity: usize) -> usize {
+    (capacity / 4).max(1)
+}
+
 /// The smallest ring a channel has (the library rounds smaller sizes up).
 const MIN_RING: usize = 4096;
 
@@ -30,7 +47,7 @@ pub struct ChannelArgs {
     pub proj: u8,
     /// Ring size if this side creates the channel: at least 4K; K/M/G/T
     /// suffixes (powers of 1024); rounded up to a power of two.
-    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "256K", help_heading = "Channel")]
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::size_arg, default_value = "1M", help_heading = "Channel")]
     pub ring: u64,
     /// Permission bits (octal). Give both sides the same -m: the side that
     /// creates the channel sets it, and the side that joins refuses a segment
@@ -219,7 +236,8 @@ impl ChannelArgs {
         let opts = Options::new()
             .capacity(ring)
             .mode(self.mode)
-            .timeout(timeout);
+            .timeout(timeout)
+            .spin(CLI_SPIN);
         Ok(match self.peer_uid()? {
             Some(uid) => opts.owner(uid),
             None => opts,

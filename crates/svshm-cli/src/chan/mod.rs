@@ -6,6 +6,6 @@ mod args;
 mod describe;
 mod notice;
 
-pub use args::ChannelArgs;
+pub use args::{ChannelArgs, piece};
 pub use describe::{inspect, kind_name, might_be_channel, peer_cell, peer_obj, status_obj};
 use notice::WaitNotice;

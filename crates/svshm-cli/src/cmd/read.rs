@@ -57,6 +57,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
     progress.restart();
     let mut crc = crc32fast::Hasher::new();
     let mut got: u64 = 0;
+    let piece = crate::chan::piece(reader.capacity());
     loop {
         let chunk = match reader.read_chunk() {
             Ok(c) => c,
@@ -77,8 +78,12 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
         if chunk.is_empty() {
             break;
         }
-        let n = chunk.len();
+        // One piece at a time, released at once: the writer refills the rest
+        // of the ring while this side writes its piece out.
         let (first, second) = chunk.as_slices();
+        let first = &first[..first.len().min(piece)];
+        let second = &second[..second.len().min(piece - first.len())];
+        let n = first.len() + second.len();
         if args.checksum {
             crc.update(first);
             crc.update(second);
@@ -99,7 +104,7 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                 ));
             }
         }
-        chunk.consume_all();
+        chunk.consume(n);
         got += n as u64;
         progress.set(got);
     }

@@ -102,7 +102,9 @@ pub fn run(args: Args, _out: &mut dyn Write) -> Result<()> {
     };
     let cap = writer.capacity();
     loop {
-        let mut chunk = match writer.write_chunk_upto(cap) {
+        // One piece at a time, published at once, so that the reader drains
+        // one piece while this side reads the next.
+        let mut chunk = match writer.write_chunk_upto(crate::chan::piece(cap)) {
             Ok(c) => c,
             Err(e) => {
                 progress.abandon();
