@@ -75,7 +75,12 @@ impl CaseKind {
                 wait: Wait::Spin, ..
             } => 20_000,
             CaseKind::PingPong { .. } => 2_000,
-            CaseKind::Messages { .. } => 200_000,
+            // At most 256 MiB of payload, so that large messages calibrate
+            // as quickly as small ones.
+            CaseKind::Messages { size } => (256u64 << 20)
+                .checked_div(size as u64)
+                .unwrap_or(0)
+                .clamp(16, 200_000),
         }
     }
 
@@ -208,6 +213,24 @@ impl Series {
             .outcomes
             .iter()
             .map(|o| o.cpu_busy.iter().sum::<f64>())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        (!v.is_empty()).then(|| median(&v))
+    }
+
+    /// Median over the runs of the CPU time both endpoints used per unit of
+    /// work (round trip, message or chunk, warm-up round trips included), in
+    /// nanoseconds: what one round trip costs in CPU, awake or spinning.
+    pub fn cpu_per_unit(&self) -> Option<f64> {
+        let units = match self.workload {
+            Workload::PingPong { iters, warmup, .. } => iters + warmup,
+            Workload::Messages { count, .. } => count,
+            Workload::Stream { chunk, bytes } => bytes / chunk.max(1) as u64,
+        };
+        let v: Vec<f64> = self
+            .outcomes
+            .iter()
+            .map(|o| o.cpu_ns.iter().sum::<u64>() as f64 / units.max(1) as f64)
             .filter(|v| v.is_finite() && *v > 0.0)
             .collect();
         (!v.is_empty()).then(|| median(&v))
@@ -413,6 +436,9 @@ pub struct JsonLine {
     /// CPU both endpoints kept busy (cores; median over the runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_busy: Option<f64>,
+    /// CPU time both endpoints used per round trip / message / chunk, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_unit: Option<f64>,
     /// Why the series failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -451,7 +477,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                     p["wait"] = serde_json::json!(w.name());
                 }
                 p["ring"] =
-                    serde_json::json!(crate::driver::ring_for(ctx.ring, s.workload.payload()));
+                    serde_json::json!(ctx.ring_for(s.workload.payload()));
                 let runs = s.values(&cr.kind, stat);
                 let value = if runs.is_empty() {
                     f64::NAN
@@ -470,6 +496,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                     vs_best_peer: bp.filter(|v| v.is_finite()),
                     vs_floor: fl.filter(|v| v.is_finite()),
                     cpu_busy: s.cpu_busy(),
+                    cpu_ns_per_unit: s.cpu_per_unit(),
                     error: s.error.clone(),
                     failures: s.failures.clone(),
                 });
@@ -494,7 +521,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                 let rings = usize::from(k.is_svshm());
                 for o in &s.outcomes {
                     for &r in &o.rss_peak_kib {
-                        let ring = crate::driver::ring_for(ctx.ring, s.workload.payload());
+                        let ring = ctx.ring_for(s.workload.payload());
                         let beyond = r as f64 - (rings * ring / 1024) as f64;
                         if worst.is_none_or(|(w, _)| beyond > w) {
                             worst = Some((beyond, r));
@@ -518,6 +545,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                 vs_best_peer: None,
                 vs_floor: None,
                 cpu_busy: None,
+                cpu_ns_per_unit: None,
                 error: None,
                 failures: Vec::new(),
             });

@@ -41,6 +41,20 @@ pub struct Ctx {
     pub ring: usize,
     /// Kill a run that takes longer than this.
     pub timeout: Duration,
+    /// Use `ring` as it is, even below two payloads (byte streams only: the
+    /// ring-size sweep); otherwise [`ring_for`] raises it.
+    pub exact_ring: bool,
+}
+
+impl Ctx {
+    /// The ring a run of `payload`-byte units gets (see [`ring_for`]).
+    pub fn ring_for(&self, payload: usize) -> usize {
+        if self.exact_ring {
+            self.ring
+        } else {
+            ring_for(self.ring, payload)
+        }
+    }
 }
 
 /// The outcome of one run.
@@ -55,6 +69,9 @@ pub struct Outcome {
     /// CPU each process kept busy during the run, in cores (see
     /// [`ChildReport::cpu_busy`]); the floor's one process reports both threads.
     pub cpu_busy: [f64; 2],
+    /// CPU time (user + system) each process used from the start signal to
+    /// its report, in nanoseconds; the floor's one process reports both threads.
+    pub cpu_ns: [u64; 2],
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -132,7 +149,7 @@ fn prepare(kind: Kind, nchan: usize, payload: usize, ring: usize) -> Result<Prep
                 p._tlpi.push(o);
                 spec
             }
-            Kind::Iceoryx2 => {
+            Kind::Iceoryx2 | Kind::Iceoryx2Zc => {
                 let prefix = format!("svb{}_", tag.replace('-', "r"));
                 p.ice_prefix = Some(prefix.clone());
                 ChanSpec::Ice {
@@ -305,7 +322,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
                 cpus: ctx.cpus.map(|c| vec![c.0, c.1]).unwrap_or_default(),
                 chans: Vec::new(),
                 close_fds: Vec::new(),
-                ring: ring_for(ctx.ring, workload.payload()),
+                ring: ctx.ring_for(workload.payload()),
             };
             let mut p = Proc::spawn(&cfg, "floor".into())?;
             let dog = Watchdog::start(vec![p.child.id()], ctx.timeout);
@@ -331,6 +348,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
                 latency: r.latency,
                 rss_peak_kib: [r.rss_peak_kib, 0],
                 cpu_busy: [r.cpu_busy, 0.0],
+                cpu_ns: [r.cpu_ns, 0],
             });
         }
         Target::Transport(k) => k,
@@ -341,7 +359,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
         kind,
         nchan,
         workload.payload(),
-        ring_for(ctx.ring, workload.payload()),
+        ctx.ring_for(workload.payload()),
     )?;
     let (role_a, role_b) = if pingpong {
         (Role::Ping, Role::Pong)
@@ -367,7 +385,7 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
         cpus,
         chans: prep.specs.clone(),
         close_fds: fds_to_close(&prep.specs, uses),
-        ring: ring_for(ctx.ring, workload.payload()),
+        ring: ctx.ring_for(workload.payload()),
     };
     let cfg_a = mk(role_a, cpus_a, uses_a);
     let cfg_b = mk(role_b, cpus_b, uses_b);
@@ -424,5 +442,6 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
         latency: ra.latency,
         rss_peak_kib: [ra.rss_peak_kib, rb.rss_peak_kib],
         cpu_busy: [ra.cpu_busy, rb.cpu_busy],
+        cpu_ns: [ra.cpu_ns, rb.cpu_ns],
     })
 }

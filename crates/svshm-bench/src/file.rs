@@ -178,8 +178,20 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs every case and prints the table and the targets.
-pub fn run(b: &FileBench) -> Result<()> {
+/// Runs every case; returns the table and the targets as markdown (progress
+/// goes to stderr).
+pub fn run(b: &FileBench) -> Result<String> {
+    let mut text = String::new();
+    // Appends one formatted line to `text`.
+    macro_rules! say {
+        () => {
+            text.push('\n')
+        };
+        ($($t:tt)*) => {{
+            text.push_str(&format!($($t)*));
+            text.push('\n');
+        }};
+    }
     ensure!(b.runs > 0, "--runs must be at least 1");
     std::fs::create_dir_all(&b.dir)?;
     let input = b
@@ -200,14 +212,14 @@ pub fn run(b: &FileBench) -> Result<()> {
             Some(p) => Some(Box::new(File::create(p)?) as Box<dyn Write>),
             None => None,
         };
-        println!(
+        say!(
             "| OUT | {} | {} | {} | {} | svshm ÷ cat | cat\\|cat ÷ svshm | svshm ÷ floor |",
             md(Way::Floor.label()),
             md(Way::Cat.label()),
             md(Way::CatPipeCat.label()),
             md(Way::Svshm.label())
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        say!("|---|---:|---:|---:|---:|---:|---:|---:|");
         let mut misses = Vec::new();
         for out in [PathBuf::from("/dev/null"), output.clone()] {
             let mut times: [Vec<Duration>; 4] = Default::default();
@@ -234,7 +246,7 @@ pub fn run(b: &FileBench) -> Result<()> {
             let vs_cat = svshm.as_secs_f64() / cat.as_secs_f64();
             let vs_pipe = catcat.as_secs_f64() / svshm.as_secs_f64();
             let vs_floor = svshm.as_secs_f64() / floor.as_secs_f64();
-            println!(
+            say!(
                 "| {label} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {vs_cat:.2}× | {vs_pipe:.2}× | {vs_floor:.2}× |",
                 floor.as_secs_f64(),
                 cat.as_secs_f64(),
@@ -273,21 +285,21 @@ pub fn run(b: &FileBench) -> Result<()> {
                 }
             }
         }
-        println!();
+        say!();
         if misses.is_empty() {
-            println!(
+            say!(
                 "targets: met (svshm ≤ 1.25× cat, ≥ 2.5× faster than cat|cat, for both outputs)"
             );
         } else {
             for m in &misses {
-                println!("target missed: {m}");
+                say!("target missed: {m}");
             }
         }
         Ok(())
     })();
     let _ = std::fs::remove_file(&input);
     let _ = std::fs::remove_file(&output);
-    result
+    result.map(|()| text)
 }
 
 /// Checks the arguments before any file is made.

@@ -189,7 +189,8 @@ fn run(cli: Cli) -> Result<()> {
                 json,
             };
             file::check(&b)?;
-            return file::run(&b);
+            print!("{}", file::run(&b)?);
+            return Ok(());
         }
         Cmd::Stream {
             chunk,
@@ -290,6 +291,7 @@ fn run(cli: Cli) -> Result<()> {
         cpus: pinned,
         ring: common.ring as usize,
         timeout: Duration::from_secs_f64((seconds * 40.0).max(60.0)),
+        exact_ring: false,
     };
     let plan = Plan {
         cases,

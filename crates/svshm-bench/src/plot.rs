@@ -19,6 +19,7 @@ fn color(t: Target) -> RGBColor {
             Kind::Tlpi1k => RGBColor(200, 150, 50),
             Kind::Tlpi64k => RGBColor(170, 100, 0),
             Kind::Iceoryx2 => RGBColor(30, 150, 60),
+            Kind::Iceoryx2Zc => RGBColor(120, 190, 40),
             Kind::SvshmStream => RGBColor(220, 30, 30),
             Kind::SvshmMsg => RGBColor(200, 0, 160),
             Kind::SvshmZc => RGBColor(0, 160, 200),

@@ -114,14 +114,14 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
             CaseKind::PingPong { .. } => {
                 let _ = writeln!(
                     s,
-                    "| transport | wait | round trips | p50 ns | p99 ns | p99.9 ns | max ns | p50 vs best peer ({best}) | p50 vs floor | CPU busy (cores) |"
+                    "| transport | wait | round trips | p50 ns | p99 ns | p99.9 ns | max ns | p50 vs best peer ({best}) | p50 vs floor | CPU busy (cores) | CPU µs per round trip |"
                 );
-                let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+                let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
                 for se in &cr.series {
                     if let Some(e) = &se.error {
                         let _ = writeln!(
                             s,
-                            "| {} | {} | failed: {} ||||||||",
+                            "| {} | {} | failed: {} |||||||||",
                             se.target.name(),
                             wait_label(se.wait),
                             e.replace('|', "/")
@@ -132,7 +132,7 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                     let p50 = l.p50 as f64;
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                         se.target.name(),
                         wait_label(se.wait),
                         l.n,
@@ -143,6 +143,9 @@ pub fn tables(results: &[CaseResult], runs: usize) -> String {
                         fmt_ratio(bp.map(|(_, v)| p50 / v)),
                         fmt_ratio(cr.floor("p50").map(|f| p50 / f)),
                         fmt_cpu(se.cpu_busy()),
+                        se.cpu_per_unit()
+                            .map(|c| format!("{:.2}", c / 1e3))
+                            .unwrap_or_else(|| "—".into()),
                     );
                 }
             }
@@ -239,40 +242,65 @@ fn ratios(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> Option<(f64, f6
     Some((of_medians, per_round, paired.len()))
 }
 
-/// The project's performance targets, checked against this run. Stream targets
-/// use `svshm-stream`; latency and message targets use `svshm-msg` (fixed in
-/// advance, not the best svshm row). Each ratio is given two ways: the ratio of
-/// the medians in the tables, and the median over rounds of the ratio within a
-/// round (runs of one round are close in time, so this cancels slow drift on a
-/// shared machine). A target counts as met only if both meet it.
-pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String {
-    let mut s = String::from(
-        "| target | ratio of medians | median of per-round ratios | verdict |\n|---|---:|---:|---|\n",
-    );
+/// One relative target (or bound) checked against a run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// What is compared, as printed.
+    pub what: String,
+    /// (ratio of the medians, median of per-round ratios, rounds paired).
+    pub got: Option<(f64, f64, usize)>,
+    /// The limit (None: a bound, printed with no verdict).
+    pub limit: Option<f64>,
+    /// Whether the ratio must be at least (true) or at most (false) the limit.
+    pub higher: bool,
+}
+
+impl Check {
+    /// `Some(true)` met, `Some(false)` missed, `None` a bound or not measured.
+    pub fn met(&self) -> Option<bool> {
+        let ok = |v: f64, l: f64| if self.higher { v >= l } else { v <= l };
+        match (self.got, self.limit) {
+            (Some((m, p, _)), Some(l)) => Some(ok(m, l) && ok(p, l)),
+            _ => None,
+        }
+    }
+
+    /// The verdict column.
+    pub fn verdict(&self) -> &'static str {
+        match (self.met(), self.got, self.limit) {
+            (Some(true), _, _) => "MET",
+            (Some(false), _, _) => "MISSED",
+            (None, Some(_), None) => "bound",
+            _ => "not measured",
+        }
+    }
+}
+
+/// The project's relative performance targets, checked against this run.
+/// Stream targets use `svshm-stream`; latency and message targets use
+/// `svshm-msg` (fixed in advance, not the best svshm row); the zero-copy race
+/// is `svshm-zc` against `iceoryx2-zc`. Each ratio is given two ways: the
+/// ratio of the medians in the tables, and the median over rounds of the ratio
+/// within a round (runs of one round are close in time, so this cancels slow
+/// drift on a shared machine). A target counts as met only if both meet it.
+pub fn checks(results: &[CaseResult]) -> Vec<Check> {
+    let mut out = Vec::new();
     // `limit: None` marks a bound (what no transport of that kind can beat on
     // this machine), printed for context with no verdict.
     let mut line =
         |what: &str, got: Option<(f64, f64, usize)>, limit: Option<f64>, higher: bool| {
-            let ok = |v: f64, l: f64| if higher { v >= l } else { v <= l };
-            let _ = match (got, limit) {
-                (Some((m, p, n)), Some(l)) => writeln!(
-                    s,
-                    "| {what} | {m:.2}× | {p:.2}× ({n} rounds) | {} |",
-                    if ok(m, l) && ok(p, l) {
-                        "MET"
-                    } else {
-                        "MISSED"
-                    }
-                ),
-                (Some((m, p, n)), None) => {
-                    writeln!(s, "| {what} | {m:.2}× | {p:.2}× ({n} rounds) | bound |")
-                }
-                (None, _) => writeln!(s, "| {what} | — | — | not measured |"),
-            };
+            out.push(Check {
+                what: what.to_string(),
+                got,
+                limit,
+                higher,
+            })
         };
     let stream = Target::Transport(Kind::SvshmStream);
     let msg = Target::Transport(Kind::SvshmMsg);
     let ice = Target::Transport(Kind::Iceoryx2);
+    let zc = Target::Transport(Kind::SvshmZc);
+    let ice_zc = Target::Transport(Kind::Iceoryx2Zc);
     if let Some(cr) = find(results, |k| *k == CaseKind::Stream { chunk: 65536 }) {
         let sv = rounds(cr, stream, "value");
         line(
@@ -307,6 +335,12 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
             Some(0.5),
             true,
         );
+        line(
+            "zero-copy stream 64 KiB: svshm-zc ≥ iceoryx2-zc",
+            ratios(&rounds(cr, zc, "value"), &rounds(cr, ice_zc, "value")),
+            Some(1.0),
+            true,
+        );
     }
     if let Some(cr) = pingpong_64(results, Wait::Spin) {
         let sv = rounds(cr, msg, "p50");
@@ -322,12 +356,24 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
             Some(0.999_999),
             false,
         );
+        line(
+            "zero-copy spin round trip 64 B: svshm-zc p50 ≤ iceoryx2-zc",
+            ratios(&rounds(cr, zc, "p50"), &rounds(cr, ice_zc, "p50")),
+            Some(1.0),
+            false,
+        );
     }
     if let Some(cr) = pingpong_64(results, Wait::Block) {
         let sv = rounds(cr, msg, "p50");
         let unix = rounds(cr, Target::Transport(Kind::Unix), "p50");
         line(
-            "block round trip 64 B (svshm Wait::Block: futex sleep at once): p50 ≤ 0.5× unix socket",
+            "block round trip 64 B (svshm Wait::Block: futex sleep at once): p50 ≤ 1.1× the two-thread futex hand-off floor",
+            ratios(&sv, &rounds(cr, Target::Floor, "p50")),
+            Some(1.1),
+            false,
+        );
+        line(
+            "block round trip 64 B: p50 ≤ 0.5× unix socket",
             ratios(&sv, &unix),
             Some(0.5),
             false,
@@ -349,11 +395,39 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
             false,
         );
     }
+    if let Some(cr) = find(results, |k| matches!(k, CaseKind::Messages { size: 64 })) {
+        line(
+            "zero-copy 64 B messages: svshm-zc ≥ iceoryx2-zc",
+            ratios(&rounds(cr, zc, "value"), &rounds(cr, ice_zc, "value")),
+            Some(1.0),
+            true,
+        );
+    }
+    out
+}
+
+/// The targets as markdown tables: [`checks`], then the absolute targets.
+pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String {
+    let mut s = String::from(
+        "| target | ratio of medians | median of per-round ratios | verdict |\n|---|---:|---:|---|\n",
+    );
+    for c in checks(results) {
+        let _ = match c.got {
+            Some((m, p, n)) => writeln!(
+                s,
+                "| {} | {m:.2}× | {p:.2}× ({n} rounds) | {} |",
+                c.what,
+                c.verdict()
+            ),
+            None => writeln!(s, "| {} | — | — | not measured |", c.what),
+        };
+    }
     let _ = writeln!(
         s,
         "\n| target (absolute) | median | min … max over runs | verdict |\n|---|---:|---:|---|"
     );
     if let Some(cr) = find(results, |k| matches!(k, CaseKind::Messages { size: 64 })) {
+        let msg = Target::Transport(Kind::SvshmMsg);
         let v: Vec<f64> = rounds(cr, msg, "value").values().copied().collect();
         if !v.is_empty() {
             let m = median(&v);

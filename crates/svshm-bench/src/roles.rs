@@ -132,6 +132,10 @@ pub struct ChildReport {
     /// divided by the wall time between the two: 1.0 is one core kept busy.
     #[serde(default)]
     pub cpu_busy: f64,
+    /// CPU time (user + system, all threads) this process used from the
+    /// start signal to its report, in nanoseconds.
+    #[serde(default)]
+    pub cpu_ns: u64,
 }
 
 /// (CLOCK_MONOTONIC, process CPU time) when the driver said "go".
@@ -167,7 +171,8 @@ fn emit(mut report: ChildReport) -> Result<()> {
     report.rss_peak_kib = rss_peak_kib();
     if let Some(&(t0, c0)) = AT_GO.get() {
         let wall = now_ns().saturating_sub(t0).max(1);
-        report.cpu_busy = cpu_ns().saturating_sub(c0) as f64 / wall as f64;
+        report.cpu_ns = cpu_ns().saturating_sub(c0);
+        report.cpu_busy = report.cpu_ns as f64 / wall as f64;
     }
     {
         let mut out = std::io::stdout().lock();
@@ -315,6 +320,7 @@ pub(crate) fn timed_rounds(
         latency: Some(Latency::from_samples(&mut samples)),
         rss_peak_kib: 0,
         cpu_busy: 0.0,
+        cpu_ns: 0,
     })
 }
 

@@ -1,7 +1,12 @@
 //! iceoryx2 publish-subscribe of `[u8]` slices between two processes.
 //!
-//! The writer loans a slice sample, copies its buffer into it and sends it;
-//! the reader receives a sample and copies the payload out. The service is
+//! The writer loans a slice sample (`loan_slice_uninit`), writes its buffer
+//! into it in place and sends it. `iceoryx2` (copy): the reader receives a
+//! sample and copies the payload out into its buffer. `iceoryx2-zc`
+//! (zero-copy, the counterpart of `svshm-zc`): the same writer, and a reader
+//! that checks the payload where it lies in the sample ([`Rx::recv_in_place`])
+//! and copies nothing out; which reader runs is chosen by the roles through
+//! [`super::Kind::reads_in_place`]. The service is
 //! configured for lossless transfer (no safe overflow, publisher retries until
 //! delivered), one publisher, one subscriber and a subscriber queue of
 //! `depth` samples. Spin mode busy-polls `receive()`. Block mode pairs the

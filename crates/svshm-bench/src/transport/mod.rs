@@ -32,6 +32,11 @@ pub enum Kind {
     Tlpi64k,
     /// iceoryx2 publish-subscribe of `[u8]`, copy in and copy out.
     Iceoryx2,
+    /// iceoryx2 zero-copy: the publisher fills a loaned sample from its
+    /// buffer, the subscriber reads the sample where it lies.
+    #[value(name = "iceoryx2-zc")]
+    #[serde(rename = "iceoryx2-zc")]
+    Iceoryx2Zc,
     /// svshm byte stream (io::Write / io::Read).
     SvshmStream,
     /// svshm message channel (send / recv into a buffer).
@@ -42,12 +47,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every transport, in table order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Pipe,
         Kind::Unix,
         Kind::Tlpi1k,
         Kind::Tlpi64k,
         Kind::Iceoryx2,
+        Kind::Iceoryx2Zc,
         Kind::SvshmStream,
         Kind::SvshmMsg,
         Kind::SvshmZc,
@@ -61,6 +67,7 @@ impl Kind {
             Kind::Tlpi1k => "tlpi-1k",
             Kind::Tlpi64k => "tlpi-64k",
             Kind::Iceoryx2 => "iceoryx2",
+            Kind::Iceoryx2Zc => "iceoryx2-zc",
             Kind::SvshmStream => "svshm-stream",
             Kind::SvshmMsg => "svshm-msg",
             Kind::SvshmZc => "svshm-zc",
@@ -79,7 +86,7 @@ impl Kind {
 
     /// Whether the reader consumes payloads in place instead of copying them out.
     pub fn reads_in_place(self) -> bool {
-        self == Kind::SvshmZc
+        matches!(self, Kind::SvshmZc | Kind::Iceoryx2Zc)
     }
 
     /// What `--wait default` means for this transport in stream and message runs.
@@ -89,7 +96,7 @@ impl Kind {
             Kind::Pipe | Kind::Unix | Kind::Tlpi1k | Kind::Tlpi64k => Wait::Block,
             // iceoryx2 publish-subscribe has no blocking receive of its own;
             // its benchmarks busy-poll.
-            Kind::Iceoryx2 => Wait::Spin,
+            Kind::Iceoryx2 | Kind::Iceoryx2Zc => Wait::Spin,
             Kind::SvshmStream | Kind::SvshmMsg | Kind::SvshmZc => Wait::Adaptive,
         }
     }
@@ -203,7 +210,7 @@ pub fn open_tx(kind: Kind, spec: &ChanSpec, wait: Wait) -> Result<Box<dyn Tx>> {
             },
         ) => Box::new(tlpi::TlpiTx::open(*shm_id, *sem_id, *buf_size, wait)?),
         (
-            Kind::Iceoryx2,
+            Kind::Iceoryx2 | Kind::Iceoryx2Zc,
             ChanSpec::Ice {
                 service,
                 prefix,
@@ -238,7 +245,7 @@ pub fn open_rx(kind: Kind, spec: &ChanSpec, wait: Wait) -> Result<Box<dyn Rx>> {
             },
         ) => Box::new(tlpi::TlpiRx::open(*shm_id, *sem_id, *buf_size, wait)?),
         (
-            Kind::Iceoryx2,
+            Kind::Iceoryx2 | Kind::Iceoryx2Zc,
             ChanSpec::Ice {
                 service,
                 prefix,
