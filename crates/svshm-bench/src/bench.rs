@@ -70,7 +70,11 @@ impl CaseKind {
 
     fn calibration_size(&self) -> u64 {
         match *self {
-            CaseKind::Stream { chunk } => (32u64 << 20).max(8 * chunk as u64),
+            // 32 MiB, but at least 8 chunks and at most 200 000 of them (tiny
+            // chunks through a kernel pipe take about a microsecond each).
+            CaseKind::Stream { chunk } => (32u64 << 20)
+                .max(8 * chunk as u64)
+                .min(200_000 * chunk as u64),
             CaseKind::PingPong {
                 wait: Wait::Spin, ..
             } => 20_000,

@@ -11,10 +11,12 @@ mod bench;
 mod driver;
 mod file;
 mod floor;
+mod page;
 mod plot;
 mod report;
 mod roles;
 mod stats;
+mod sweep;
 mod transport;
 mod util;
 
@@ -91,13 +93,39 @@ enum Cmd {
     },
     /// Everything: streams of 4 KiB, 64 KiB and 1 MiB chunks, 64 B ping-pong
     /// (spin, block and adaptive), 64 B messages, and the floor; table, targets, plot.
+    /// With --markdown, also the sweeps and `file`, written as the benchmark page.
     All {
-        /// Shorter runs (about a quarter of the default time).
+        /// Shorter runs (about a quarter of the default time; with
+        /// --markdown, quick sweeps and a smaller file too).
         #[arg(long)]
         quick: bool,
-        /// Where to write the SVG plot.
-        #[arg(long, default_value = "svshm-bench.svg")]
-        svg: PathBuf,
+        /// Where to write the SVG plot (default: svshm-bench.svg, or
+        /// DOCS/bench.svg with --markdown).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Also run `sweep` and `file` and write the whole benchmark page
+        /// (method, machine, tables, targets, plots, generated summary) here.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        /// With --markdown: directory for bench.svg and the sweep plots.
+        #[arg(long, default_value = "docs")]
+        docs: PathBuf,
+        /// With --markdown: input size of the `file` part (default 2G; 256M with --quick).
+        #[arg(long, value_parser = parse_size)]
+        file_size: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// How cost grows: throughput by message size (16 B … 16 MiB, messages and
+    /// streams; svshm, iceoryx2, unix, pipe) and svshm-stream throughput by ring
+    /// size (16 KiB … 64 MiB); markdown tables on stdout, log-log SVG plots.
+    Sweep {
+        /// Fewer points (×16 steps), one measured run each, shorter runs.
+        #[arg(long)]
+        quick: bool,
+        /// Directory for sweep-size.svg and sweep-ring.svg.
+        #[arg(long, default_value = "docs")]
+        svg_dir: PathBuf,
         #[command(flatten)]
         common: Common,
     },
@@ -167,9 +195,99 @@ fn main() -> ExitCode {
     }
 }
 
+/// Settings of a `sweep` run (on its own or as part of the page).
+struct SweepArgs {
+    quick: bool,
+    runs: usize,
+    seconds: f64,
+    kinds: Vec<Kind>,
+}
+
+impl SweepArgs {
+    fn new(quick: bool, common: &Common) -> SweepArgs {
+        SweepArgs {
+            quick,
+            runs: if quick { 1 } else { common.runs.max(1) },
+            seconds: common.seconds.unwrap_or(if quick { 0.03 } else { 0.1 }),
+            kinds: common.transport.clone(),
+        }
+    }
+
+    fn run(&self, ctx: &Ctx) -> sweep::Sweep {
+        let s = sweep::run(ctx, self.quick, self.runs, self.seconds, &self.kinds);
+        transport::ice::remove_empty_root();
+        s
+    }
+}
+
+/// The session's context from the common options.
+fn make_ctx(common: &Common, seconds: f64) -> Result<Ctx> {
+    let cpus = util::allowed_cpus();
+    let pinned = if !common.no_pin && cpus.len() >= 2 {
+        Some((cpus[0], cpus[1]))
+    } else {
+        None
+    };
+    if !common.ring.is_power_of_two() || common.ring < 4096 {
+        bail!(
+            "--ring must be a power of two of at least 4 KiB (got {})",
+            common.ring
+        );
+    }
+    Ok(Ctx {
+        cpus: pinned,
+        ring: common.ring as usize,
+        timeout: Duration::from_secs_f64((seconds * 40.0).max(60.0)),
+        exact_ring: false,
+    })
+}
+
+/// Subtitle lines of a plot: the machine and the placement.
+fn plot_subtitle(machine: &str, ctx: &Ctx, runs: usize) -> [String; 2] {
+    [
+        machine.to_string(),
+        format!(
+            "{}; median of {} runs; load average at the end {}",
+            report::placement(ctx),
+            runs,
+            report::loadavg()
+        ),
+    ]
+}
+
+fn run_sweep(quick: bool, svg_dir: PathBuf, common: Common) -> Result<()> {
+    let args = SweepArgs::new(quick, &common);
+    let ctx = make_ctx(&common, args.seconds)?;
+    let machine = report::machine();
+    eprintln!("{machine}\n{}", report::placement(&ctx));
+    let sw = args.run(&ctx);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "# svshm-bench sweep\n")?;
+    writeln!(
+        out,
+        "{machine}\n{}\n{} measured run(s) per point (median shown), each about {} s after a discarded calibration run; total {:.0} s\n",
+        report::placement(&ctx),
+        sw.runs,
+        sw.seconds,
+        sw.elapsed
+    )?;
+    write!(out, "{}", sw.markdown())?;
+    out.flush()?;
+    for p in sw.write_svgs(&svg_dir, &plot_subtitle(&machine, &ctx, sw.runs))? {
+        eprintln!("plot written to {}", p.display());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     let mut floor_only = false;
+    let mut page: Option<(PathBuf, PathBuf, Option<u64>)> = None;
     let (cases, common, svg, quick, wait) = match cli.cmd {
+        Cmd::Sweep {
+            quick,
+            svg_dir,
+            common,
+        } => return run_sweep(quick, svg_dir, common),
         Cmd::Role { config } => return roles::child_main(&config),
         Cmd::File {
             size,
@@ -267,32 +385,31 @@ fn run(cli: Cli) -> Result<()> {
                 None,
             )
         }
-        Cmd::All { quick, svg, common } => (default_cases(), common, Some(svg), quick, None),
+        Cmd::All {
+            quick,
+            svg,
+            markdown,
+            docs,
+            file_size,
+            common,
+        } => {
+            let svg = svg.unwrap_or_else(|| match &markdown {
+                Some(_) => docs.join("bench.svg"),
+                None => PathBuf::from("svshm-bench.svg"),
+            });
+            if let Some(md) = markdown {
+                page = Some((md, docs, file_size));
+            }
+            (default_cases(), common, Some(svg), quick, None)
+        }
     };
     let kinds = if common.transport.is_empty() {
         Kind::ALL.to_vec()
     } else {
         common.transport.clone()
     };
-    let cpus = util::allowed_cpus();
-    let pinned = if !common.no_pin && cpus.len() >= 2 {
-        Some((cpus[0], cpus[1]))
-    } else {
-        None
-    };
     let seconds = common.seconds.unwrap_or(if quick { 0.25 } else { 1.0 });
-    if !common.ring.is_power_of_two() || common.ring < 4096 {
-        bail!(
-            "--ring must be a power of two of at least 4 KiB (got {})",
-            common.ring
-        );
-    }
-    let ctx = Ctx {
-        cpus: pinned,
-        ring: common.ring as usize,
-        timeout: Duration::from_secs_f64((seconds * 40.0).max(60.0)),
-        exact_ring: false,
-    };
+    let ctx = make_ctx(&common, seconds)?;
     let plan = Plan {
         cases,
         kinds: if floor_only { Vec::new() } else { kinds },
@@ -316,40 +433,26 @@ fn run(cli: Cli) -> Result<()> {
     transport::ice::remove_empty_root();
 
     let lines = bench::json_lines(&results, &ctx);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "# svshm-bench results\n")?;
-    writeln!(out, "{header}")?;
-    writeln!(
-        out,
+    let run_line = format!(
         "{} measured run(s) per row (median shown), each about {seconds} s after a discarded calibration run; total {:.0} s; load average at the end {}",
         plan.runs,
         elapsed.as_secs_f64(),
         report::loadavg()
-    )?;
-    write!(out, "{}", report::tables(&results, plan.runs))?;
-    let mem: Vec<&bench::JsonLine> = lines.iter().filter(|l| l.workload == "memory").collect();
-    if !mem.is_empty() {
-        writeln!(
-            out,
-            "\n### peak RSS of one endpoint process (max over stream and message runs)\n"
-        )?;
-        writeln!(out, "| transport | KiB | what |\n|---|---:|---|")?;
-        for m in &mem {
-            writeln!(
-                out,
-                "| {} | {:.0} | {} |",
-                m.transport,
-                m.value,
-                m.parameters["stat"].as_str().unwrap_or("")
-            )?;
-        }
-    }
+    );
+    let mut body = report::tables(&results, plan.runs);
+    body.push_str(&report::memory(&lines));
     if svg.is_some() {
-        writeln!(out, "\n### targets\n")?;
-        write!(out, "{}", report::targets(&results, &lines))?;
+        body.push_str("\n### targets\n\n");
+        body.push_str(&report::targets(&results, &lines));
     }
-    out.flush()?;
-    drop(out);
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "# svshm-bench results\n")?;
+        writeln!(out, "{header}")?;
+        writeln!(out, "{run_line}")?;
+        write!(out, "{body}")?;
+        out.flush()?;
+    }
     if let Some(path) = &common.json {
         let mut text = String::new();
         for l in &lines {
@@ -362,19 +465,54 @@ fn run(cli: Cli) -> Result<()> {
             std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
         }
     }
+    let subtitle = plot_subtitle(&machine, &ctx, plan.runs);
     if let Some(path) = &svg {
-        let sub = [
-            machine.clone(),
-            format!(
-                "{}; median of {} runs; load average at the end {}",
-                report::placement(&ctx),
-                plan.runs,
-                report::loadavg()
-            ),
-        ];
-        plot::write_svg(&results, path, &sub)
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+        plot::write_svg(&results, path, &subtitle)
             .with_context(|| format!("write {}", path.display()))?;
         eprintln!("plot written to {}", path.display());
+    }
+    if let (Some((md, docs, file_size)), Some(svg)) = (page, &svg) {
+        let sw_args = SweepArgs::new(quick, &common);
+        let sw = sw_args.run(&ctx);
+        let mut plots = vec![svg.clone()];
+        plots.extend(sw.write_svgs(&docs, &subtitle)?);
+        let size = file_size.unwrap_or(if quick { 256 << 20 } else { 2 << 30 });
+        let file_runs = if quick { 3 } else { 5 };
+        let file_md = file::default_svshm().and_then(|svshm| {
+            let b = file::FileBench {
+                size,
+                dir: PathBuf::from("/dev/shm"),
+                svshm,
+                runs: file_runs,
+                json: None,
+            };
+            file::check(&b)?;
+            file::run(&b)
+        });
+        let text = page::render(&page::Page {
+            machine: page::Machine::probe(),
+            placement: report::placement(&ctx),
+            quick,
+            header: &header,
+            run_line: &run_line,
+            results: &results,
+            lines: &lines,
+            runs: plan.runs,
+            seconds,
+            ring: ctx.ring,
+            body: &body,
+            plots: &plots,
+            markdown: &md,
+            sweep: &sw,
+            file: file_md.map_err(|e| format!("{e:#}")),
+            file_size: size,
+            file_runs,
+        });
+        std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;
+        eprintln!("page written to {}", md.display());
     }
     let failed: Vec<String> = results
         .iter()

@@ -82,7 +82,100 @@ where
     Ok(())
 }
 
-/// Writes the plot to `path`.
+/// Fills `root` white, writes `title` and the `subtitle` lines at its top and
+/// returns the area below them.
+fn titled<'a>(
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    title: &str,
+    subtitle: &[String],
+) -> Result<DrawingArea<SVGBackend<'a>, plotters::coord::Shift>> {
+    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
+    let (top, body) = root.split_vertically(60);
+    top.draw(&Text::new(
+        title.to_string(),
+        (10, 8),
+        ("sans-serif", 17).into_font(),
+    ))
+    .map_err(|e| anyhow!("{e:?}"))?;
+    for (i, line) in subtitle.iter().enumerate() {
+        top.draw(&Text::new(
+            line.clone(),
+            (10, 30 + 15 * i as i32),
+            ("sans-serif", 12).into_font(),
+        ))
+        .map_err(|e| anyhow!("{e:?}"))?;
+    }
+    Ok(body)
+}
+
+/// One panel of a log-log line plot: a line per target.
+pub struct Panel {
+    /// Caption over the panel.
+    pub caption: String,
+    /// X axis description (the x values are byte sizes).
+    pub x_desc: String,
+    /// Y axis description.
+    pub y_desc: String,
+    /// The lines: a target and its (x, y) points, both positive.
+    pub lines: Vec<(Target, Vec<(f64, f64)>)>,
+}
+
+/// The smallest and largest of `v` (positive, finite values only), widened by
+/// `pad` (a factor) on both sides; `(1, 10)` if there are none.
+fn log_range(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+    let (lo, hi) = v
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .fold((f64::INFINITY, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    if lo.is_finite() {
+        (lo / pad, hi * pad)
+    } else {
+        (1.0, 10.0)
+    }
+}
+
+/// Writes log-log line plots, `panels` side by side, to `path`; `y_fmt`
+/// labels the y axis.
+pub fn write_loglog(
+    path: &Path,
+    title: &str,
+    subtitle: &[String],
+    panels: &[Panel],
+    y_fmt: &dyn Fn(f64) -> String,
+) -> Result<()> {
+    let width = 120 + 560 * panels.len().max(1) as u32;
+    let root = SVGBackend::new(path, (width, 560)).into_drawing_area();
+    let body = titled(&root, title, subtitle)?;
+    let areas = body.split_evenly((1, panels.len().max(1)));
+    for (p, area) in panels.iter().zip(&areas) {
+        let pts = || p.lines.iter().flat_map(|(_, v)| v.iter().copied());
+        let (x0, x1) = log_range(pts().map(|(x, _)| x), 1.4);
+        let (y0, y1) = log_range(pts().map(|(_, y)| y), 1.6);
+        let mut chart = ChartBuilder::on(area)
+            .caption(p.caption.clone(), ("sans-serif", 15))
+            .margin(12)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .map_err(|e| anyhow!("{e:?}"))?;
+        chart
+            .configure_mesh()
+            .x_desc(p.x_desc.clone())
+            .y_desc(p.y_desc.clone())
+            .x_label_formatter(&|x| fmt_size(x.round() as u64))
+            .y_label_formatter(&|y| y_fmt(*y))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
+        for (t, v) in &p.lines {
+            if !v.is_empty() {
+                draw_line(&mut chart, *t, v)?;
+            }
+        }
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    }
+    root.present().map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}
+
 /// Nanoseconds as a short label: `250 ns`, `1.5 µs`, `20 µs`, `3 ms`.
 pub fn fmt_ns(v: f64) -> String {
     let (x, unit) = if v >= 1e6 {
@@ -102,24 +195,11 @@ pub fn fmt_ns(v: f64) -> String {
 /// Writes the plot to `path`; `subtitle` lines go under the title.
 pub fn write_svg(results: &[CaseResult], path: &Path, subtitle: &[String]) -> Result<()> {
     let root = SVGBackend::new(path, (1500, 580)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e:?}"))?;
-    let (title, body) = root.split_vertically(60);
-    title
-        .draw(&Text::new(
-            "svshm-bench: two processes, side by side, with the two-thread floor",
-            (10, 8),
-            ("sans-serif", 17).into_font(),
-        ))
-        .map_err(|e| anyhow!("{e:?}"))?;
-    for (i, line) in subtitle.iter().enumerate() {
-        title
-            .draw(&Text::new(
-                line.clone(),
-                (10, 30 + 15 * i as i32),
-                ("sans-serif", 12).into_font(),
-            ))
-            .map_err(|e| anyhow!("{e:?}"))?;
-    }
+    let body = titled(
+        &root,
+        "svshm-bench: two processes, side by side, with the two-thread floor",
+        subtitle,
+    )?;
     let panels = body.split_evenly((1, 3));
     let all = targets(results);
 

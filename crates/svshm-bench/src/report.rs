@@ -464,6 +464,29 @@ pub fn targets(results: &[CaseResult], mem: &[crate::bench::JsonLine]) -> String
     s
 }
 
+/// The peak-RSS table (from the `memory` JSON lines), with its heading; empty
+/// if there are none.
+pub fn memory(lines: &[crate::bench::JsonLine]) -> String {
+    let mut s = String::new();
+    let mem: Vec<&crate::bench::JsonLine> =
+        lines.iter().filter(|l| l.workload == "memory").collect();
+    if mem.is_empty() {
+        return s;
+    }
+    s.push_str("\n### peak RSS of one endpoint process (max over stream and message runs)\n\n");
+    s.push_str("| transport | KiB | what |\n|---|---:|---|\n");
+    for m in &mem {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {} |",
+            m.transport,
+            m.value,
+            m.parameters["stat"].as_str().unwrap_or("")
+        );
+    }
+    s
+}
+
 /// How the endpoints were placed.
 pub fn placement(ctx: &Ctx) -> String {
     match ctx.cpus {
