@@ -499,7 +499,6 @@ fn run(cli: Cli) -> Result<()> {
             header: &header,
             run_line: &run_line,
             results: &results,
-            lines: &lines,
             runs: plan.runs,
             seconds,
             ring: ctx.ring,
@@ -509,6 +508,10 @@ fn run(cli: Cli) -> Result<()> {
             sweep: &sw,
             file: file_md.map_err(|e| format!("{e:#}")),
             file_size: size,
+            json: common
+                .json
+                .as_deref()
+                .filter(|j| j.as_os_str() != "-"),
             file_runs,
         });
         std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;

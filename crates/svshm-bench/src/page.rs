@@ -3,7 +3,7 @@
 //! sentence that states a number or a comparison is built here from the
 //! measurements, so the page cannot drift from its own tables.
 
-use crate::bench::{CaseKind, CaseResult, JsonLine};
+use crate::bench::{CaseKind, CaseResult};
 use crate::driver::Target;
 use crate::report::checks;
 use crate::sweep::{Sweep, bytes_per_s, payload};
@@ -83,8 +83,6 @@ pub struct Page<'a> {
     pub run_line: &'a str,
     /// The measurements.
     pub results: &'a [CaseResult],
-    /// Their JSON lines (for the memory table).
-    pub lines: &'a [JsonLine],
     /// Measured runs per row.
     pub runs: usize,
     /// Target seconds per measured run.
@@ -103,6 +101,8 @@ pub struct Page<'a> {
     pub file: Result<String, String>,
     /// Input size of `file`.
     pub file_size: u64,
+    /// Where the raw results went (`--json`), if to a file.
+    pub json: Option<&'a Path>,
     /// Measured runs per `file` case.
     pub file_runs: usize,
 }
@@ -351,7 +351,7 @@ pub fn render(p: &Page) -> String {
     }
     s.push_str(
         "```sh\ncargo build --release --workspace\n\
-         ./target/release/svshm-bench all --runs 5 --markdown BENCHMARKS.md   # this page, plots in docs/\n\
+         ./target/release/svshm-bench all --runs 5 --markdown BENCHMARKS.md --json docs/bench.jsonl   # this page\n\
          ./target/release/svshm-bench all --quick                             # tables and targets only\n\
          ./target/release/svshm-bench sweep --quick                           # size sweeps only\n\
          ./target/release/svshm-bench file --size 1G                          # svshm write | svshm read\n```\n\n",
@@ -375,6 +375,13 @@ pub fn render(p: &Page) -> String {
             link(p.markdown, bench)
         );
     }
+    if let Some(j) = p.json {
+        let _ = writeln!(
+            s,
+            "\nRaw results, one JSON object per line (every run's value, CPU): [`{0}`]({0}).",
+            link(p.markdown, j)
+        );
+    }
     s.push_str(p.body);
     let _ = writeln!(
         s,
@@ -388,7 +395,11 @@ pub fn render(p: &Page) -> String {
         fmt_size(p.ring as u64)
     );
     for plot in p.plots.iter().skip(1) {
-        let _ = writeln!(s, "![size sweep]({})\n", link(p.markdown, plot));
+        let alt = plot
+            .file_stem()
+            .map(|n| n.to_string_lossy().replace('-', " "))
+            .unwrap_or_default();
+        let _ = writeln!(s, "![{alt}]({})\n", link(p.markdown, plot));
     }
     s.push_str(&p.sweep.markdown());
     let _ = writeln!(
@@ -407,7 +418,6 @@ pub fn render(p: &Page) -> String {
         }
     }
     s.push_str(LIMITS);
-    let _ = p.lines;
     s
 }
 
