@@ -480,8 +480,7 @@ pub fn json_lines(results: &[CaseResult], ctx: &Ctx) -> Vec<JsonLine> {
                 if let Some(w) = s.wait {
                     p["wait"] = serde_json::json!(w.name());
                 }
-                p["ring"] =
-                    serde_json::json!(ctx.ring_for(s.workload.payload()));
+                p["ring"] = serde_json::json!(ctx.ring_for(s.workload.payload()));
                 let runs = s.values(&cr.kind, stat);
                 let value = if runs.is_empty() {
                     f64::NAN

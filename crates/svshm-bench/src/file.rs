@@ -287,9 +287,7 @@ pub fn run(b: &FileBench) -> Result<String> {
         }
         say!();
         if misses.is_empty() {
-            say!(
-                "targets: met (svshm ≤ 1.25× cat, ≥ 2.5× faster than cat|cat, for both outputs)"
-            );
+            say!("targets: met (svshm ≤ 1.25× cat, ≥ 2.5× faster than cat|cat, for both outputs)");
         } else {
             for m in &misses {
                 say!("target missed: {m}");

@@ -508,10 +508,7 @@ fn run(cli: Cli) -> Result<()> {
             sweep: &sw,
             file: file_md.map_err(|e| format!("{e:#}")),
             file_size: size,
-            json: common
-                .json
-                .as_deref()
-                .filter(|j| j.as_os_str() != "-"),
+            json: common.json.as_deref().filter(|j| j.as_os_str() != "-"),
             file_runs,
         });
         std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;

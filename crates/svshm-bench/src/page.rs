@@ -267,7 +267,9 @@ fn ring_summary(sw: &Sweep) -> Option<String> {
     let pts: Vec<(usize, f64)> = sw
         .rings
         .iter()
-        .filter_map(|(r, cr)| bytes_per_s(cr, Target::Transport(Kind::SvshmStream)).map(|v| (*r, v)))
+        .filter_map(|(r, cr)| {
+            bytes_per_s(cr, Target::Transport(Kind::SvshmStream)).map(|v| (*r, v))
+        })
         .collect();
     let lo = pts.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
     let hi = pts.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;

@@ -73,21 +73,19 @@ pub fn run(ctx: &Ctx, quick: bool, runs: usize, seconds: f64, kinds: &[Kind]) ->
         wait: None,
     };
     let sz = sizes(quick);
-    eprintln!("=== message-size sweep: messages");
-    let messages = run_plan(
-        &plan(
-            sz.iter().map(|&size| CaseKind::Messages { size }).collect(),
-            pick(&MESSAGE_KINDS),
-        ),
-        ctx,
+    let by_size = |what: &str, case: fn(usize) -> CaseKind, all: &[Kind]| {
+        eprintln!("=== message-size sweep: {what}");
+        run_plan(&plan(sz.iter().map(|&n| case(n)).collect(), pick(all)), ctx)
+    };
+    let messages = by_size(
+        "messages",
+        |size| CaseKind::Messages { size },
+        &MESSAGE_KINDS,
     );
-    eprintln!("=== message-size sweep: byte streams");
-    let streams = run_plan(
-        &plan(
-            sz.iter().map(|&chunk| CaseKind::Stream { chunk }).collect(),
-            pick(&STREAM_KINDS),
-        ),
-        ctx,
+    let streams = by_size(
+        "byte streams",
+        |chunk| CaseKind::Stream { chunk },
+        &STREAM_KINDS,
     );
     let mut ring_results = Vec::new();
     let ring_kinds = pick(&[Kind::SvshmStream]);
@@ -202,9 +200,7 @@ impl Sweep {
     /// The sweep's tables as markdown, with `###` headings.
     pub fn markdown(&self) -> String {
         fn by_size(v: &[CaseResult]) -> Vec<(String, &CaseResult)> {
-            v.iter()
-                .map(|c| (fmt_size(payload(c) as u64), c))
-                .collect()
+            v.iter().map(|c| (fmt_size(payload(c) as u64), c)).collect()
         }
         let mut s = String::new();
         let _ = writeln!(
@@ -265,11 +261,7 @@ impl Sweep {
             "svshm-bench sweep: throughput by message size (log-log)",
             subtitle,
             &[
-                panel(
-                    "one-way messages",
-                    "message size",
-                    &sized(&self.messages),
-                ),
+                panel("one-way messages", "message size", &sized(&self.messages)),
                 panel("byte stream", "chunk size", &sized(&self.streams)),
             ],
             &rate,

@@ -7,7 +7,14 @@ use std::sync::Mutex;
 /// Runs are serialised: they pin to the same CPUs and some of them spin.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const PEERS: &[&str] = &["pipe", "unix", "tlpi-1k", "tlpi-64k", "iceoryx2", "iceoryx2-zc"];
+const PEERS: &[&str] = &[
+    "pipe",
+    "unix",
+    "tlpi-1k",
+    "tlpi-64k",
+    "iceoryx2",
+    "iceoryx2-zc",
+];
 const SVSHM: &[&str] = &["svshm-stream", "svshm-msg", "svshm-zc"];
 
 fn all() -> Vec<&'static str> {
