@@ -390,7 +390,8 @@ pub fn render(p: &Page) -> String {
         "\n## How cost grows\n\n{} measured run(s) per point (median shown), each about {} s after a \
          discarded calibration run; the sweeps took {:.0} s. Payloads start at 16 B (each carries two \
          8-byte stamps). Ring: {} for the size sweep (at least two payloads); the ring sweep gives \
-         svshm-stream exactly the ring named, even below two chunks.\n",
+         svshm-stream exactly the ring named, even below two chunks, and moves a fixed 256 MiB \
+         per run (8 laps of the ring when that is more), without a calibration run.\n",
         p.sweep.runs,
         p.sweep.seconds,
         p.sweep.elapsed,

@@ -501,3 +501,36 @@ pub fn placement(ctx: &Ctx) -> String {
 pub fn latency_stats() -> &'static [&'static str] {
     &LATENCY_STATS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(got: Option<(f64, f64, usize)>, limit: Option<f64>, higher: bool) -> Check {
+        Check {
+            what: String::new(),
+            got,
+            limit,
+            higher,
+        }
+    }
+
+    #[test]
+    fn a_target_is_met_only_if_both_ratios_meet_it() {
+        assert_eq!(check(Some((1.2, 1.1, 3)), Some(1.0), true).verdict(), "MET");
+        assert_eq!(
+            check(Some((1.2, 0.9, 3)), Some(1.0), true).verdict(),
+            "MISSED"
+        );
+        assert_eq!(
+            check(Some((1.05, 1.1, 3)), Some(1.1), false).verdict(),
+            "MET"
+        );
+        assert_eq!(
+            check(Some((1.05, 1.2, 3)), Some(1.1), false).verdict(),
+            "MISSED"
+        );
+        assert_eq!(check(Some((2.0, 2.0, 3)), None, true).verdict(), "bound");
+        assert_eq!(check(None, Some(1.0), true).verdict(), "not measured");
+    }
+}

@@ -3,7 +3,8 @@
 //! iceoryx2, unix socket and pipe) and a ring-size sweep (an svshm byte stream
 //! of 64 KiB chunks over rings of 16 KiB to 64 MiB). Each point is a short run
 //! of the ordinary harness (calibrated, then measured `runs` times, median
-//! kept); the results are markdown tables and log-log SVG plots.
+//! kept; ring-size points move a fixed [`ring_bytes`] instead of being
+//! calibrated); the results are markdown tables and log-log SVG plots.
 //!
 //! Payloads start at 16 B, not 8: every payload carries two 8-byte stamps for
 //! verification.
@@ -34,6 +35,11 @@ pub fn sizes(quick: bool) -> Vec<usize> {
 pub fn rings(quick: bool) -> Vec<usize> {
     let step = if quick { 4 } else { 2 };
     (14..=26).step_by(step).map(|b| 1usize << b).collect()
+}
+
+/// Bytes per run of the ring-size sweep: 256 MiB, or 8 laps of the ring if more.
+pub fn ring_bytes(ring: usize) -> u64 {
+    (256u64 << 20).max(8 * ring as u64)
 }
 
 /// The results of a sweep.
@@ -97,13 +103,14 @@ pub fn run(ctx: &Ctx, quick: bool, runs: usize, seconds: f64, kinds: &[Kind]) ->
                 exact_ring: true,
                 ..ctx.clone()
             };
-            let mut res = run_plan(
-                &plan(
-                    vec![CaseKind::Stream { chunk: RING_CHUNK }],
-                    ring_kinds.clone(),
-                ),
-                &c,
+            // A fixed amount, many laps of the ring, so that the first touch of
+            // a large ring's pages is not most of the run.
+            let mut p = plan(
+                vec![CaseKind::Stream { chunk: RING_CHUNK }],
+                ring_kinds.clone(),
             );
+            p.cases[0].fixed = Some(ring_bytes(r));
+            let mut res = run_plan(&p, &c);
             if let Some(cr) = res.pop() {
                 ring_results.push((r, cr));
             }
@@ -216,7 +223,7 @@ impl Sweep {
         if !self.rings.is_empty() {
             let _ = writeln!(
                 s,
-                "\n### ring size: svshm-stream, {} chunks (payload bytes per second)\n",
+                "\n### ring size: svshm-stream, {} chunks (payload bytes per second; 256 MiB or 8 laps of the ring per run)\n",
                 fmt_size(RING_CHUNK as u64)
             );
             let rows: Vec<(String, &CaseResult)> = self

@@ -207,3 +207,40 @@ fn no_system_v_object_is_left_behind() {
     let counts: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(counts, ["0", "0"], "segments, semaphore sets left: {text}");
 }
+
+#[test]
+fn quick_sweep_writes_tables_and_plots() {
+    let dir = std::env::temp_dir().join(format!("svshm-bench-sweep-{}", std::process::id()));
+    let d = dir.to_string_lossy().into_owned();
+    let r = bench(&[
+        "sweep",
+        "--quick",
+        "--seconds",
+        "0.01",
+        "-t",
+        "svshm-stream,svshm-msg",
+        "--svg-dir",
+        &d,
+    ]);
+    assert!(
+        r.ok,
+        "sweep failed\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    for heading in ["one-way messages", "byte streams", "ring size"] {
+        assert!(
+            r.stdout.contains(heading),
+            "no {heading} table in\n{}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("| 16 MiB |"), "{}", r.stdout);
+    for svg in ["sweep-size.svg", "sweep-ring.svg"] {
+        let text = std::fs::read_to_string(dir.join(svg)).expect(svg);
+        assert!(
+            text.contains("<svg") && text.contains("svshm-stream"),
+            "{svg}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
