@@ -478,7 +478,7 @@ fn run(cli: Cli) -> Result<()> {
         let sw_args = SweepArgs::new(quick, &common);
         let sw = sw_args.run(&ctx);
         let mut plots = vec![svg.clone()];
-        plots.extend(sw.write_svgs(&docs, &subtitle)?);
+        plots.extend(sw.write_svgs(&docs, &plot_subtitle(&machine, &ctx, sw.runs))?);
         let size = file_size.unwrap_or(if quick { 256 << 20 } else { 2 << 30 });
         let file_runs = if quick { 3 } else { 5 };
         let file_md = file::default_svshm().and_then(|svshm| {

@@ -133,8 +133,8 @@ fn log_range(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     }
 }
 
-/// Writes log-log line plots, `panels` side by side, to `path`; `y_fmt`
-/// labels the y axis.
+/// Writes log-log line plots, `panels` side by side, to `path` (x: sizes in
+/// bytes, ticks at powers of 4); `y_fmt` labels the y axis.
 pub fn write_loglog(
     path: &Path,
     title: &str,
@@ -148,26 +148,38 @@ pub fn write_loglog(
     let areas = body.split_evenly((1, panels.len().max(1)));
     for (p, area) in panels.iter().zip(&areas) {
         let pts = || p.lines.iter().flat_map(|(_, v)| v.iter().copied());
+        // x is drawn as log2(bytes) on a linear axis, so that the ticks
+        // fall on powers of two and read as sizes.
         let (x0, x1) = log_range(pts().map(|(x, _)| x), 1.4);
+        let (x0, x1) = (x0.log2(), x1.log2());
         let (y0, y1) = log_range(pts().map(|(_, y)| y), 1.6);
         let mut chart = ChartBuilder::on(area)
             .caption(p.caption.clone(), ("sans-serif", 15))
             .margin(12)
             .x_label_area_size(35)
             .y_label_area_size(60)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
             .map_err(|e| anyhow!("{e:?}"))?;
         chart
             .configure_mesh()
             .x_desc(p.x_desc.clone())
             .y_desc(p.y_desc.clone())
-            .x_label_formatter(&|x| fmt_size(x.round() as u64))
+            .x_labels(((x1 - x0) as usize + 1).max(2))
+            .x_label_formatter(&|x| {
+                let r = x.round();
+                if (x - r).abs() < 0.01 && r >= 0.0 && (r as u32) % 2 == 0 {
+                    fmt_size(1u64 << (r as u32))
+                } else {
+                    String::new()
+                }
+            })
             .y_label_formatter(&|y| y_fmt(*y))
             .draw()
             .map_err(|e| anyhow!("{e:?}"))?;
         for (t, v) in &p.lines {
+            let v: Vec<(f64, f64)> = v.iter().map(|&(x, y)| (x.log2(), y)).collect();
             if !v.is_empty() {
-                draw_line(&mut chart, *t, v)?;
+                draw_line(&mut chart, *t, &v)?;
             }
         }
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
