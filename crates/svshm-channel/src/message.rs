@@ -200,9 +200,9 @@ impl<T: ?Sized + Encode> Sender<T> {
     ///
     /// # Errors
     ///
-    /// As [`StreamWriter::connect`](crate::StreamWriter::connect); for a sized
-    /// `T`, [`Error::Invalid`] if the channel's maximum message is smaller than
-    /// a `T`.
+    /// As [`StreamWriter::connect`](crate::StreamWriter::connect). (A `T`
+    /// larger than the channel's maximum message fails each send with
+    /// [`Error::MessageTooLarge`]: give [`Options::max_message`] room for it.)
     pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Sender<T>> {
         let link = connect(endpoint, options, Role::Writer, KIND_MESSAGES)?;
         // SAFETY: the ring lives in `link`'s attachment, dropped after `prod`;
