@@ -110,11 +110,11 @@ fn a_dropped_loan_sends_nothing_even_across_the_wrap() {
     let (mut tx, mut rx) = message_pair("loan-drop");
     // Move the write position near the ring's end.
     for i in 1..=4 {
-        tx.send(&[i; 992]).unwrap(); // a 1000-byte frame
+        tx.send(&[i; 992]).unwrap(); // a 1008-byte frame (16-byte header)
         assert_eq!(rx.recv().unwrap().unwrap(), vec![i; 992]);
     }
     {
-        // 96 bytes before the end: a 112-byte frame does not fit, so a skip
+        // 64 bytes before the end: a 128-byte frame does not fit, so a skip
         // marker is written first, then dropped with the loan's frame.
         let mut loan = tx.loan(100).unwrap();
         loan.fill(9);
