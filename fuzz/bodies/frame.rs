@@ -10,9 +10,9 @@
 //! - every message `try_recv` / `recv_with` returns is exactly the model's
 //!   next frame (so it lies inside the ring, within the channel's maximum);
 //! - the first failure is exactly the model's: `Corrupt` for a bad check word,
-//!   a misplaced skip marker, a frame past the published data, too long, or
-//!   straddling the end; `Empty`, `Closed` or `Aborted` when nothing (whole) is
-//!   left;
+//!   a misplaced skip marker, a frame too long or straddling the end, or a
+//!   clean close that does not add up; `Empty`, `Closed` or `Aborted` when no
+//!   frame is tagged at the read position;
 //! - nothing panics, nothing waits, nothing is written outside the ring.
 
 use super::segment::{HEADER_SIZE, Hostile, Input, LAYOUT_VERSION, MAGIC, off};
@@ -50,37 +50,42 @@ impl Model<'_> {
         u32::from_le_bytes(core::array::from_fn(|i| self.byte(cursor + i as u64)))
     }
 
+    fn u64_at(&self, cursor: u64) -> u64 {
+        u64::from_le_bytes(core::array::from_fn(|i| self.byte(cursor + i as u64)))
+    }
+
     fn next(&mut self) -> Next {
         loop {
-            let avail = self.head - self.tail;
-            if avail < 8 {
+            // A frame is there when the tag at the read position is that
+            // position inverted; `head` plays no part in reading.
+            if self.u64_at(self.tail) != !self.tail {
                 return match self.writer_closed {
                     0 => Next::Empty,
-                    1 if avail == 0 => Next::Closed,
-                    // Closed with part of a frame published.
+                    // A clean end must add up: the final cursor (`head` here)
+                    // is where the last frame ends.
+                    1 if self.tail == self.head => Next::Closed,
                     1 => Next::Corrupt,
                     _ => Next::Aborted,
                 };
             }
-            let len = self.u32_at(self.tail);
-            if self.u32_at(self.tail + 4) != !len {
+            let len = self.u32_at(self.tail + 8);
+            if self.u32_at(self.tail + 12) != !len {
                 return Next::Corrupt;
             }
             let pos = self.tail % self.cap;
             if len == SKIP {
-                let to_end = self.cap - pos;
-                if pos == 0 || avail < to_end {
+                if pos == 0 {
                     return Next::Corrupt;
                 }
-                self.tail += to_end;
+                self.tail += self.cap - pos;
                 continue;
             }
             let len = u64::from(len);
-            let frame = 8 + len.div_ceil(8) * 8;
-            if len > self.max || pos + frame > self.cap || avail < frame {
+            let frame = 16 + len.div_ceil(16) * 16;
+            if len > self.max || pos + frame > self.cap {
                 return Next::Corrupt;
             }
-            let msg = (0..len).map(|i| self.byte(self.tail + 8 + i)).collect();
+            let msg = (0..len).map(|i| self.byte(self.tail + 16 + i)).collect();
             self.tail += frame;
             return Next::Message(msg);
         }
@@ -124,7 +129,7 @@ pub fn run(data: &[u8]) {
     let opts = Options::new().timeout(Some(Duration::ZERO));
     let rx = Receiver::connect(&Endpoint::id(seg.id()), &opts);
     let cursors_ok = head - tail <= cap && head <= 1 << 62;
-    let aligned = head % 8 == 0 && tail % 8 == 0;
+    let aligned = head % 16 == 0 && tail % 16 == 0;
     let mut rx = match rx {
         Ok(rx) => {
             assert!(cursors_ok && aligned, "accepted cursors {tail}..{head}");
@@ -183,12 +188,29 @@ pub fn run(data: &[u8]) {
     assert_eq!(seg.read(0, 8), MAGIC);
 }
 
-fn frame(msg: &[u8]) -> Vec<u8> {
-    let len = msg.len() as u32;
-    let mut v = len.to_le_bytes().to_vec();
+/// A frame at `cursor`: its tag (the cursor inverted), length, check word,
+/// payload padded to 16.
+fn frame(cursor: u64, msg: &[u8]) -> Vec<u8> {
+    header(cursor, msg.len() as u32, msg)
+}
+
+fn header(cursor: u64, len: u32, msg: &[u8]) -> Vec<u8> {
+    let mut v = (!cursor).to_le_bytes().to_vec();
+    v.extend_from_slice(&len.to_le_bytes());
     v.extend_from_slice(&(!len).to_le_bytes());
     v.extend_from_slice(msg);
-    v.resize(8 + msg.len().div_ceil(8) * 8, 0);
+    v.resize(16 + msg.len().div_ceil(16) * 16, 0);
+    v
+}
+
+/// Frames one after the other from `cursor` (no wrap).
+fn frames(mut cursor: u64, msgs: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for m in msgs {
+        let f = frame(cursor, m);
+        cursor += f.len() as u64;
+        v.extend_from_slice(&f);
+    }
     v
 }
 
@@ -206,26 +228,33 @@ fn input(cap_sel: u8, max: u16, tail: u32, ring: &[u8], flags: u8) -> Vec<u8> {
 /// empty message, a closed writer, and each way a frame can be wrong.
 pub fn seeds() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let two: Vec<u8> = [frame(b"hello"), frame(b""), frame(b"twelve bytes")].concat();
-    out.push(input(3, 1000, 0, &two, 0));
-    out.push(input(3, 1000, 0, &two, 1 | 4));
-    out.push(input(3, 1000, 0, &two[..two.len() - 3], 1));
-    out.push(input(3, 1000, 0, &two, 2));
+    let msgs: [&[u8]; 3] = [b"hello", b"", b"twelve bytes"];
+    let three = frames(0, &msgs);
+    out.push(input(3, 1000, 0, &three, 0));
+    out.push(input(3, 1000, 0, &three, 1 | 4));
+    out.push(input(3, 1000, 0, &three, 2));
+    // The same a lap later (tail 4096 in a 4096-byte ring).
+    out.push(input(3, 1000, 4096, &frames(4096, &msgs), 1));
+    // The last frame written but not tagged, then a clean close: it does
+    // not add up.
+    let mut untagged = three.clone();
+    untagged[48..56].fill(0);
+    out.push(input(3, 1000, 0, &untagged, 1));
+    // Tags of an earlier lap: nothing there yet.
+    out.push(input(0, 40, 64, &frames(0, &msgs), 0));
     // 128-byte ring, tail at 112: a skip marker to the end, then a frame at 0.
-    let mut wrap = [SKIP.to_le_bytes(), (!SKIP).to_le_bytes()].concat();
-    wrap.resize(16, 0);
-    wrap.extend_from_slice(&frame(b"wrapped around"));
-    out.push(input(1, 48, 112, &wrap, 0));
-    // Bad check word; too long for max; straddling the end; past the data.
-    let mut bad = frame(b"x");
-    bad[4] ^= 1;
+    let mut wrap = header(112, SKIP, &[]);
+    wrap.extend_from_slice(&frame(128, b"wrapped around"));
+    out.push(input(1, 48, 112, &wrap, 1));
+    // Bad check word; too long for max; straddling the end; a skip marker at 0.
+    let mut bad = frame(0, b"x");
+    bad[12] ^= 1;
     out.push(input(3, 1000, 0, &bad, 0));
-    out.push(input(0, 4, 0, &frame(b"longer than four"), 0));
-    out.push(input(0, 16, 56, &frame(b"0123456789"), 0));
-    let mut short = frame(b"0123456789");
-    short.truncate(16);
-    out.push(input(3, 1000, 0, &short, 0));
+    out.push(input(0, 4, 0, &frame(0, b"longer than four"), 0));
+    out.push(input(0, 16, 48, &frame(48, b"0123456789"), 0));
+    out.push(input(1, 48, 128, &header(128, SKIP, &[]), 0));
     // Unaligned cursors.
-    out.push(input(3, 1000, 3, &frame(b"abc"), 0));
+    out.push(input(3, 1000, 3, &frame(3, b"abc"), 0));
+    out.push(input(3, 1000, 8, &frame(8, b"abc"), 0));
     out
 }

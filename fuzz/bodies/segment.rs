@@ -8,7 +8,7 @@ use svshm::{Attachment, Segment};
 /// Header page size (docs/ARCHITECTURE.md, "The channel segment").
 pub const HEADER_SIZE: usize = 4096;
 /// The channel layout version this build speaks.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// `b"SVSHMCH\x01"`.
 pub const MAGIC: [u8; 8] = *b"SVSHMCH\x01";
 /// Bytes of the header that carry fields: plain fields, two slots, the cursors.

@@ -159,6 +159,7 @@ pub struct Options {
     pub(crate) timeout: Option<Duration>,
     pub(crate) wait: Wait,
     pub(crate) spin: Duration,
+    pub(crate) huge_pages: bool,
     pub(crate) max_message: Option<usize>,
     pub(crate) owner: Option<u32>,
 }
@@ -186,6 +187,7 @@ impl Options {
             timeout: None,
             wait: Wait::Adaptive,
             spin: crate::ring::DEFAULT_SPIN,
+            huge_pages: true,
             max_message: None,
             owner: None,
         }
@@ -219,6 +221,16 @@ impl Options {
     /// chooses its own.
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
+        self
+    }
+    /// Whether a channel this side creates with a ring of 2 MiB or more may be
+    /// backed by huge pages (`SHM_HUGETLB`; default `true`). It is, when the
+    /// system's huge-page pool has free pages and the kernel lets this user
+    /// use them (`CAP_IPC_LOCK` or `vm.hugetlb_shm_group`); otherwise the
+    /// ring has ordinary pages, silently. An endpoint's `huge_pages()` says
+    /// which it got.
+    pub fn huge_pages(mut self, allow: bool) -> Self {
+        self.huge_pages = allow;
         self
     }
     /// Largest message (message channels); the ring grows to hold two.

@@ -24,7 +24,7 @@ use svshm::Attachment;
 /// `b"SVSHMCH\x01"` as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SVSHMCH\x01");
 /// Layout version; bump on any incompatible change.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// Bytes before the data ring (one page).
 pub(crate) const HEADER_SIZE: usize = 4096;
 /// Longest channel name stored in the header.
@@ -73,7 +73,8 @@ struct Header {
     cursors: Cursors,
 }
 
-// The layout of version 2, byte for byte: any change here is a new VERSION.
+// The header's layout, byte for byte (unchanged since version 2; version 3
+// changed the message frame format): any change here is a new VERSION.
 #[cfg(not(svshm_loom))]
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};

@@ -48,7 +48,9 @@ pub struct ChannelStatus {
     pub capacity: u64,
     /// Bytes written and not yet consumed.
     pub fill: u64,
-    /// Total bytes written (the writer's cursor).
+    /// Total bytes written (the writer's cursor as last stored; a message
+    /// writer stores it lazily, every eighth of the ring and when it waits
+    /// or closes).
     pub written: u64,
     /// The writer, once it connected.
     pub writer: Option<PeerStatus>,

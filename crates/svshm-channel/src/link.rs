@@ -45,6 +45,13 @@ macro_rules! endpoint_accessors {
             &self.link.reclaimed
         }
 
+        /// Whether this end created the channel's segment with huge pages
+        /// (see [`Options::huge_pages`](crate::Options::huge_pages)); `false`
+        /// for the end that joined, which cannot tell.
+        pub fn huge_pages(&self) -> bool {
+            self.link.huge_pages
+        }
+
         /// Kernel-attested creator of the segment (IPC_STAT).
         pub fn creator(&self) -> Creator {
             self.link.creator
@@ -132,6 +139,8 @@ pub(crate) struct Link {
     last_probe_ns: u64,
     /// Segments reclaimed as abandoned while connecting.
     pub(crate) reclaimed: Vec<Reclaimed>,
+    /// This end created the segment with huge pages.
+    pub(crate) huge_pages: bool,
     /// Liveness probes so far (paces the maps check).
     probes: core::cell::Cell<u32>,
     /// An operation found the channel broken (peer gone or closed, corrupt
@@ -178,6 +187,7 @@ impl Link {
             watch: Liveliness::NotYet,
             last_probe_ns: coarse_now_ns(),
             reclaimed: Vec::new(),
+            huge_pages: false,
             probes: core::cell::Cell::new(0),
             broken: core::cell::Cell::new(false),
             claimed: false,

@@ -1,12 +1,17 @@
 //! Messages: [`Sender`] and [`Receiver`] of whole messages framed in the ring,
 //! bytes or typed (see [`crate::codec`]).
 //!
-//! A frame is an 8-byte header — the length as a u32 and its bitwise complement
-//! (a cheap integrity check) — then the payload, padded to 8 bytes. A frame
-//! never straddles the ring's end: if it does not fit before the end, the writer
-//! puts a skip marker (length `u32::MAX`) there and starts the frame at offset
-//! 0. `head` moves past a frame only once all of it is written, so a reader —
-//! even after the writer crashed — sees whole messages or nothing.
+//! A frame is a 16-byte header — an 8-byte tag, then the length as a u32 and
+//! its bitwise complement (a cheap integrity check) — then the payload, padded
+//! to 16 bytes, so every frame starts 16-aligned. The tag is the frame's
+//! cursor (its absolute stream position) bitwise inverted; the writer stores
+//! it last, with Release, once the rest of the frame is written, and the
+//! reader polls the tag at its own cursor: a match means the whole frame is
+//! there, so a message travels in the cache lines of the frame alone. A frame
+//! never straddles the ring's end: if it does not fit before the end, the
+//! writer puts a skip marker (a header with length `u32::MAX`) there and
+//! starts the frame at offset 0. So a reader — even after the writer crashed —
+//! sees whole messages or nothing. See docs/ARCHITECTURE.md, "Protocol".
 
 #![allow(unsafe_code)] // Loans and in-place receives lend slices of the link's mapped ring.
 
@@ -26,11 +31,18 @@ const SKIP: u32 = u32::MAX;
 /// Largest message any channel carries: the frame length is a u32 and
 /// `u32::MAX` is the skip marker.
 pub const MAX_MESSAGE: u64 = (u32::MAX - 16) as u64;
-const FRAME_HEADER: u64 = 8;
+/// The frame header: the tag word, then the length and its complement.
+const FRAME_HEADER: u64 = 16;
+/// Frames start at multiples of this: a skip marker (a bare header) always
+/// fits before the ring's end, and a header never straddles a cache line.
+const FRAME_ALIGN: u64 = 16;
+/// Free bytes a send needs beyond its frame: the tag word after it, cleared
+/// (see [`Producer::publish_frame`]).
+const NEXT_TAG: u64 = crate::ring::TAG_LEN;
 
 /// Bytes a message of `len` bytes takes in the ring.
 pub(crate) fn frame_len(len: u64) -> u64 {
-    FRAME_HEADER + len.div_ceil(8) * 8
+    FRAME_HEADER + len.div_ceil(FRAME_ALIGN) * FRAME_ALIGN
 }
 
 fn encode(len: u32) -> [u8; 8] {
@@ -41,20 +53,28 @@ fn encode(len: u32) -> [u8; 8] {
 }
 
 /// Parses the frame at the consumer's read position, skipping wrap markers.
-/// `Ok(None)`: fewer than a frame header is published yet (wait, then call
-/// again). Every length and position is validated against the ring: a hostile
-/// writer gets [`RingError::Corrupt`], never an out-of-bounds read.
+/// `Ok(None)`: no frame is tagged there yet (wait, then call again). Every
+/// length and position is validated against the ring: a hostile writer gets
+/// [`RingError::Corrupt`], never an out-of-bounds read.
 pub(crate) fn parse_frame<M: Mem>(
     cons: &mut Consumer<M>,
     max_message: u64,
 ) -> Result<Option<(usize, usize)>, RingError> {
     let cap = cons.capacity();
     loop {
-        if cons.available(FRAME_HEADER)? < FRAME_HEADER {
+        let pos = cons.tail() & (cap - 1);
+        if pos % FRAME_ALIGN != 0 || cap < 2 * FRAME_HEADER {
+            return Err(RingError::Corrupt(format!(
+                "frame position {pos} is not {FRAME_ALIGN}-aligned in a ring of {cap} bytes"
+            )));
+        }
+        if !cons.tag_ready() {
             return Ok(None);
         }
+        // The tag matched: the header and payload the writer stored before
+        // it are visible.
         let mut h = [0u8; 8];
-        cons.peek_at(0, &mut h);
+        cons.mem().read(pos as usize + 8, &mut h);
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let check = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
         if check != !len {
@@ -62,7 +82,6 @@ pub(crate) fn parse_frame<M: Mem>(
                 "frame header {h:02x?} fails its check"
             )));
         }
-        let pos = cons.tail() & (cap - 1);
         if len == SKIP {
             let to_end = cap - pos;
             if pos == 0 {
@@ -70,11 +89,7 @@ pub(crate) fn parse_frame<M: Mem>(
                     "skip marker at the start of the ring".into(),
                 ));
             }
-            if cons.available(to_end)? < to_end {
-                return Err(RingError::Corrupt(
-                    "skip marker past the published data".into(),
-                ));
-            }
+            cons.accept(to_end)?;
             cons.advance(to_end);
             continue;
         }
@@ -89,11 +104,7 @@ pub(crate) fn parse_frame<M: Mem>(
                 "frame of {frame} bytes at {pos} straddles the ring's end"
             )));
         }
-        if cons.available(frame)? < frame {
-            return Err(RingError::Corrupt(
-                "frame extends past the published data".into(),
-            ));
-        }
+        cons.accept(frame)?;
         return Ok(Some(((pos + FRAME_HEADER) as usize, len as usize)));
     }
 }
@@ -200,19 +211,22 @@ impl<T: ?Sized + Encode> Sender<T> {
     ///
     /// # Errors
     ///
-    /// As [`StreamWriter::connect`](crate::StreamWriter::connect); for a sized
-    /// `T`, [`Error::Invalid`] if the channel's maximum message is smaller than
-    /// a `T`.
+    /// As [`StreamWriter::connect`](crate::StreamWriter::connect). (A `T`
+    /// larger than the channel's maximum message fails each send with
+    /// [`Error::MessageTooLarge`]: give [`Options::max_message`] room for it.)
     pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Sender<T>> {
         let link = connect(endpoint, options, Role::Writer, KIND_MESSAGES)?;
         // SAFETY: the ring lives in `link`'s attachment, dropped after `prod`;
         // we hold the writer slot.
         let prod = unsafe { Producer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
-        if prod.head() % 8 != 0 {
+        if prod.head() % FRAME_ALIGN != 0 {
             return Err(Error::Corrupt {
                 id: link.segment_id(),
-                detail: format!("message cursor {} is not 8-aligned", prod.head()),
+                detail: format!(
+                    "message cursor {} is not {FRAME_ALIGN}-aligned",
+                    prod.head()
+                ),
             });
         }
         Ok(Sender {
@@ -226,11 +240,13 @@ impl<T: ?Sized + Encode> Sender<T> {
     fn send_with(&mut self, msg: &T::Input, policy: WaitPolicy) -> Result<(), Stop> {
         T::encode(msg, |bytes| {
             self.reserve_frame(bytes.len(), policy)?;
+            let start = self.prod.head();
+            self.prod.advance(NEXT_TAG);
             self.prod.put(&encode(bytes.len() as u32));
             self.prod.put(bytes);
             let pad = frame_len(bytes.len() as u64) - FRAME_HEADER - bytes.len() as u64;
             self.prod.advance(pad);
-            self.prod.publish();
+            self.prod.publish_frame(start);
             Ok(())
         })?
     }
@@ -338,14 +354,15 @@ impl<T: ?Sized> Sender<T> {
         self.link.max_message as usize
     }
 
-    crate::queries::queue_queries!(prod, FRAME_HEADER,
-        len: "Bytes of the ring holding messages the receiver has not released yet (frames: an 8-byte header each, payloads padded to 8 bytes).",
+    crate::queries::queue_queries!(prod, FRAME_HEADER + NEXT_TAG,
+        len: "Bytes of the ring holding messages the receiver has not released yet (frames: a 16-byte header each, payloads padded to 16 bytes).",
         empty: "Whether the receiver has released every message sent.",
         full: "Whether the ring has no room now even for an empty message.",
         closed: "Whether the receiver has closed its end (or dropped it) or died: nothing sent now would be received.");
 
-    /// Makes room for a frame of `len` payload bytes, writing a skip marker if
-    /// it must wrap. Returns the data-area position of the frame.
+    /// Makes room for a frame of `len` payload bytes (and the tag word after
+    /// it), writing and publishing a skip marker if it must wrap. Returns the
+    /// data-area position of the frame.
     fn reserve_frame(&mut self, len: usize, policy: WaitPolicy) -> Result<usize, Stop> {
         self.link.writer_preflight(&self.prod)?;
         if len as u64 > self.link.max_message {
@@ -359,9 +376,9 @@ impl<T: ?Sized> Sender<T> {
         let pos = self.prod.head() & (cap - 1);
         let to_end = cap - pos;
         let need = if to_end < frame {
-            to_end + frame
+            to_end + frame + NEXT_TAG
         } else {
-            frame
+            frame + NEXT_TAG
         };
         let free = self
             .prod
@@ -384,10 +401,16 @@ impl<T: ?Sized> Sender<T> {
             }
         }
         if to_end < frame {
-            // Frames are 8-aligned and the capacity a power of two >= 64, so
-            // `to_end` is a multiple of 8 and the marker fits.
+            // Frames are 16-aligned and the capacity a power of two >= 64, so
+            // `to_end` is a multiple of 16 and the marker fits. It is
+            // published at once (clearing the tag word at 0, inside the space
+            // reserved), so that it stands on its own: a loan dropped
+            // unsent, or a close, leaves no marker behind untagged.
+            let marker = self.prod.head();
+            self.prod.advance(NEXT_TAG);
             self.prod.put(&encode(SKIP));
             self.prod.advance(to_end - FRAME_HEADER);
+            self.prod.publish_frame(marker);
         }
         Ok((self.prod.head() & (cap - 1)) as usize)
     }
@@ -465,9 +488,11 @@ impl<T: ?Sized> Loan<'_, T> {
     /// Publishes the message.
     pub fn send(self) {
         let len = self.len;
+        let start = self.prod.head();
+        self.prod.advance(NEXT_TAG);
         self.prod.put(&encode(len as u32));
         self.prod.advance(frame_len(len as u64) - FRAME_HEADER);
-        self.prod.publish();
+        self.prod.publish_frame(start);
     }
 
     fn bytes(&self) -> &[u8] {
@@ -583,11 +608,11 @@ impl<T: ?Sized + Decode> Receiver<T> {
         // SAFETY: as in Sender::connect_typed, for the single reader.
         let cons = unsafe { Consumer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
-        if cons.tail() % 8 != 0 || cons.head_seen() % 8 != 0 {
+        if cons.tail() % FRAME_ALIGN != 0 || cons.head_seen() % FRAME_ALIGN != 0 {
             return Err(Error::Corrupt {
                 id: link.segment_id(),
                 detail: format!(
-                    "message cursors {}..{} are not 8-aligned",
+                    "message cursors {}..{} are not {FRAME_ALIGN}-aligned",
                     cons.tail(),
                     cons.head_seen()
                 ),
@@ -707,17 +732,35 @@ impl<T: ?Sized> Receiver<T> {
         self.link.max_message as usize
     }
 
-    crate::queries::queue_queries!(cons, FRAME_HEADER,
-        len: "Bytes of the ring holding messages not yet received (frames: an 8-byte header each, payloads padded to 8 bytes).",
-        empty: "Whether no message is waiting now.",
-        full: "Whether the ring has no room now even for an empty message.",
-        closed: "Whether the sender has closed its end (cleanly or not) or died. Messages it sent before may still be waiting to be received.");
-
-    fn corrupt(&self, detail: String) -> Error {
-        Error::Corrupt {
-            id: self.link.segment_id(),
-            detail,
+    /// Bytes of the ring holding messages not yet received (frames: a
+    /// 16-byte header each, payloads padded to 16 bytes), as far as the
+    /// sender has published its cursor, which it does lazily (every eighth
+    /// of the ring, and whenever it waits or closes); at least a frame
+    /// header's worth whenever a message is waiting.
+    ///
+    /// A snapshot: the other side may be moving as this returns.
+    pub fn len(&self) -> usize {
+        let q = self.cons.queued();
+        if q == 0 && self.cons.tag_ready() {
+            return FRAME_HEADER as usize;
         }
+        q as usize
+    }
+
+    /// Whether no message is waiting now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring has no room now even for an empty message.
+    pub fn is_full(&self) -> bool {
+        self.cons.capacity() - (self.len() as u64) < FRAME_HEADER + NEXT_TAG
+    }
+
+    /// Whether the sender has closed its end (cleanly or not) or died.
+    /// Messages it sent before may still be waiting to be received.
+    pub fn is_peer_closed(&self) -> bool {
+        self.cons.peer_closed() || self.link.peer_gone()
     }
 
     fn frame_forever(&mut self) -> Result<Option<(usize, usize)>> {
@@ -737,24 +780,14 @@ impl<T: ?Sized> Receiver<T> {
                 Ok(None) => {}
                 Err(e) => return Err(Stop::Fail(self.link.error(e, "a message"))),
             }
-            match self
-                .cons
-                .wait_available(FRAME_HEADER, policy, self.link.liveness())
-            {
+            match self.cons.wait_tagged(policy, self.link.liveness()) {
                 Ok(true) => {}
-                Ok(false) => {
-                    if self.cons.available(1).unwrap_or(0) != 0 {
-                        return Err(Stop::Fail(
-                            self.corrupt("the writer closed in the middle of a frame".into()),
-                        ));
-                    }
-                    return Ok(None);
-                }
+                Ok(false) => return Ok(None),
                 Err(RingError::Timeout) => {
                     // A polling receiver must still learn that the sender is
                     // gone (after everything it sent: the ring is empty here).
                     if self.link.peer_gone_rate_limited() {
-                        if self.cons.available(FRAME_HEADER).unwrap_or(0) >= FRAME_HEADER {
+                        if self.cons.tag_ready() {
                             continue;
                         }
                         return Err(Stop::Fail(Error::PeerDied {
@@ -771,7 +804,7 @@ impl<T: ?Sized> Receiver<T> {
 
     fn finish_frame(&mut self, len: usize) {
         self.cons.advance(frame_len(len as u64));
-        self.cons.publish_lazy();
+        self.cons.publish_lazy_tagged();
     }
 
     /// Closes the receiving end: the sender's next send fails with
@@ -921,10 +954,11 @@ mod tests {
 
     #[test]
     fn frames_are_8_aligned() {
-        assert_eq!(frame_len(0), 8);
-        assert_eq!(frame_len(1), 16);
-        assert_eq!(frame_len(8), 16);
-        assert_eq!(frame_len(9), 24);
+        assert_eq!(frame_len(0), 16);
+        assert_eq!(frame_len(1), 32);
+        assert_eq!(frame_len(16), 32);
+        assert_eq!(frame_len(17), 48);
+        assert_eq!(frame_len(48), 64);
         assert_eq!(encode(5)[4..], (!5u32).to_le_bytes());
     }
 
@@ -948,6 +982,15 @@ mod tests {
             bytes.resize(cap as usize, 0);
             let cur = Cursors::default();
             let tail = (tail_frac * 8).min(head);
+            // Tag the 16-aligned positions the data marks (low bit of the
+            // word's last byte) with the cursor they have in the lap starting
+            // at `tail`, so that the parser follows chains of frames.
+            for p in (0..cap).step_by(16) {
+                if bytes[p as usize + 15] & 1 != 0 {
+                    let c = tail + ((p + cap - tail % cap) % cap);
+                    bytes[p as usize..][..8].copy_from_slice(&(!c).to_le_bytes());
+                }
+            }
             cur.head.0.store(head, Ordering::Relaxed);
             cur.tail.0.store(tail, Ordering::Relaxed);
             // SAFETY: `bytes` and `cur` outlive the consumer (same scope).

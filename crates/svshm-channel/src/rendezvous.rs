@@ -39,8 +39,12 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
                 // "initialising" mark (cleared once READY), so a creator killed
                 // before writing the header leaves a segment provably ours.
                 let mode = opts.mode | INIT_MARK;
-                match CreateOptions::new(total).key(key).mode(mode).create() {
-                    Ok(seg) => Some(create(seg, &request)?),
+                match create_segment(CreateOptions::new(total).key(key).mode(mode), total, opts) {
+                    Ok((seg, huge)) => {
+                        let mut link = create(seg, &request)?;
+                        link.huge_pages = huge;
+                        Some(link)
+                    }
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => match Segment::open(key, 0) {
                         Ok(seg) => join(seg, &request, false, &mut state)?,
                         // Removed between our create and open: try again.
@@ -65,6 +69,60 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
     link.reclaimed = state.reclaimed;
     link.wait_for_peer(deadline, &label)?;
     Ok(link)
+}
+
+/// Rings at least this large are backed by huge pages where the system has
+/// them: a 2 MiB page then maps what would take 512 TLB entries.
+pub(crate) const HUGE_PAGE_RING: u64 = 2 << 20;
+
+/// Creates the channel's segment: with `SHM_HUGETLB` when the ring is large
+/// enough, the options allow it and the pool has free pages; otherwise, or if
+/// the kernel refuses (no permission, no free huge pages), with ordinary
+/// pages. Returns whether huge pages back it.
+fn create_segment(
+    co: CreateOptions,
+    total: usize,
+    opts: &Options,
+) -> svshm::Result<(Segment, bool)> {
+    let ring = total.saturating_sub(header::HEADER_SIZE) as u64;
+    if opts.huge_pages && ring >= HUGE_PAGE_RING && huge_pages_free(total) {
+        match co.clone().hugetlb(svshm::HugePageSize::Default).create() {
+            Ok(seg) => return Ok((seg, true)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::HugePagesNotPermitted
+                        | ErrorKind::NoSpace
+                        | ErrorKind::OutOfMemory
+                        | ErrorKind::InvalidArgument
+                        | ErrorKind::InvalidSize
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    co.create().map(|seg| (seg, false))
+}
+
+/// Whether the default huge-page pool has enough free pages for `bytes`
+/// (`/proc/meminfo`: HugePages_Free × Hugepagesize). Unknown counts as no.
+fn huge_pages_free(bytes: usize) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/meminfo") else {
+        return false;
+    };
+    let field = |name: &str| -> Option<u64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    match (field("HugePages_Free:"), field("Hugepagesize:")) {
+        (Some(free), Some(kib)) if kib > 0 => {
+            free.saturating_mul(kib * 1024) >= (bytes as u64).div_ceil(kib * 1024) * kib * 1024
+        }
+        _ => false,
+    }
 }
 
 /// The instant `t` from now, or `None` (forever) if that is beyond what an

@@ -18,6 +18,14 @@
 //! a SeqCst fence and looks at the word; only if it is set does it clear it and
 //! make the wake syscall. The two fences order "publish, look" against "flag,
 //! re-check", so a wake-up cannot be lost, and the fast path has no syscall.
+//!
+//! Tagged records (message frames): instead of publishing `head` for every
+//! record, the producer can mark a record whole with a *tag*, an 8-byte word at
+//! the record's 8-aligned start holding the record's cursor bitwise inverted,
+//! stored last with Release ([`Producer::publish_frame`]). The consumer polls
+//! the tag at its own cursor with Acquire ([`Consumer::tag_ready`]), so one
+//! cache line carries both the news and the record. `head` is then published
+//! lazily, for free-space accounting and inspection only.
 
 use crate::futex;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, fence, spin_hint};
@@ -135,6 +143,14 @@ pub unsafe trait Mem {
     fn read(&self, pos: usize, dst: &mut [u8]);
     /// A raw pointer to `pos` for zero-copy access, if this memory has one.
     fn ptr(&self, pos: usize) -> Option<*mut u8>;
+    /// Loads the 8-byte tag word at `pos` (8-aligned, `pos + 8 <= capacity`)
+    /// with Acquire ordering.
+    fn tag(&self, pos: usize) -> u64;
+    /// Stores `tag` into the tag word at `pos` with Release ordering.
+    fn set_tag(&self, pos: usize, tag: u64);
+    /// Stores 0 into the tag word at `pos` (Relaxed: published by a later
+    /// [`set_tag`](Self::set_tag)).
+    fn clear_tag(&self, pos: usize);
 }
 
 /// [`Mem`] over raw memory (a segment's data area).
@@ -191,6 +207,42 @@ unsafe impl Mem for RawMem {
     #[inline]
     fn ptr(&self, pos: usize) -> Option<*mut u8> {
         Some(self.at(pos))
+    }
+    #[inline]
+    fn tag(&self, pos: usize) -> u64 {
+        // SYNC: pairs with the Release store in `set_tag` by the producer,
+        // which wrote the tagged record before it.
+        self.tag_word(pos)
+            .load(core::sync::atomic::Ordering::Acquire)
+    }
+    #[inline]
+    fn set_tag(&self, pos: usize, tag: u64) {
+        // SYNC: publishes the record written before it to the consumer's
+        // Acquire load in `tag`.
+        self.tag_word(pos)
+            .store(tag, core::sync::atomic::Ordering::Release);
+    }
+    #[inline]
+    fn clear_tag(&self, pos: usize) {
+        self.tag_word(pos)
+            .store(0, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl RawMem {
+    /// The tag word at `pos`, as an atomic.
+    #[inline]
+    fn tag_word(&self, pos: usize) -> &core::sync::atomic::AtomicU64 {
+        assert!(
+            pos % 8 == 0 && pos <= self.len && 8 <= self.len - pos,
+            "RawMem tag word out of bounds or unaligned"
+        );
+        let p = self.base.wrapping_add(pos);
+        assert!(p as usize % 8 == 0, "RawMem tag word unaligned");
+        // SAFETY: in bounds and 8-aligned (checked above); the range is mapped
+        // for the RawMem's lifetime; shared memory is only ever accessed
+        // through atomics or under the ring's exclusivity protocol.
+        unsafe { &*p.cast::<core::sync::atomic::AtomicU64>() }
     }
 }
 
@@ -336,6 +388,9 @@ fn prefetch(p: Option<*mut u8>) {
     let _ = p;
 }
 
+/// Bytes of a tag word (see [`Producer::publish_frame`]).
+pub const TAG_LEN: u64 = 8;
+
 fn corrupt(msg: String) -> RingError {
     RingError::Corrupt(msg)
 }
@@ -364,9 +419,13 @@ pub struct Producer<M: Mem> {
     cur: *const Cursors,
     mem: M,
     cap: u64,
-    /// Our cursor: the authority. `published` trails it until `publish`.
+    /// Our cursor: the authority. `published` trails it until `publish` or
+    /// `publish_frame`.
     head: u64,
+    /// The bytes made visible to the consumer (by `head` or by tags).
     published: u64,
+    /// The value last stored into the shared `head` word.
+    stored: u64,
     tail_cache: u64,
 }
 
@@ -405,6 +464,7 @@ impl<M: Mem> Producer<M> {
             cap: capacity,
             head,
             published: head,
+            stored: head,
             tail_cache: tail,
         })
     }
@@ -497,14 +557,43 @@ impl<M: Mem> Producer<M> {
     /// Publishes everything written so far to the consumer, waking it if it sleeps.
     #[inline]
     pub fn publish(&mut self) {
-        if self.head == self.published {
+        self.published = self.head;
+        if self.head == self.stored {
             return;
         }
-        self.published = self.head;
+        self.stored = self.head;
         // SYNC: publishes bytes [old head, head) to the consumer's Acquire load
         // of `head` in `Consumer::refresh`.
         self.cursors().head.0.store(self.head, Ordering::Release);
         wake_if_waiting(&self.cursors().reader_wait.0);
+    }
+
+    /// Publishes the tagged record (see the module docs) written from cursor
+    /// `start` up to `head`. First clears the tag word at `head`, so that
+    /// bytes of an earlier lap there can never read as the next record's tag:
+    /// the caller reserved 8 free bytes past `head` for it. Then stores the
+    /// tag, wakes the consumer if it sleeps, and stores `head` itself only
+    /// once an eighth of the ring has gone by since it last did.
+    #[inline]
+    pub fn publish_frame(&mut self, start: u64) {
+        assert!(
+            self.cap - (self.head - self.tail_cache) >= TAG_LEN
+                && start < self.head
+                && start == self.published,
+            "publish_frame outside the written, unpublished bytes"
+        );
+        let mask = self.cap - 1;
+        self.mem.clear_tag((self.head & mask) as usize);
+        self.mem.set_tag((start & mask) as usize, !start);
+        self.published = self.head;
+        wake_if_waiting(&self.cursors().reader_wait.0);
+        if self.head - self.stored >= self.cap / 8 {
+            self.stored = self.head;
+            // SYNC: pairs with the Acquire loads of `head` by a consumer taking
+            // over (`Consumer::new`) and by inspection; the tagged consumer does
+            // not need it.
+            self.cursors().head.0.store(self.head, Ordering::Release);
+        }
     }
 
     /// Waits until at least `want` bytes are free.
@@ -737,6 +826,9 @@ impl<M: Mem> Consumer<M> {
     }
 
     /// Copies `dst.len()` bytes at `tail + skip` without moving `tail`.
+    /// (The message layer reads frames through [`mem`](Self::mem); this is for
+    /// the ring's models.)
+    #[cfg(feature = "internals")]
     #[inline]
     pub fn peek_at(&self, skip: u64, dst: &mut [u8]) {
         assert!(
@@ -765,6 +857,129 @@ impl<M: Mem> Consumer<M> {
     /// The data memory.
     pub fn mem(&self) -> &M {
         &self.mem
+    }
+
+    /// The producer closed its end (`how`, loaded with Acquire) and nothing
+    /// more is there to read, which ends at `end`: `Ok` for a clean end whose
+    /// final cursor is `end`, else `Aborted`, or `Corrupt` for a clean end
+    /// that does not add up.
+    fn check_end(&self, how: u32, end: u64, what: &str) -> Result<(), RingError> {
+        if how != CLOSED {
+            return Err(RingError::Aborted);
+        }
+        // Ordered by the caller's Acquire load of `writer_closed`.
+        let fin = !self.cursors().writer_final.0.load(Ordering::Relaxed);
+        if fin != end {
+            return Err(RingError::Corrupt(format!(
+                "the writer's end does not add up: it closed at byte {fin}, but {what} at byte {end}; the stream is incomplete"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a tagged record (see [`Producer::publish_frame`]) starts at
+    /// `tail`: its tag word holds `tail` inverted. If so, every byte the
+    /// producer wrote before that tag is visible.
+    #[inline]
+    pub fn tag_ready(&self) -> bool {
+        self.mem.tag((self.tail & (self.cap - 1)) as usize) == !self.tail
+    }
+
+    /// Accepts `n` bytes at `tail` as a tagged record's (the caller found its
+    /// tag and validated its length against the ring), so that they can be
+    /// read and consumed.
+    #[inline]
+    pub fn accept(&mut self, n: u64) -> Result<(), RingError> {
+        if n > self.cap - (self.tail & (self.cap - 1)) {
+            return Err(corrupt(format!(
+                "a record of {n} bytes at {} crosses the ring's end",
+                self.tail
+            )));
+        }
+        self.head_cache = self.head_cache.max(self.tail + n);
+        Ok(())
+    }
+
+    /// After consuming tagged records: releases them once an eighth of the
+    /// ring has accumulated, or when no next record is tagged yet (so a
+    /// drained ring is never reported full, as with
+    /// [`publish_lazy`](Self::publish_lazy)).
+    #[inline]
+    pub fn publish_lazy_tagged(&mut self) {
+        if self.tail - self.released >= self.cap / 8 || !self.tag_ready() {
+            self.publish();
+        }
+    }
+
+    /// Waits until a tagged record starts at `tail` ([`tag_ready`](Self::tag_ready)).
+    /// Returns `Ok(false)` at a clean end: the producer closed with its final
+    /// cursor at `tail`. `Err(Aborted)` or `Err(PeerDied)` if it aborted or
+    /// died — in every case after all the records it tagged were seen.
+    pub fn wait_tagged(
+        &mut self,
+        policy: WaitPolicy,
+        alive: impl FnMut() -> Liveness,
+    ) -> Result<bool, RingError> {
+        if self.tag_ready() {
+            return Ok(true);
+        }
+        // A clean end must add up: the producer's final cursor is where the
+        // last record ends.
+        self.wait_readable(
+            policy,
+            alive,
+            |c| Ok(c.tag_ready()),
+            |c| (c.tail, "the records end"),
+        )
+    }
+
+    /// Waits on the reader's wait word until `ready` says there is something
+    /// to read. Once the producer has closed and `ready`, asked again after
+    /// the flag, still says no, this is the end: `Ok(false)` for a clean one
+    /// whose final cursor is where the readable data ends (`end`), else the
+    /// error. A dead producer is asked `ready` once more (a drain).
+    fn wait_readable(
+        &mut self,
+        policy: WaitPolicy,
+        alive: impl FnMut() -> Liveness,
+        mut ready: impl FnMut(&mut Self) -> Result<bool, RingError>,
+        end: impl Fn(&Self) -> (u64, &'static str),
+    ) -> Result<bool, RingError> {
+        self.publish();
+        let cur = self.cur;
+        let mut closed = false;
+        let r = block_on(
+            // SAFETY: valid for our lifetime per `new`'s contract.
+            unsafe { &(*cur).reader_wait.0 },
+            policy,
+            || {
+                if ready(self)? {
+                    return Ok(true);
+                }
+                // SYNC: pairs with the Release store in `Producer::close_with`,
+                // which follows the producer's last publish of `head` or tag.
+                let how = self.cursors().writer_closed.0.load(Ordering::Acquire);
+                if how == 0 {
+                    return Ok(false);
+                }
+                // Re-check: what was published just before the close is
+                // visible now.
+                if ready(self)? {
+                    return Ok(true);
+                }
+                let (at, what) = end(self);
+                self.check_end(how, at, what)?;
+                closed = true;
+                Ok(true)
+            },
+            alive,
+        );
+        match r {
+            Ok(()) => Ok(!closed),
+            // Drain: whatever the dead producer published is still valid.
+            Err(RingError::PeerDied) if ready(self)? => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// Releases everything consumed so far to the producer, waking it if it sleeps.
@@ -807,58 +1022,14 @@ impl<M: Mem> Consumer<M> {
         if self.available(want)? >= want {
             return Ok(true);
         }
-        self.publish();
-        let cur = self.cur;
-        let mut closed = false;
-        let r = block_on(
-            // SAFETY: valid for our lifetime per `new`'s contract.
-            unsafe { &(*cur).reader_wait.0 },
+        // A clean end must add up: everything the producer says it wrote was
+        // published.
+        self.wait_readable(
             policy,
-            || {
-                if self.available(want)? >= want {
-                    return Ok(true);
-                }
-                // SYNC: pairs with the Release store in `Producer::close_with`,
-                // which follows the producer's last publish of `head`.
-                let how = self.cursors().writer_closed.0.load(Ordering::Acquire);
-                if how != 0 {
-                    self.refresh()?;
-                    if self.head_cache - self.tail >= want {
-                        return Ok(true);
-                    }
-                    if how != CLOSED {
-                        return Err(RingError::Aborted);
-                    }
-                    // A clean end must add up: everything the producer says
-                    // it wrote was published. (Ordered by the Acquire load of
-                    // the flag above.)
-                    let fin = !self.cursors().writer_final.0.load(Ordering::Relaxed);
-                    if fin != self.head_cache {
-                        return Err(RingError::Corrupt(format!(
-                            "the writer's end does not add up: it closed at byte {fin}, but {} bytes were published; the stream is incomplete",
-                            self.head_cache
-                        )));
-                    }
-                    closed = true;
-                    return Ok(true);
-                }
-                Ok(false)
-            },
             alive,
-        );
-        match r {
-            Ok(()) => Ok(!closed),
-            Err(RingError::PeerDied) => {
-                // Drain: whatever the dead producer published is still valid.
-                self.refresh()?;
-                if self.head_cache - self.tail >= want {
-                    Ok(true)
-                } else {
-                    Err(RingError::PeerDied)
-                }
-            }
-            Err(e) => Err(e),
-        }
+            |c| Ok(c.available(want)? >= want),
+            |c| (c.head_cache, "what was published ends"),
+        )
     }
 
     /// Releases, then marks the consumer's end closed and wakes the producer.

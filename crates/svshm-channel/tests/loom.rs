@@ -1,6 +1,7 @@
 //! loom models of the ring protocol: reserve/commit (put/publish) and
 //! peek/consume (take/publish), wrap-around, close and abort, lazy release,
-//! the message frame skip marker, and the waiting flag and wake. Run with
+//! the message frames (tags, lazy `head`, the skip marker, the cleared next
+//! tag), and the waiting flag and wake. Run with
 //! `RUSTFLAGS="--cfg svshm_loom" cargo test -p svshm-channel --release --test loom`.
 //!
 //! Each model notes a break it was checked against (an ordering weakened or a
@@ -9,17 +10,20 @@
 //! The data area is a row of loom-tracked cells, so a read of bytes the
 //! producer has not yet published (a missing Release/Acquire) is reported as a
 //! data race; the futex is modelled with a loom condition variable, so a lost
-//! wake-up shows up as a deadlock.
+//! wake-up shows up as a deadlock. Its 8-byte words are also loom atomics, the
+//! tag words: a copy that covers a whole word stores its bytes there too
+//! (Relaxed), as a copy into real memory does, so payload bytes of an earlier
+//! lap can be read as a tag.
 #![cfg(svshm_loom)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
-use loom::sync::atomic::Ordering;
+use loom::sync::atomic::{AtomicU64, Ordering};
 use svshm_channel::ring::{
     ABORTED, Consumer, Cursors, Liveness, Mem, Producer, RingError, Wait, WaitPolicy,
 };
 
-struct LoomMem(Arc<Vec<UnsafeCell<u8>>>);
+struct LoomMem(Arc<Vec<UnsafeCell<u8>>>, Arc<Vec<AtomicU64>>);
 
 // SAFETY: the cells are only reached through `Mem`, whose callers (the ring)
 // give each side exclusive use of the bytes it touches; loom checks that claim.
@@ -33,6 +37,14 @@ unsafe impl Mem for LoomMem {
             // SAFETY: loom tracks the access and reports a race if it overlaps a read.
             self.0[pos + i].with_mut(|p| unsafe { *p = *b });
         }
+        // Whole 8-byte words written are what a tag load there would see.
+        let first = pos.div_ceil(8) * 8;
+        let mut w = first;
+        while w + 8 <= pos + src.len() {
+            let v = u64::from_le_bytes(src[w - pos..][..8].try_into().unwrap());
+            self.1[w / 8].store(v, Ordering::Relaxed);
+            w += 8;
+        }
     }
     fn read(&self, pos: usize, dst: &mut [u8]) {
         for (i, d) in dst.iter_mut().enumerate() {
@@ -42,6 +54,15 @@ unsafe impl Mem for LoomMem {
     }
     fn ptr(&self, _pos: usize) -> Option<*mut u8> {
         None
+    }
+    fn tag(&self, pos: usize) -> u64 {
+        self.1[pos / 8].load(Ordering::Acquire)
+    }
+    fn set_tag(&self, pos: usize, tag: u64) {
+        self.1[pos / 8].store(tag, Ordering::Release);
+    }
+    fn clear_tag(&self, pos: usize) {
+        self.1[pos / 8].store(0, Ordering::Relaxed);
     }
 }
 
@@ -54,11 +75,14 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 fn ring(cap: usize) -> (Arc<Cursors>, Producer<LoomMem>, Consumer<LoomMem>) {
     let cur = Arc::new(Cursors::default());
     let cells: Arc<Vec<UnsafeCell<u8>>> = Arc::new((0..cap).map(|_| UnsafeCell::new(0)).collect());
+    let tags: Arc<Vec<AtomicU64>> =
+        Arc::new((0..cap.div_ceil(8)).map(|_| AtomicU64::new(0)).collect());
     let p: *const Cursors = &*cur;
     // SAFETY: `cur` is kept alive by the returned Arc until both sides are done.
-    let prod = unsafe { Producer::new(p, LoomMem(cells.clone()), cap as u64) }.unwrap();
+    let prod =
+        unsafe { Producer::new(p, LoomMem(cells.clone(), tags.clone()), cap as u64) }.unwrap();
     // SAFETY: as above.
-    let cons = unsafe { Consumer::new(p, LoomMem(cells), cap as u64) }.unwrap();
+    let cons = unsafe { Consumer::new(p, LoomMem(cells, tags), cap as u64) }.unwrap();
     (cur, prod, cons)
 }
 
@@ -259,16 +283,18 @@ fn clean_close_adds_up() {
     });
 }
 
-// The frame skip marker. The message layer (`Sender`/`Receiver`) is not built
-// under loom (it needs real segments), so its framing is modelled here at the
-// ring level, step for step: `send_frame` follows `Sender::reserve_frame` and
+// Message frames. The message layer (`Sender`/`Receiver`) is not built under
+// loom (it needs real segments), so its framing is modelled here at the ring
+// level, step for step: `send_frame` follows `Sender::reserve_frame` and
 // `send_with`, `recv_frame` follows `parse_frame` and `Receiver::next_frame`.
 
 const SKIP: u32 = u32::MAX;
-const FRAME_HEADER: u64 = 8;
+const FRAME_HEADER: u64 = 16;
+const FRAME_ALIGN: u64 = 16;
+const NEXT_TAG: u64 = 8;
 
 fn frame_len(len: u64) -> u64 {
-    FRAME_HEADER + len.div_ceil(8) * 8
+    FRAME_HEADER + len.div_ceil(FRAME_ALIGN) * FRAME_ALIGN
 }
 
 fn encode(len: u32) -> [u8; 8] {
@@ -282,102 +308,165 @@ fn send_frame(prod: &mut Producer<LoomMem>, msg: &[u8]) {
     let frame = frame_len(msg.len() as u64);
     let cap = prod.capacity();
     let to_end = cap - (prod.head() & (cap - 1));
-    // Room for the marker and the whole frame after it, as `reserve_frame`.
+    // Room for the marker, the whole frame after it and the next tag word, as
+    // `reserve_frame`.
     let need = if to_end < frame {
-        to_end + frame
+        to_end + frame + NEXT_TAG
     } else {
-        frame
+        frame + NEXT_TAG
     };
     prod.wait_free(need, WaitPolicy::forever(Wait::Block), ALIVE)
         .unwrap();
     if to_end < frame {
+        let marker = prod.head();
+        prod.advance(NEXT_TAG);
         prod.put(&encode(SKIP));
         prod.advance(to_end - FRAME_HEADER);
+        prod.publish_frame(marker);
     }
+    let start = prod.head();
+    prod.advance(NEXT_TAG);
     prod.put(&encode(msg.len() as u32));
     prod.put(msg);
-    prod.advance(frame_len(msg.len() as u64) - FRAME_HEADER - msg.len() as u64);
-    prod.publish();
+    prod.advance(frame - FRAME_HEADER - msg.len() as u64);
+    prod.publish_frame(start);
 }
 
-/// The next message, or `None` at a clean end.
-fn recv_frame(cons: &mut Consumer<LoomMem>) -> Option<Vec<u8>> {
+/// What `recv_frame` gives: a message, the clean end, or the error the
+/// consumer ends with.
+type Got = Result<Option<Vec<u8>>, RingError>;
+
+/// The next message, `Ok(None)` at a clean end.
+fn recv_frame(cons: &mut Consumer<LoomMem>) -> Got {
     let cap = cons.capacity();
     let pol = WaitPolicy::forever(Wait::Block);
     loop {
-        if cons.available(FRAME_HEADER).unwrap() < FRAME_HEADER {
-            if !cons.wait_available(FRAME_HEADER, pol, ALIVE).unwrap() {
-                assert_eq!(cons.available(1).unwrap(), 0, "closed mid-frame");
-                return None;
+        let pos = cons.tail() & (cap - 1);
+        assert_eq!(pos % FRAME_ALIGN, 0);
+        if !cons.tag_ready() {
+            if !cons.wait_tagged(pol, ALIVE)? {
+                return Ok(None);
             }
             continue;
         }
         let mut h = [0u8; 8];
-        cons.peek_at(0, &mut h);
+        cons.mem().read(pos as usize + 8, &mut h);
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let check = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
         assert_eq!(check, !len, "frame header {h:02x?} fails its check");
-        let pos = cons.tail() & (cap - 1);
         if len == SKIP {
             let to_end = cap - pos;
             assert_ne!(pos, 0, "skip marker at the start of the ring");
-            assert!(
-                cons.available(to_end).unwrap() >= to_end,
-                "skip marker past the published data"
-            );
+            cons.accept(to_end)?;
             cons.advance(to_end);
             continue;
         }
         let frame = frame_len(u64::from(len));
         assert!(pos + frame <= cap, "frame straddles the ring's end");
-        assert!(
-            cons.available(frame).unwrap() >= frame,
-            "frame extends past the published data"
-        );
+        cons.accept(frame)?;
         let mut out = vec![0u8; len as usize];
         cons.peek_at(FRAME_HEADER, &mut out);
         cons.advance(frame);
-        cons.publish_lazy();
-        return Some(out);
+        cons.publish_lazy_tagged();
+        return Ok(Some(out));
     }
 }
 
-/// Three messages through a 32-byte ring: an empty one (an 8-byte frame at
-/// 0), 5 bytes (a 16-byte frame at 8) and 1 byte, whose 16-byte frame does not
-/// fit in the 8 bytes left before the ring's end. So the producer waits for 24
-/// bytes of space (the marker's 8 and the frame), puts a skip marker at 24 and
-/// the frame at 0. The consumer releases the first frame on its own (lazily:
-/// 8 bytes is an eighth of the ring), so there is a moment with 16 bytes free,
-/// enough for the frame but not for the marker too. The consumer must skip the
-/// marker and get all three messages whole, then a clean end.
+/// Every message up to the end, and how it ended.
+fn recv_all(mut cons: Consumer<LoomMem>) -> (Vec<Vec<u8>>, Result<(), RingError>) {
+    let mut got = Vec::new();
+    loop {
+        match recv_frame(&mut cons) {
+            Ok(Some(m)) => got.push(m),
+            Ok(None) => return (got, Ok(())),
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+/// Three messages through a 64-byte ring: 13 bytes (a 32-byte frame at 0),
+/// an empty one (16 bytes at 32) and 1 byte, whose 32-byte frame does not fit
+/// in the 16 bytes left before the ring's end. So the producer waits for 56
+/// bytes of space (the marker's 16, the frame and the next tag word), puts a
+/// skip marker at 48 and the frame at 0. The consumer releases the first frame
+/// on its own (lazily: 32 bytes is more than an eighth of the ring), so there
+/// is a moment with 48 bytes free, enough for the frame and the next tag word
+/// but not for the marker too. Both sides block. The consumer must skip the
+/// marker and get all three messages whole, then a clean end; `head`, stored
+/// lazily, is the final cursor once closed.
 ///
-/// Checked to fail: with `send_frame` waiting only for `frame` bytes (not the
-/// marker too), loom finds the run where the producer goes on with 16 bytes
-/// free and its `put` of the frame trips "put beyond free space" (it would
-/// overwrite the unread second frame); with the Release store of `head` in
-/// `Producer::publish` made Relaxed, loom reports the consumer's read of the
-/// frame bytes as a causality violation (as it does in every model here).
+/// Checked to fail: with `send_frame` waiting only for `frame + NEXT_TAG`
+/// bytes (not the marker too), loom finds the run where the producer goes on
+/// with 48 bytes free and trips the free-space assertion of
+/// `Producer::publish_frame` (clearing the next tag word would overwrite the
+/// unread second frame); with the tag store in `LoomMem::set_tag` made
+/// Relaxed (the `Mem` contract asks for Release), loom reports the consumer's
+/// read of the frame bytes as a causality violation.
 #[test]
 fn skip_marker_at_ring_end() {
     model(|| {
-        let msgs = vec![Vec::new(), pattern(5), vec![0xc3u8]];
+        let msgs = vec![pattern(13), Vec::new(), vec![0xc3u8]];
         let sent = msgs.clone();
-        let got = two_sides(
-            32,
-            |mut cons| {
-                let mut got = Vec::new();
-                while let Some(m) = recv_frame(&mut cons) {
-                    got.push(m);
-                }
-                got
-            },
-            |prod, _| {
-                for m in &sent {
-                    send_frame(prod, m);
-                }
-                prod.close();
-            },
-        );
+        let (got, end) = two_sides(64, recv_all, |prod, cur| {
+            for m in &sent {
+                send_frame(prod, m);
+            }
+            prod.close();
+            assert_eq!(cur.head.0.load(Ordering::Relaxed), 96);
+        });
         assert_eq!(got, msgs);
+        assert_eq!(end, Ok(()));
+    });
+}
+
+/// Bytes of an earlier lap can never read as a tag: the first message's
+/// payload holds, at ring position 16, exactly the tag the cursor 80 will have
+/// a lap later (position 16 again), followed by a valid empty-frame header.
+/// After four frames (32 + 16 + 16 + 16 bytes; the fourth at 0 in the second
+/// lap) the consumer reaches cursor 80 and must find no frame there, then the
+/// clean end at 80.
+///
+/// Checked to fail: without the clearing of the tag word at `head` in
+/// `Producer::publish_frame`, the consumer reads the stale payload as a fifth,
+/// empty message.
+#[test]
+fn stale_payload_is_never_a_tag() {
+    model(|| {
+        let mut forged = (!80u64).to_le_bytes().to_vec();
+        forged.extend_from_slice(&encode(0));
+        let msgs = vec![forged, Vec::new(), Vec::new(), Vec::new()];
+        let sent = msgs.clone();
+        let (got, end) = two_sides(64, recv_all, |prod, _| {
+            for m in &sent {
+                send_frame(prod, m);
+            }
+            prod.close();
+        });
+        assert_eq!(got, msgs);
+        assert_eq!(end, Ok(()));
+    });
+}
+
+/// A producer that aborts after two frames (the second written while the
+/// consumer may sleep): the consumer gets both, then `Aborted`, never a clean
+/// end.
+///
+/// Checked to fail: without the re-check of the tag after the consumer sees
+/// the closed flag (`wait_tagged`), loom finds the run where the second tag is
+/// stored between the consumer's last look and its load of the flag, and the
+/// consumer reports `Aborted` after one message.
+#[test]
+fn abort_after_frames_delivers_them_first() {
+    model(|| {
+        let msgs = vec![pattern(3), pattern(1)];
+        let sent = msgs.clone();
+        let (got, end) = two_sides(64, recv_all, |prod, _| {
+            for m in &sent {
+                send_frame(prod, m);
+            }
+            prod.close_with(ABORTED);
+        });
+        assert_eq!(got, msgs);
+        assert_eq!(end, Err(RingError::Aborted));
     });
 }

@@ -23,17 +23,20 @@ fn pair(name: &str, opts: &Options) -> (Sender, Receiver) {
 fn try_send_is_not_full_when_every_message_was_received() {
     let opts = Options::new()
         .capacity(4096)
-        .max_message(2040)
+        .max_message(2032)
         .timeout(Some(Duration::from_secs(10)));
     let (mut tx, mut rx) = pair(&unique("rv-lazy"), &opts);
-    tx.send(&[1u8; 1992]).unwrap(); // frame 2000
+    assert_eq!(tx.capacity(), 4096);
+    tx.send(&[1u8; 1992]).unwrap(); // frame 2016
     assert_eq!(rx.recv().unwrap().unwrap().len(), 1992); // >= cap/8: released
-    tx.send(&[2u8; 92]).unwrap(); // frame 104, head at 2104
-    assert_eq!(rx.recv().unwrap().unwrap().len(), 92); // 104 < cap/8: kept
-    // The ring is empty: the receiver has taken everything.
-    let r = tx.try_send(&[3u8; 2040]);
+    tx.send(&[2u8; 92]).unwrap(); // frame 112, head at 2128
+    assert_eq!(rx.recv().unwrap().unwrap().len(), 92); // 112 < cap/8: kept
+    // The ring is empty: the receiver has taken everything. (A 2048-byte
+    // frame does not fit in the 1968 bytes before the ring's end: the send
+    // needs 4024 bytes free, a skip marker included.)
+    let r = tx.try_send(&[3u8; 2032]);
     assert!(r.is_ok(), "try_send into an empty ring: {r:?}");
-    assert_eq!(rx.recv().unwrap().unwrap().len(), 2040);
+    assert_eq!(rx.recv().unwrap().unwrap().len(), 2032);
 }
 
 /// Receiver::close doc (message.rs:441): "the sender's next send fails with
@@ -120,4 +123,43 @@ fn abort_delivers_what_was_sent_then_aborted() {
     let e = rx.recv().unwrap_err();
     assert!(e.is_aborted(), "{e}");
     assert!(!e.is_peer_died());
+}
+
+/// A loan that wraps (a skip marker written before it) dropped unsent, then a
+/// clean close: the marker stands on its own, so the receiver skips it and
+/// gets the clean end, not a close that does not add up.
+#[test]
+fn dropped_loan_after_a_skip_marker_still_ends_cleanly() {
+    let opts = Options::new()
+        .capacity(4096)
+        .max_message(1000)
+        .timeout(Some(Duration::from_secs(10)));
+    let (mut tx, mut rx) = pair(&unique("rv-loanwrap"), &opts);
+    assert_eq!(tx.capacity(), 4096);
+    tx.send(b"s").unwrap(); // frame 32
+    for _ in 0..3 {
+        tx.send(&[9u8; 1000]).unwrap(); // frames of 1024: head at 3104
+    }
+    assert_eq!(rx.recv().unwrap().unwrap(), b"s");
+    for _ in 0..3 {
+        assert_eq!(rx.recv().unwrap().unwrap().len(), 1000);
+    }
+    // 992 bytes before the end: a skip marker there, the loan at 0.
+    {
+        let _unsent = tx.loan(1000).unwrap();
+    }
+    tx.send(b"after").unwrap();
+    assert_eq!(rx.recv().unwrap().unwrap(), b"after");
+    // Again, then the close right after the dropped loan.
+    for _ in 0..3 {
+        tx.send(&[8u8; 1000]).unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(rx.recv().unwrap().unwrap().len(), 1000);
+    }
+    {
+        let _unsent = tx.loan(1000).unwrap();
+    }
+    tx.close().unwrap();
+    assert_eq!(rx.recv().unwrap(), None);
 }

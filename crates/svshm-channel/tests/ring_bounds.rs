@@ -48,3 +48,30 @@ fn safe_rawmem_write_cannot_write_past_its_len() {
         !canary_intact(&buf)
     );
 }
+
+/// The tag words of message frames (`Mem::tag`/`set_tag`/`clear_tag` on a
+/// RawMem) are bounds- and alignment-checked as well.
+#[test]
+fn safe_tag_access_cannot_reach_past_the_ring() {
+    // u64s, so that the ring's start is 8-aligned as a segment's data area is.
+    let mut words = vec![0x5A5A_5A5A_5A5A_5A5Au64; (CAP + CANARY) / 8];
+    let base = words.as_mut_ptr().cast::<u8>();
+    // SAFETY: `words` holds CAP + CANARY bytes at `base` and outlives `m`.
+    let m = unsafe { RawMem::new(base, CAP) };
+    for pos in [CAP, CAP - 4, 3, usize::MAX - 7] {
+        let set = catch_unwind(AssertUnwindSafe(|| m.set_tag(pos, 1)));
+        let clear = catch_unwind(AssertUnwindSafe(|| m.clear_tag(pos)));
+        let load = catch_unwind(AssertUnwindSafe(|| m.tag(pos)));
+        assert!(
+            set.is_err() && clear.is_err() && load.is_err(),
+            "tag access at {pos} in a {CAP}-byte ring was not refused"
+        );
+    }
+    m.set_tag(CAP - 8, 7);
+    assert_eq!(m.tag(CAP - 8), 7);
+    m.clear_tag(CAP - 8);
+    assert_eq!(m.tag(CAP - 8), 0);
+    let _ = m;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    assert!(canary_intact(&bytes), "a tag access wrote past the ring");
+}

@@ -232,12 +232,13 @@ fn hostile_frame_is_reported_not_obeyed() {
     let mut rx = t.join().unwrap();
     tx.send(b"hello").unwrap();
     let evil = Segment::from_id(rx.segment_id()).attach().unwrap();
-    // Rewrite the first frame's header: 5000 bytes (over the 100 maximum) with a
-    // matching check word, so only the bounds checks can catch it.
+    // Rewrite the first frame's length (after its 8-byte tag, which stays
+    // valid): 5000 bytes (over the 100 maximum) with a matching check word,
+    // so only the bounds checks can catch it.
     let len = 5000u32;
     let mut h = len.to_le_bytes().to_vec();
     h.extend_from_slice(&(!len).to_le_bytes());
-    evil.write_at(4096, &h).unwrap();
+    evil.write_at(4096 + 8, &h).unwrap();
     let err = rx.recv().unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("maximum"), "{err}");

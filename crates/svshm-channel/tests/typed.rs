@@ -155,7 +155,9 @@ fn try_send_gives_the_message_back_and_queries_agree() {
     let (mut tx, mut rx) = pair::<[u8], [u8]>("typed-full");
     assert!(tx.is_empty() && rx.is_empty());
     assert!(!tx.is_peer_closed() && !rx.is_peer_closed());
-    let msg = [7u8; 248]; // a 256-byte frame: 16 fill the 4 KiB ring
+    // A 256-byte frame (a 16-byte header): with the 8 bytes a send keeps free
+    // for the next frame's tag, 15 fit in the 4 KiB ring.
+    let msg = [7u8; 240];
     let mut sent = 0;
     let back = loop {
         match tx.try_send(&msg) {
@@ -165,15 +167,23 @@ fn try_send_gives_the_message_back_and_queries_agree() {
         }
     };
     assert_eq!(back, &msg[..], "Full gives the message back");
-    assert_eq!(sent, 16);
+    assert_eq!(sent, 15);
+    assert!(!tx.is_full() && !rx.is_full());
+    // The 256 bytes left take 15 empty messages (16-byte frames), then the
+    // ring has no room even for an empty one.
+    let mut empties = 0;
+    while tx.try_send(b"").is_ok() {
+        empties += 1;
+    }
+    assert_eq!(empties, 15);
     assert!(tx.is_full() && rx.is_full());
-    assert_eq!(tx.len(), 4096);
-    assert_eq!(rx.len(), 4096);
+    assert_eq!(tx.len(), 4080);
+    assert_eq!(rx.len(), 4080);
     let r = tx.send_timeout(&msg, Duration::from_millis(30));
     assert!(matches!(r, Err(ref e) if e.is_timeout()), "{r:?}");
     assert_eq!(r.unwrap_err().into_inner(), &msg[..]);
 
-    assert_eq!(rx.try_iter().count(), 16);
+    assert_eq!(rx.try_iter().count(), 30);
     assert!(rx.is_empty());
     assert!(matches!(
         rx.recv_timeout(Duration::from_millis(20)),
@@ -193,7 +203,7 @@ fn the_end_is_none_forever_and_the_receiver_sees_the_close() {
     tx.send(b"last").unwrap();
     tx.close().unwrap();
     assert!(rx.is_peer_closed(), "closed, with a message still waiting");
-    assert_eq!(rx.len(), 16);
+    assert_eq!(rx.len(), 32);
     let mut buf = Vec::new();
     assert_eq!(rx.recv_into(&mut buf).unwrap(), Some(4));
     assert_eq!(buf, b"last");

@@ -247,7 +247,19 @@ impl Attachment {
         };
         // SAFETY: `ptr..ptr+len` is this attachment's mapping, owned while `self`
         // lives; MADV_DONTFORK / MADV_DOFORK only change what fork(2) copies.
-        unsafe { sys::madvise(self.ptr.as_ptr().cast(), self.len, advice) }.map_err(|e| {
+        let mut r = unsafe { sys::madvise(self.ptr.as_ptr().cast(), self.len, advice) };
+        if r == Err(libc::EINVAL)
+            && let Some(page) = mapping_page_size(self.address())
+        {
+            // A segment of huge pages is mapped in whole huge pages, and
+            // madvise wants the range to end on one: the mapping's true end.
+            let len = self.len.div_ceil(page) * page;
+            // SAFETY: as above; the kernel says this attachment's mapping has
+            // pages of `page` bytes, so it extends to the end of its last
+            // page and this range is still ours alone.
+            r = unsafe { sys::madvise(self.ptr.as_ptr().cast(), len, advice) };
+        }
+        r.map_err(|e| {
             Error::new(
                 Op::Advise,
                 Object::Address(self.address()),
@@ -480,4 +492,26 @@ fn attach_error(id: i32, options: &AttachOptions, errno: i32) -> Error {
         _ => {}
     }
     id_error(Op::Attach, id, errno)
+}
+
+/// The page size of the mapping that holds `addr`, from `/proc/self/smaps`
+/// (`KernelPageSize`), if it is larger than the base page: a segment of huge
+/// pages. `None` if it cannot be read.
+fn mapping_page_size(addr: usize) -> Option<usize> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let head = line.split_whitespace().next().unwrap_or("");
+        if let Some((a, b)) = head.split_once('-')
+            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            inside = a <= addr && addr < b;
+            continue;
+        }
+        if inside && let Some(kib) = line.strip_prefix("KernelPageSize:") {
+            let kib: usize = kib.trim().strip_suffix("kB")?.trim().parse().ok()?;
+            return (kib * 1024 > crate::page_size()).then_some(kib * 1024);
+        }
+    }
+    None
 }
