@@ -210,18 +210,6 @@ fn rounds(cr: &CaseResult, t: Target, stat: &str) -> BTreeMap<usize, f64> {
         .unwrap_or_default()
 }
 
-/// A reference that is the larger (throughput) of several targets, by round.
-fn best_of(cr: &CaseResult, ts: &[Target], stat: &str) -> BTreeMap<usize, f64> {
-    let mut out: BTreeMap<usize, f64> = BTreeMap::new();
-    for &t in ts {
-        for (r, v) in rounds(cr, t, stat) {
-            let e = out.entry(r).or_insert(v);
-            *e = e.max(v);
-        }
-    }
-    out
-}
-
 /// (ratio of the medians, median of the per-round ratios, rounds paired).
 fn ratios(a: &BTreeMap<usize, f64>, b: &BTreeMap<usize, f64>) -> Option<(f64, f64, usize)> {
     let va: Vec<f64> = a.values().copied().collect();
@@ -304,9 +292,15 @@ pub fn checks(results: &[CaseResult]) -> Vec<Check> {
     if let Some(cr) = find(results, |k| *k == CaseKind::Stream { chunk: 65536 }) {
         let sv = rounds(cr, stream, "value");
         line(
-            "stream 64 KiB ≥ 1.5× iceoryx2",
+            "copy stream 64 KiB ≥ 0.9× the two-thread memcpy floor",
+            ratios(&sv, &rounds(cr, Target::Floor, "value")),
+            Some(0.9),
+            true,
+        );
+        line(
+            "copy stream 64 KiB ≥ iceoryx2",
             ratios(&sv, &rounds(cr, ice, "value")),
-            Some(1.5),
+            Some(1.0),
             true,
         );
         line(
@@ -316,23 +310,6 @@ pub fn checks(results: &[CaseResult]) -> Vec<Check> {
                 &rounds(cr, ice, "value"),
             ),
             None,
-            true,
-        );
-        let kern = best_of(
-            cr,
-            &[Target::Transport(Kind::Pipe), Target::Transport(Kind::Unix)],
-            "value",
-        );
-        line(
-            "stream 64 KiB ≥ 3× the better of pipe and unix",
-            ratios(&sv, &kern),
-            Some(3.0),
-            true,
-        );
-        line(
-            "stream 64 KiB ≥ 0.5× floor",
-            ratios(&sv, &rounds(cr, Target::Floor, "value")),
-            Some(0.5),
             true,
         );
         line(
@@ -345,9 +322,9 @@ pub fn checks(results: &[CaseResult]) -> Vec<Check> {
     if let Some(cr) = pingpong_64(results, Wait::Spin) {
         let sv = rounds(cr, msg, "p50");
         line(
-            "spin round trip 64 B: p50 ≤ 2× floor",
+            "spin round trip 64 B: p50 ≤ 1.25× the cache-line floor",
             ratios(&sv, &rounds(cr, Target::Floor, "p50")),
-            Some(2.0),
+            Some(1.25),
             false,
         );
         line(
@@ -373,12 +350,6 @@ pub fn checks(results: &[CaseResult]) -> Vec<Check> {
             false,
         );
         line(
-            "block round trip 64 B: p50 ≤ 0.5× unix socket",
-            ratios(&sv, &unix),
-            Some(0.5),
-            false,
-        );
-        line(
             "(bound) two-thread futex hand-off ÷ unix socket: the least any sleeping hand-off can take",
             ratios(&rounds(cr, Target::Floor, "p50"), &unix),
             None,
@@ -389,13 +360,22 @@ pub fn checks(results: &[CaseResult]) -> Vec<Check> {
         let sv = rounds(cr, msg, "p50");
         let unix = rounds(cr, Target::Transport(Kind::Unix), "p50");
         line(
-            "blocking call 64 B (svshm's default Wait::Adaptive: ≈20 µs spin, then futex; unix blocks): p50 ≤ 0.5× unix socket",
+            "blocking call 64 B (svshm's default Wait::Adaptive: spins DEFAULT_SPIN, 50 µs, then sleeps on a futex; unix blocks): p50 ≤ 0.5× unix socket",
             ratios(&sv, &unix),
             Some(0.5),
             false,
         );
     }
     if let Some(cr) = find(results, |k| matches!(k, CaseKind::Messages { size: 64 })) {
+        line(
+            "64 B messages/s ≥ 0.8× the two-thread floor's",
+            ratios(
+                &rounds(cr, msg, "value"),
+                &rounds(cr, Target::Floor, "value"),
+            ),
+            Some(0.8),
+            true,
+        );
         line(
             "zero-copy 64 B messages: svshm-zc ≥ iceoryx2-zc",
             ratios(&rounds(cr, zc, "value"), &rounds(cr, ice_zc, "value")),
