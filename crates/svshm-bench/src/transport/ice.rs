@@ -218,8 +218,8 @@ impl Tx for IceTx {
 pub struct IceRx {
     subscriber: Subscriber<ipc::Service, [u8], ()>,
     listener: Option<Listener<ipc::Service>>,
-    /// How long to poll before sleeping on the listener (adaptive: like
-    /// svshm's Adaptive, about 20 µs; block: not at all).
+    /// How long to poll before sleeping on the listener (adaptive: as long as
+    /// svshm's Adaptive spins, `DEFAULT_SPIN`; block: not at all).
     spin_for: Duration,
     _common: Common,
 }

@@ -111,7 +111,8 @@ pub enum Wait {
     /// Sleep in the kernel until the peer wakes us.
     Block,
     /// Spin briefly, then block (svshm's default); kernel transports block;
-    /// iceoryx2 polls for 20 µs, then sleeps on its event listener.
+    /// iceoryx2 polls as long as svshm spins (`DEFAULT_SPIN`), then sleeps on
+    /// its event listener.
     Adaptive,
 }
 
