@@ -29,7 +29,7 @@ fn replay(target: &str, body: fn(&[u8]), seeds: Vec<Vec<u8>>) {
     files.sort();
     assert!(!files.is_empty(), "corpus {} is empty", dir.display());
     for (i, s) in seeds.iter().enumerate() {
-        run_one(&format!("{target} seed {i}"), body, s);
+        run_one(&format!("{target} built-in input {i}"), body, s);
     }
     for f in &files {
         let data = std::fs::read(f).unwrap();

@@ -28,9 +28,9 @@ fn opts(wait: &str) -> Options {
 }
 
 /// Writes TOTAL pattern bytes in random sizes, via write or chunks.
-fn write_stream(name: &str, wait: &str, seed: u64) {
+fn write_stream(name: &str, wait: &str, rng_start: u64) {
     let mut w = StreamWriter::connect(&Endpoint::name(name), &opts(wait)).unwrap();
-    let mut rng = Rng(seed);
+    let mut rng = Rng(rng_start);
     let mut at = 0u64;
     let mut buf = vec![0u8; 3 * RING];
     while at < TOTAL {
@@ -62,9 +62,9 @@ fn write_stream(name: &str, wait: &str, seed: u64) {
 
 /// Reads to EOF in random sizes, via read, fill_buf/consume or chunks; checks
 /// every byte.
-fn read_stream(name: &str, wait: &str, seed: u64) -> u64 {
+fn read_stream(name: &str, wait: &str, rng_start: u64) -> u64 {
     let mut r = StreamReader::connect(&Endpoint::name(name), &opts(wait)).unwrap();
-    let mut rng = Rng(seed);
+    let mut rng = Rng(rng_start);
     let mut at = 0u64;
     let mut buf = vec![0u8; 3 * RING];
     loop {
@@ -151,31 +151,36 @@ fn child() {
     let Some(role) = role() else { return };
     let name = std::env::var("NAME").unwrap();
     let wait = std::env::var("WAIT").unwrap();
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let rng_start: u64 = std::env::var("RNG_START").unwrap().parse().unwrap();
     match role.as_str() {
-        "writer" => write_stream(&name, &wait, seed),
-        "reader" => println!("READ {}", read_stream(&name, &wait, seed)),
+        "writer" => write_stream(&name, &wait, rng_start),
+        "reader" => println!("READ {}", read_stream(&name, &wait, rng_start)),
         "sender" => send_messages(&name, &wait),
         "receiver" => println!("RECEIVED {}", recv_messages(&name, &wait)),
         r => panic!("unknown role {r}"),
     }
 }
 
-fn env(name: &str, wait: &str, seed: u64) -> Vec<(&'static str, String)> {
+fn env(name: &str, wait: &str, rng_start: u64) -> Vec<(&'static str, String)> {
     vec![
         ("NAME", name.to_string()),
         ("WAIT", wait.to_string()),
-        ("SEED", seed.to_string()),
+        ("RNG_START", rng_start.to_string()),
     ]
 }
 
 fn stream_between_processes(wait: &str, parent_writes: bool) {
     let name = unique(&format!("stream-{wait}-{parent_writes}"));
-    let seed = rand_u64();
-    eprintln!("seed {seed}");
+    let rng_start = rand_u64();
+    eprintln!("rng start {rng_start}");
     if parent_writes {
-        let c = spawn("child", "reader", &env(&name, wait, seed), Stdio::piped());
-        write_stream(&name, wait, seed);
+        let c = spawn(
+            "child",
+            "reader",
+            &env(&name, wait, rng_start),
+            Stdio::piped(),
+        );
+        write_stream(&name, wait, rng_start);
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success());
         assert!(
@@ -184,8 +189,13 @@ fn stream_between_processes(wait: &str, parent_writes: bool) {
                 .any(|l| l == format!("READ {TOTAL}"))
         );
     } else {
-        let mut c = spawn("child", "writer", &env(&name, wait, seed), Stdio::null());
-        assert_eq!(read_stream(&name, wait, seed), TOTAL);
+        let mut c = spawn(
+            "child",
+            "writer",
+            &env(&name, wait, rng_start),
+            Stdio::null(),
+        );
+        assert_eq!(read_stream(&name, wait, rng_start), TOTAL);
         assert!(wait_child(&mut c, Duration::from_secs(300)).success());
     }
 }
@@ -231,20 +241,20 @@ fn messages_between_processes() {
 fn either_side_first() {
     for reader_first in [true, false] {
         let name = unique(&format!("first-{reader_first}"));
-        let seed = rand_u64();
+        let rng_start = rand_u64();
         let first = if reader_first { "reader" } else { "writer" };
         let mut c = spawn(
             "child",
             first,
-            &env(&name, "adaptive", seed),
+            &env(&name, "adaptive", rng_start),
             Stdio::piped(),
         );
         // Let the child create the channel and wait for us.
         std::thread::sleep(Duration::from_millis(300));
         if reader_first {
-            write_stream(&name, "adaptive", seed);
+            write_stream(&name, "adaptive", rng_start);
         } else {
-            assert_eq!(read_stream(&name, "adaptive", seed), TOTAL);
+            assert_eq!(read_stream(&name, "adaptive", rng_start), TOTAL);
         }
         assert!(wait_child(&mut c, Duration::from_secs(300)).success());
     }

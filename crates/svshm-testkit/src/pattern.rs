@@ -18,7 +18,7 @@ pub fn rand_u64() -> u64 {
     splitmix(t ^ (u64::from(std::process::id()) << 32))
 }
 
-/// A deterministic PRNG (SplitMix64) from its seed.
+/// A deterministic PRNG (SplitMix64) from its starting value.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);
 
