@@ -11,7 +11,7 @@
 #[cfg(not(svshm_loom))]
 use crate::sync::AtomicU32;
 #[cfg(not(svshm_loom))]
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Sleeps while `*word == expected`, at most `timeout`. Returns on wake, on
 /// timeout, on a signal, or at once if the value differs; the caller re-checks
@@ -68,5 +68,92 @@ mod model {
     pub(crate) fn wake(_word: &AtomicU32) {
         let _guard = QUEUE.lock.lock().unwrap();
         QUEUE.cond.notify_all();
+    }
+}
+
+/// How [`wait_many`] returned.
+#[cfg(not(svshm_loom))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// A wake on the word at this index (others may have changed too).
+    Word(usize),
+    /// Returned without telling which: a word did not hold its expected
+    /// value, a signal, the timeout, or the slower fallback's slice ended.
+    Unknown,
+}
+
+/// The most words one `futex_waitv(2)` call waits on (`FUTEX_WAITV_MAX`).
+#[cfg(not(svshm_loom))]
+pub(crate) const WAITV_MAX: usize = 128;
+
+/// `futex_waitv(2)` is missing (Linux before 5.16): set once, on the first
+/// `ENOSYS`, so later calls go straight to the fallback.
+#[cfg(not(svshm_loom))]
+static NO_WAITV: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sleeps while every `words[i] == expected[i]`, at most until `until`
+/// (`CLOCK_MONOTONIC`), in one `futex_waitv(2)` call over at most
+/// [`WAITV_MAX`] shared (not process-private) 32-bit words. The caller
+/// re-checks its conditions in every case.
+///
+/// Where the kernel has no `futex_waitv` (before Linux 5.16) it sleeps on
+/// `words[0]` alone for at most a millisecond: callers then notice a change
+/// of any other word within about a millisecond, at the cost of a thousand
+/// wake-ups a second while they wait.
+#[cfg(not(svshm_loom))]
+pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], until: Instant) -> Woke {
+    use core::sync::atomic::Ordering::Relaxed;
+    use rustix::thread::futex;
+    assert!(
+        !words.is_empty() && words.len() <= WAITV_MAX,
+        "futex_waitv takes 1 to {WAITV_MAX} words, not {}",
+        words.len()
+    );
+    let now = Instant::now();
+    if !NO_WAITV.load(Relaxed) {
+        let mut v = [futex::Wait::new(); WAITV_MAX];
+        for (w, (word, expected)) in v.iter_mut().zip(words) {
+            w.val = u64::from(*expected);
+            w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+            w.flags = futex::WaitFlags::SIZE_U32;
+        }
+        // The timeout is absolute on the monotonic clock, which is what
+        // `Instant` reads on Linux.
+        let abs = monotonic_after(until.saturating_duration_since(now));
+        match futex::waitv(
+            &v[..words.len()],
+            futex::WaitvFlags::empty(),
+            Some(&abs),
+            rustix::time::ClockId::Monotonic,
+        ) {
+            Ok(i) => return Woke::Word(i),
+            Err(rustix::io::Errno::NOSYS) => NO_WAITV.store(true, Relaxed),
+            // EAGAIN (a value changed), ETIMEDOUT, EINTR: re-check.
+            Err(_) => return Woke::Unknown,
+        }
+    }
+    let (word, expected) = words[0];
+    let slice = until
+        .saturating_duration_since(now)
+        .min(Duration::from_millis(1));
+    wait(word, expected, slice);
+    Woke::Unknown
+}
+
+/// `CLOCK_MONOTONIC` now plus `d`, as a timespec.
+#[cfg(not(svshm_loom))]
+fn monotonic_after(d: Duration) -> rustix::thread::futex::Timespec {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let mut sec = now
+        .tv_sec
+        .saturating_add(d.as_secs().min(i64::MAX as u64 / 2) as i64);
+    let mut nsec = now.tv_nsec + i64::from(d.subsec_nanos());
+    if nsec >= 1_000_000_000 {
+        nsec -= 1_000_000_000;
+        sec = sec.saturating_add(1);
+    }
+    rustix::thread::futex::Timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
     }
 }

@@ -94,6 +94,8 @@ pub mod reclaim;
 #[cfg(not(svshm_loom))]
 mod rendezvous;
 #[cfg(not(svshm_loom))]
+mod select;
+#[cfg(not(svshm_loom))]
 mod stream;
 #[cfg(not(svshm_loom))]
 mod try_error;
@@ -116,6 +118,8 @@ pub use rendezvous::{
     channel_key_for_uid, is_channel_key,
 };
 pub use ring::{DEFAULT_SPIN, Wait};
+#[cfg(not(svshm_loom))]
+pub use select::{Select, SelectTimeoutError, TrySelectError};
 #[cfg(not(svshm_loom))]
 pub use stream::{ReadChunk, StreamReader, StreamWriter, WriteChunk};
 #[cfg(not(svshm_loom))]

@@ -367,6 +367,20 @@ impl Link {
         self.peer_status() == Status::Dead
     }
 
+    /// Whether the watcher thread has seen the peer exit: one load of a
+    /// local atomic, `false` where the peer has no such flag (then only
+    /// [`peer_gone`](Self::peer_gone) knows).
+    #[inline]
+    pub(crate) fn peer_exited(&self) -> bool {
+        matches!(&self.watch, Liveliness::Process(_, Some(n)) if n.has_exited())
+    }
+
+    /// Whether the peer's death is announced by the watcher thread's flag
+    /// (else only a probe finds it).
+    pub(crate) fn has_exit_flag(&self) -> bool {
+        matches!(&self.watch, Liveliness::Process(_, Some(_)))
+    }
+
     /// Whether the peer is gone now.
     pub(crate) fn peer_gone(&self) -> bool {
         self.peer_status() == Status::Dead

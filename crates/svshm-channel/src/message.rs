@@ -285,6 +285,20 @@ impl<T: ?Sized> Sender<T> {
         full: "Whether the ring has no room now even for an empty message.",
         closed: "Whether the receiver has closed its end (or dropped it) or died: nothing sent now would be received.");
 
+    /// The free bytes a frame of `len` payload bytes needs at the current
+    /// position: the frame and the next tag word, plus the rest of the ring
+    /// before its end if the frame must wrap.
+    fn frame_need(&self, len: usize) -> u64 {
+        let frame = frame_len(len as u64);
+        let cap = self.prod.capacity();
+        let to_end = cap - (self.prod.head() & (cap - 1));
+        if to_end < frame {
+            to_end + frame + NEXT_TAG
+        } else {
+            frame + NEXT_TAG
+        }
+    }
+
     /// Makes room for a frame of `len` payload bytes (and the tag word after
     /// it), writing and publishing a skip marker if it must wrap. Returns the
     /// data-area position of the frame.
@@ -298,13 +312,8 @@ impl<T: ?Sized> Sender<T> {
         }
         let frame = frame_len(len as u64);
         let cap = self.prod.capacity();
-        let pos = self.prod.head() & (cap - 1);
-        let to_end = cap - pos;
-        let need = if to_end < frame {
-            to_end + frame + NEXT_TAG
-        } else {
-            frame + NEXT_TAG
-        };
+        let to_end = cap - (self.prod.head() & (cap - 1));
+        let need = self.frame_need(len);
         let free = self
             .prod
             .free(need)
@@ -780,5 +789,41 @@ impl Deref for MessageRef<'_> {
 impl Drop for MessageRef<'_> {
     fn drop(&mut self) {
         self.rx.finish_frame(self.len);
+    }
+}
+
+impl<T: ?Sized> crate::select::Waitable for Sender<T> {
+    fn wait_word(&self) -> &crate::sync::AtomicU32 {
+        self.prod.wait_word()
+    }
+    fn is_ready(&self, need: usize) -> bool {
+        self.prod.room_now() >= self.frame_need(need.min(self.link.max_message as usize))
+            || self.prod.peer_closed()
+            || self.link.broken.get()
+            || self.link.peer_exited()
+    }
+    fn peer_gone(&self) -> bool {
+        self.link.peer_gone()
+    }
+    fn has_exit_flag(&self) -> bool {
+        self.link.has_exit_flag()
+    }
+}
+
+impl<T: ?Sized> crate::select::Waitable for Receiver<T> {
+    fn wait_word(&self) -> &crate::sync::AtomicU32 {
+        self.cons.wait_word()
+    }
+    fn is_ready(&self, _need: usize) -> bool {
+        self.cons.tag_ready()
+            || self.cons.peer_closed()
+            || self.link.broken.get()
+            || self.link.peer_exited()
+    }
+    fn peer_gone(&self) -> bool {
+        self.link.peer_gone()
+    }
+    fn has_exit_flag(&self) -> bool {
+        self.link.has_exit_flag()
     }
 }

@@ -380,6 +380,22 @@ impl<M: Mem> Producer<M> {
         self.published - t.clamp(self.tail_cache, self.published)
     }
 
+    /// Free bytes by a fresh read of `tail` that changes nothing (clamped,
+    /// like [`queued`](Self::queued)): what a waiter on many rings checks
+    /// without taking the producer's cursor cache.
+    pub fn room_now(&self) -> u64 {
+        // SYNC: pairs with the consumer's Release store of `tail` in
+        // `Consumer::publish`; the caller acts on it only through
+        // `free`/`refresh`, which read it again.
+        let t = self.cursors().tail.0.load(Ordering::Acquire);
+        self.cap - (self.head - t.clamp(self.tail_cache, self.published))
+    }
+
+    /// The word this side sleeps on while the ring is full.
+    pub fn wait_word(&self) -> &AtomicU32 {
+        &self.cursors().writer_wait.0
+    }
+
     /// Bytes published but not yet released by the consumer (refreshes the
     /// cached tail).
     pub fn unconsumed(&mut self) -> Result<u64, RingError> {
@@ -491,6 +507,11 @@ impl<M: Mem> Consumer<M> {
         // `Producer::publish`; only a count is derived from it.
         let h = self.cursors().head.0.load(Ordering::Acquire);
         h.clamp(self.head_cache, self.released + self.cap) - self.tail
+    }
+
+    /// The word this side sleeps on while the ring is empty.
+    pub fn wait_word(&self) -> &AtomicU32 {
+        &self.cursors().reader_wait.0
     }
 
     /// Whether the producer has closed its end (cleanly or not).
