@@ -11,6 +11,7 @@ mod bench;
 mod driver;
 mod file;
 mod floor;
+mod many;
 mod page;
 mod plot;
 mod report;
@@ -147,6 +148,23 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Write one JSON object per result to this file (`-` for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Many channels, one waiting thread: round trips and message rate
+    /// through a `Select` over N channels against one channel's blocking
+    /// round trip, and the CPU of a thread selecting on 256 idle channels.
+    Select {
+        /// Channel counts to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+        channels: Vec<usize>,
+        /// Measured runs per count (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Length of one measured run, in seconds.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Write the result as JSON to this file (`-` for stdout).
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -289,6 +307,33 @@ fn run(cli: Cli) -> Result<()> {
             common,
         } => return run_sweep(quick, svg_dir, common),
         Cmd::Role { config } => return roles::child_main(&config),
+        Cmd::Select {
+            channels,
+            runs,
+            seconds,
+            json,
+        } => {
+            if channels.contains(&0) {
+                bail!("--channels: every count must be at least 1");
+            }
+            let m = many::run(&channels, runs, seconds)?;
+            println!("# svshm-bench select\n\n{}\n", report::machine());
+            print!("{}", m.markdown());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&m)? + "\n";
+                if path.as_os_str() == "-" {
+                    print!("{text}");
+                } else {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("write {}", path.display()))?;
+                }
+            }
+            return if m.verdicts().iter().all(|(_, met)| *met) {
+                Ok(())
+            } else {
+                bail!("a select target was missed")
+            };
+        }
         Cmd::File {
             size,
             dir,
@@ -492,6 +537,8 @@ fn run(cli: Cli) -> Result<()> {
             file::check(&b)?;
             file::run(&b)
         });
+        let (sel_runs, sel_secs) = if quick { (1, 0.3) } else { (3, 1.0) };
+        let many_md = many::run(&[1, 16, 64, 256], sel_runs, sel_secs).map(|m| m.markdown());
         let text = page::render(&page::Page {
             machine: page::Machine::probe(),
             placement: report::placement(&ctx),
@@ -510,6 +557,7 @@ fn run(cli: Cli) -> Result<()> {
             file_size: size,
             json: common.json.as_deref().filter(|j| j.as_os_str() != "-"),
             file_runs,
+            many: many_md.map_err(|e| format!("{e:#}")),
         });
         std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;
         eprintln!("page written to {}", md.display());

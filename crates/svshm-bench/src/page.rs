@@ -105,6 +105,8 @@ pub struct Page<'a> {
     pub json: Option<&'a Path>,
     /// Measured runs per `file` case.
     pub file_runs: usize,
+    /// The `select` section, or why it was not run.
+    pub many: Result<String, String>,
 }
 
 /// `path` relative to the directory of `page`, when it lies below it.
@@ -415,6 +417,22 @@ pub fn render(p: &Page) -> String {
         p.file_runs
     );
     match &p.file {
+        Ok(t) => s.push_str(t),
+        Err(e) => {
+            let _ = writeln!(s, "Not run: {e}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Many channels, one thread (`svshm-bench select`)\n\n\
+         A server thread sleeps in `Select` over N request channels; a client thread sends a \
+         64 B request on one of them, chosen at random, and sleeps in `recv` on the response \
+         channel. Every end uses `Wait::Block`, so each hop is a futex hand-off; the first row \
+         is the same round trip over one channel with a blocking `recv` instead of `Select`. \
+         Messages/s: the client sends round robin over the N channels, the server drains \
+         whatever `Select` reports ready.\n"
+    );
+    match &p.many {
         Ok(t) => s.push_str(t),
         Err(e) => {
             let _ = writeln!(s, "Not run: {e}");

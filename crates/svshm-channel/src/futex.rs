@@ -102,6 +102,30 @@ static NO_WAITV: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool
 /// wake-ups a second while they wait.
 #[cfg(not(svshm_loom))]
 pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], until: Instant) -> Woke {
+    let raw: Vec<(*const AtomicU32, u32)> =
+        words.iter().map(|(w, v)| (*w as *const _, *v)).collect();
+    match wait_many_raw(&raw, until) {
+        Some(woke) => woke,
+        None => {
+            let (word, expected) = words[0];
+            wait(
+                word,
+                expected,
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(1)),
+            );
+            Woke::Unknown
+        }
+    }
+}
+
+/// [`wait_many`] over addresses that may no longer be mapped: the words are
+/// only handed to the kernel, never read here (an unmapped one makes the
+/// call fail with `EFAULT`, reported as [`Woke::Unknown`]). `None` where the
+/// kernel has no `futex_waitv`; then the caller sleeps its own way.
+#[cfg(not(svshm_loom))]
+pub(crate) fn wait_many_raw(words: &[(*const AtomicU32, u32)], until: Instant) -> Option<Woke> {
     use core::sync::atomic::Ordering::Relaxed;
     use rustix::thread::futex;
     assert!(
@@ -114,7 +138,7 @@ pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], until: Instant) -> Woke {
         let mut v = [futex::Wait::new(); WAITV_MAX];
         for (w, (word, expected)) in v.iter_mut().zip(words) {
             w.val = u64::from(*expected);
-            w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+            w.uaddr = futex::WaitPtr::new(word.cast_mut().cast());
             w.flags = futex::WaitFlags::SIZE_U32;
         }
         // The timeout is absolute on the monotonic clock, which is what
@@ -126,18 +150,13 @@ pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], until: Instant) -> Woke {
             Some(&abs),
             rustix::time::ClockId::Monotonic,
         ) {
-            Ok(i) => return Woke::Word(i),
+            Ok(i) => return Some(Woke::Word(i)),
             Err(rustix::io::Errno::NOSYS) => NO_WAITV.store(true, Relaxed),
-            // EAGAIN (a value changed), ETIMEDOUT, EINTR: re-check.
-            Err(_) => return Woke::Unknown,
+            // EAGAIN (a value changed), ETIMEDOUT, EINTR, EFAULT: re-check.
+            Err(_) => return Some(Woke::Unknown),
         }
     }
-    let (word, expected) = words[0];
-    let slice = until
-        .saturating_duration_since(now)
-        .min(Duration::from_millis(1));
-    wait(word, expected, slice);
-    Woke::Unknown
+    None
 }
 
 /// `CLOCK_MONOTONIC` now plus `d`, as a timespec.

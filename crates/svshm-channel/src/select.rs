@@ -8,11 +8,12 @@
 //! while nothing happens; and the channels' fast path stays free of system
 //! calls while nobody waits.
 
-use crate::futex::{self, WAITV_MAX, Woke};
 use crate::ring::POLL_SLICE;
 use crate::sync::{AtomicU32, Ordering, fence};
 use core::fmt;
 use std::time::{Duration, Instant};
+
+mod pool;
 
 /// What an endpoint tells a [`Select`]: the word it sleeps on, and whether
 /// its operation would proceed without waiting.
@@ -34,10 +35,6 @@ pub(crate) trait Waitable {
 /// `Select` sleeps: the probe's `/proc` read (every fifth) only catches a
 /// peer that called exec(2), which the flag does not announce.
 const FLAGGED_PROBE_EVERY: Duration = Duration::from_secs(1);
-
-/// Stack of the helper threads that wait on the words beyond the first
-/// [`WAITV_MAX`] - 1: they make one system call.
-const HELPER_STACK: usize = 64 << 10;
 
 struct Entry<'a> {
     end: &'a dyn Waitable,
@@ -65,9 +62,9 @@ struct Entry<'a> {
 ///
 /// Sleeping is one `futex_waitv(2)` over all the endpoints' wait words (Linux
 /// 5.16 or later): no thread per channel and no CPU while idle. Up to 128
-/// endpoints wait in the calling thread; beyond that, one short-lived helper
-/// thread per further 127 endpoints joins the wait for the duration of the
-/// sleep. On an older kernel a `Select` sleeps on one word at a time in
+/// endpoints wait in the calling thread; beyond that, one helper thread per
+/// further 127 endpoints joins the sleep (helpers come from a process-wide
+/// pool and stay for the next sleep). On an older kernel a `Select` sleeps on one word at a time in
 /// 1 ms slices: it works, with a millisecond of extra latency and a thousand
 /// wake-ups a second while idle. A dead peer is noticed at once where the
 /// process-wide watcher thread follows it (the usual case), else within a
@@ -326,7 +323,7 @@ impl<'a> Select<'a> {
             let found = self.scan();
             let now = Instant::now();
             let found = found.or_else(|| {
-                if now.duration_since(slice_start) >= POLL_SLICE {
+                if now.duration_since(slice_start) >= POLL_SLICE.min(FLAGGED_PROBE_EVERY) {
                     slice_start = now;
                     self.probe()
                 } else {
@@ -337,9 +334,16 @@ impl<'a> Select<'a> {
                 self.set_words(0);
                 return found;
             }
+            // Endpoints whose peer has no exit flag need a probe every
+            // slice; with flags everywhere, only the rare full probe.
+            let slice = if self.entries.iter().flatten().all(|e| e.end.has_exit_flag()) {
+                FLAGGED_PROBE_EVERY
+            } else {
+                POLL_SLICE
+            };
             let until = match deadline {
-                Some(d) => d.min(now + POLL_SLICE),
-                None => now + POLL_SLICE,
+                Some(d) => d.min(now + slice),
+                None => now + slice,
             };
             let words: Vec<&AtomicU32> = self
                 .entries
@@ -351,50 +355,8 @@ impl<'a> Select<'a> {
                 // Nothing to wait on but the deadline.
                 std::thread::sleep(until.saturating_duration_since(now));
             } else {
-                sleep_on(&words, until);
+                pool::sleep_on(&words, until);
             }
         }
     }
-}
-
-/// Sleeps until one of `words` is woken or changes from 1, or `until`:
-/// one `futex_waitv` over up to [`WAITV_MAX`] words; beyond that, helper
-/// threads wait on the further groups, each with a shared bell word that
-/// whoever wakes first rings to end the others' sleep.
-fn sleep_on(words: &[&AtomicU32], until: Instant) {
-    if words.len() <= WAITV_MAX {
-        let v: Vec<(&AtomicU32, u32)> = words.iter().map(|w| (*w, 1)).collect();
-        futex::wait_many(&v, until);
-        return;
-    }
-    let bell = AtomicU32::new(0);
-    let per = WAITV_MAX - 1;
-    let wait_group = |group: &[&AtomicU32]| {
-        let mut v: Vec<(&AtomicU32, u32)> = Vec::with_capacity(group.len() + 1);
-        v.push((&bell, 0));
-        v.extend(group.iter().map(|w| (*w, 1)));
-        if !matches!(futex::wait_many(&v, until), Woke::Word(0)) {
-            bell.store(1, Ordering::Relaxed);
-            futex::wake(&bell);
-        }
-    };
-    std::thread::scope(|s| {
-        let mut groups = words.chunks(per);
-        let first = groups.next().unwrap_or_default();
-        for g in groups {
-            let spawned = std::thread::Builder::new()
-                .name("svshm-select".into())
-                .stack_size(HELPER_STACK)
-                .spawn_scoped(s, move || wait_group(g));
-            if spawned.is_err() {
-                // No thread: do not sleep past what this group might bring.
-                bell.store(1, Ordering::Relaxed);
-            }
-        }
-        wait_group(first);
-        // Every helper returns once the bell has rung (it rings it itself
-        // otherwise), so the scope ends.
-        bell.store(1, Ordering::Relaxed);
-        futex::wake(&bell);
-    });
 }
