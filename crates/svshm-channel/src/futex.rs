@@ -87,9 +87,22 @@ pub(crate) enum Woke {
 pub(crate) const WAITV_MAX: usize = 128;
 
 /// `futex_waitv(2)` is missing (Linux before 5.16): set once, on the first
-/// `ENOSYS`, so later calls go straight to the fallback.
+/// `ENOSYS`, so later calls go straight to the fallback. Also set at the
+/// first wait when the environment variable `SVSHM_NO_FUTEX_WAITV` is `1`,
+/// so that the fallback can be tried on a kernel that has the call.
 #[cfg(not(svshm_loom))]
 static NO_WAITV: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether to use the fallback: the kernel lacks `futex_waitv`, or the
+/// environment asks for it (read once).
+#[cfg(not(svshm_loom))]
+fn no_waitv() -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    NO_WAITV.load(Relaxed)
+        || *FORCED
+            .get_or_init(|| std::env::var_os("SVSHM_NO_FUTEX_WAITV").is_some_and(|v| v == "1"))
+}
 
 /// Sleeps while every `words[i] == expected[i]`, at most until `until`
 /// (`CLOCK_MONOTONIC`), in one `futex_waitv(2)` call over at most
@@ -134,7 +147,7 @@ pub(crate) fn wait_many_raw(words: &[(*const AtomicU32, u32)], until: Instant) -
         words.len()
     );
     let now = Instant::now();
-    if !NO_WAITV.load(Relaxed) {
+    if !no_waitv() {
         let mut v = [futex::Wait::new(); WAITV_MAX];
         for (w, (word, expected)) in v.iter_mut().zip(words) {
             w.val = u64::from(*expected);

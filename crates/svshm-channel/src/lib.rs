@@ -47,6 +47,10 @@
 //!   bytes are an error and never an invalid value), or any serde type as
 //!   `Postcard<T>` with the `serde` feature. See [`codec`].
 //!
+//! Many channels, one thread: a [`Select`] waits on any mix of endpoints in
+//! one `futex_waitv(2)` call and returns the one that is ready (or whose peer
+//! closed or died), with no CPU while idle.
+//!
 //! Every reference into the segment a safe call hands out ([`Loan`],
 //! [`MessageRef`], [`WriteChunk`], [`ReadChunk`], `BufRead::fill_buf`)
 //! covers bytes the ring protocol gives to that side alone; each type's docs
@@ -59,7 +63,7 @@
 //! [`Error::Corrupt`], never a panic, an out-of-bounds access or an endless wait.
 
 // Unsafe code lives only in the modules that say why at their top:
-// header.rs, ring.rs, message.rs and stream.rs.
+// header.rs, ring.rs (and ring/mem.rs), message.rs and stream.rs.
 #![deny(unsafe_code)]
 
 mod futex;

@@ -398,3 +398,23 @@ fn sixty_four_writers_send_close_abort_and_die_at_random() {
         assert_eq!(end.as_deref(), Some(want), "channel {i}");
     }
 }
+
+/// The whole suite again in a child that takes the fallback for kernels
+/// without futex_waitv(2) (forced by the environment): slower, still right.
+#[test]
+fn the_fallback_without_futex_waitv_works() {
+    if role().is_some() || std::env::var_os("SVSHM_NO_FUTEX_WAITV").is_some() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--test-threads=1", "-q"])
+        .env("SVSHM_NO_FUTEX_WAITV", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the suite failed on the fallback:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
