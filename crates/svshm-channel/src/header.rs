@@ -40,6 +40,8 @@ pub(crate) const SLOT_CLOSED: u32 = 3;
 
 pub(crate) const KIND_STREAM: u32 = 1;
 pub(crate) const KIND_MESSAGES: u32 = 2;
+/// A service's listener: the "ring" area holds its accept slots.
+pub(crate) const KIND_SERVICE: u32 = 8;
 
 /// One side's record: who holds it and whether it has left.
 #[repr(C)]
@@ -226,7 +228,7 @@ impl<'a> HeaderView<'a> {
             ));
         }
         let kind = field!(self, kind).load(r);
-        if kind != KIND_STREAM && kind != KIND_MESSAGES {
+        if kind != KIND_STREAM && kind != KIND_MESSAGES && kind != KIND_SERVICE {
             return Err(format!("unknown channel kind {kind}"));
         }
         let capacity = field!(self, capacity).load(r);
@@ -306,6 +308,21 @@ pub(crate) fn ring_mem(att: &Attachment, capacity: u64) -> Option<RawMem> {
     // lies inside the mapping; it stays valid while `att` lives, which the
     // holder ensures (above).
     Some(unsafe { RawMem::new(base, len) })
+}
+
+/// `count` 32-bit atomics at byte `offset` of `att`, or `None` if they do
+/// not lie inside the mapping or are misaligned. Shared memory that other
+/// processes write is only ever reached through atomics.
+pub(crate) fn atomic_words(att: &Attachment, offset: usize, count: usize) -> Option<&[AtomicU32]> {
+    let base = att.range_ptr(offset, count.checked_mul(4)?).ok()?;
+    if base as usize % core::mem::align_of::<AtomicU32>() != 0 {
+        return None;
+    }
+    // SAFETY: `range_ptr` checked that the `count * 4` bytes lie inside the
+    // mapping, which stays valid while `att` (whose borrow bounds the
+    // slice) lives; the pointer is aligned (checked); `AtomicU32` has the
+    // size and validity of `u32`, and every access goes through the atomics.
+    Some(unsafe { core::slice::from_raw_parts(base.cast::<AtomicU32>(), count) })
 }
 
 #[cfg(all(test, not(svshm_loom)))]

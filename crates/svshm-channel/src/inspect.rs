@@ -14,6 +14,9 @@ pub enum Kind {
     Stream,
     /// A message channel (Sender/Receiver).
     Messages,
+    /// A service's listener ([`Server`](crate::Server)): the writer is the
+    /// server; there is no reader.
+    Service,
 }
 
 /// One side of a channel as seen from outside.
@@ -56,6 +59,9 @@ pub struct ChannelStatus {
     pub writer: Option<PeerStatus>,
     /// The reader, once it connected.
     pub reader: Option<PeerStatus>,
+    /// For a service: its live connections and the connections it has
+    /// accepted so far (as its server counts them).
+    pub connections: Option<(u32, u32)>,
 }
 
 impl ChannelStatus {
@@ -64,6 +70,13 @@ impl ChannelStatus {
     pub fn state(&self) -> &'static str {
         if !self.ready {
             return "initializing";
+        }
+        if self.kind == Kind::Service {
+            return match self.writer {
+                Some(w) if w.closed => "closed",
+                Some(w) if w.alive => "serving",
+                _ => "broken",
+            };
         }
         let dead = |p: &Option<PeerStatus>| p.is_some_and(|p| !p.alive && !p.closed);
         if dead(&self.writer) || dead(&self.reader) {
@@ -142,6 +155,7 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             written: 0,
             writer: peer_status(writer, info.creator_pid),
             reader: peer_status(reader, info.creator_pid),
+            connections: None,
         }));
     }
     let snap = view
@@ -151,6 +165,21 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
     let head = view.cursors().head.0.load(Ordering::Acquire);
     // SYNC: pairs with the Release store of `tail` in `Consumer::publish`.
     let tail = view.cursors().tail.0.load(Ordering::Acquire);
+    if snap.kind == header::KIND_SERVICE {
+        let (live, accepted) = crate::service::listener_counters(&att).unwrap_or((0, 0));
+        return Ok(Some(ChannelStatus {
+            id,
+            name: snap.name,
+            kind: Kind::Service,
+            ready,
+            capacity: snap.capacity,
+            fill: 0,
+            written: 0,
+            writer: peer_status(writer, info.creator_pid),
+            reader: None,
+            connections: Some((live, accepted)),
+        }));
+    }
     Ok(Some(ChannelStatus {
         id,
         name: snap.name,
@@ -165,6 +194,7 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         written: head,
         writer: peer_status(writer, info.creator_pid),
         reader: peer_status(reader, info.creator_pid),
+        connections: None,
     }))
 }
 

@@ -100,6 +100,8 @@ mod rendezvous;
 #[cfg(not(svshm_loom))]
 mod select;
 #[cfg(not(svshm_loom))]
+mod service;
+#[cfg(not(svshm_loom))]
 mod stream;
 #[cfg(not(svshm_loom))]
 mod try_error;
@@ -124,6 +126,8 @@ pub use rendezvous::{
 pub use ring::{DEFAULT_SPIN, Wait};
 #[cfg(not(svshm_loom))]
 pub use select::{Select, SelectTimeoutError, TrySelectError};
+#[cfg(not(svshm_loom))]
+pub use service::{Caller, Client, Connection, Server};
 #[cfg(not(svshm_loom))]
 pub use stream::{ReadChunk, StreamReader, StreamWriter, WriteChunk};
 #[cfg(not(svshm_loom))]

@@ -500,6 +500,18 @@ impl Link {
     /// Waits until the peer has claimed its slot, then marks the segment for
     /// destruction (the kernel frees it when both have detached, however they end).
     pub(crate) fn wait_for_peer(&mut self, deadline: Option<Instant>, label: &str) -> Result<()> {
+        self.wait_for_peer_while(deadline, label, || Ok(()))
+    }
+
+    /// [`wait_for_peer`](Self::wait_for_peer), giving up early with the
+    /// error `still` returns (asked about every 100 ms): a service's client
+    /// stops waiting once the server it posted to is gone.
+    pub(crate) fn wait_for_peer_while(
+        &mut self,
+        deadline: Option<Instant>,
+        label: &str,
+        mut still: impl FnMut() -> Result<()>,
+    ) -> Result<()> {
         let mut sleep = Duration::from_micros(50);
         let mut last_check = Instant::now();
         loop {
@@ -508,6 +520,15 @@ impl Link {
                 break;
             }
             let now = Instant::now();
+            let gave_up = if now.duration_since(last_check) >= Duration::from_millis(100) {
+                still().err()
+            } else {
+                None
+            };
+            if let Some(e) = gave_up {
+                self.mark_closed();
+                return Err(e);
+            }
             if deadline.is_some_and(|d| now >= d) {
                 // Give up: close our slot first, then look once more. A peer that
                 // claimed in between finds our slot closed and the ring aborted

@@ -140,7 +140,11 @@ impl<T: ?Sized + Encode> Sender<T> {
     /// larger than the channel's maximum message fails each send with
     /// [`Error::MessageTooLarge`]: give [`Options::max_message`] room for it.)
     pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Sender<T>> {
-        let link = connect(endpoint, options, Role::Writer, KIND_MESSAGES)?;
+        Sender::from_link(connect(endpoint, options, Role::Writer, KIND_MESSAGES)?)
+    }
+
+    /// The sender over a connected (or established) writer link.
+    pub(crate) fn from_link(link: Link) -> Result<Sender<T>> {
         // SAFETY: the ring lives in `link`'s attachment, dropped after `prod`;
         // we hold the writer slot.
         let prod = unsafe { Producer::new(link.cursors(), link.mem(), link.capacity) }
@@ -538,7 +542,11 @@ impl<T: ?Sized + Decode> Receiver<T> {
     ///
     /// As [`StreamWriter::connect`](crate::StreamWriter::connect).
     pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Receiver<T>> {
-        let link = connect(endpoint, options, Role::Reader, KIND_MESSAGES)?;
+        Receiver::from_link(connect(endpoint, options, Role::Reader, KIND_MESSAGES)?)
+    }
+
+    /// The receiver over a connected (or established) reader link.
+    pub(crate) fn from_link(link: Link) -> Result<Receiver<T>> {
         // SAFETY: as in Sender::connect_typed, for the single reader.
         let cons = unsafe { Consumer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;

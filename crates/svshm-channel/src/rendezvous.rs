@@ -14,6 +14,16 @@ use svshm::{CreateOptions, ErrorKind, Key, Segment};
 /// Connects one end: create the segment or join the one that is there, then wait
 /// for the other end.
 pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> Result<Link> {
+    let deadline = opts.timeout.and_then(deadline_after);
+    let mut link = establish(ep, opts, role, kind)?;
+    link.wait_for_peer(deadline, &ep.to_string())?;
+    Ok(link)
+}
+
+/// The first half of [`connect`]: creates the channel's segment or joins
+/// the one there, without waiting for the peer (a service's client posts
+/// the new segment's id before it waits).
+pub(crate) fn establish(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> Result<Link> {
     let (capacity, max_message) = opts.ring_geometry(kind == header::KIND_MESSAGES)?;
     let deadline = opts.timeout.and_then(deadline_after);
     let request = Request {
@@ -67,7 +77,6 @@ pub(crate) fn connect(ep: &Endpoint, opts: &Options, role: Role, kind: u32) -> R
         backoff = (backoff * 2).min(Duration::from_millis(10));
     };
     link.reclaimed = state.reclaimed;
-    link.wait_for_peer(deadline, &label)?;
     Ok(link)
 }
 

@@ -200,6 +200,15 @@ impl<'a> Select<'a> {
         self.add(w, 1)
     }
 
+    /// Adds a service's server, ready when a client waits to be accepted
+    /// ([`Server::try_accept`](crate::Server::try_accept)). Returns its index.
+    pub fn accept<Req: ?Sized, Resp: ?Sized>(
+        &mut self,
+        server: &'a crate::Server<Req, Resp>,
+    ) -> usize {
+        self.add(server, 0)
+    }
+
     /// Removes the endpoint at `index`; the other indexes stay as they are.
     ///
     /// # Panics

@@ -41,6 +41,8 @@ static IDLE: Mutex<(u32, Vec<Arc<Helper>>)> = Mutex::new((0, Vec::new()));
 fn helper_loop(h: &Helper) {
     let mut seen = 0;
     loop {
+        // SYNC: pairs with the Release `fetch_add` in `sleep_on`, which
+        // follows the job's store into the mailbox (itself under a mutex).
         let s = h.seq.load(Ordering::Acquire);
         if s == seen {
             futex::wait(&h.seq, s, Duration::from_secs(3600));
@@ -72,6 +74,8 @@ fn run(job: &Job) {
 }
 
 fn ring(bell: &AtomicU32) {
+    // SYNC: the bell carries no data; the kernel compares it in each
+    // participant's futex_waitv, which orders it for them.
     bell.store(1, Ordering::Release);
     futex::wake(bell);
 }
@@ -131,6 +135,7 @@ pub(super) fn sleep_on(words: &[&AtomicU32], until: Instant) {
             bell: Arc::clone(&bell),
             until,
         });
+        // SYNC: pairs with the Acquire load in `helper_loop`.
         h.seq.fetch_add(1, Ordering::Release);
         futex::wake(&h.seq);
         helpers.push(h);

@@ -24,6 +24,7 @@ pub fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Stream => "stream",
         Kind::Messages => "messages",
+        Kind::Service => "service",
     }
 }
 
@@ -61,5 +62,14 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
     ]);
     o.push("writer", peer_obj(s.writer));
     o.push("reader", peer_obj(s.reader));
+    if let Some((live, accepted)) = s.connections {
+        o.push(
+            "connections",
+            Field::Obj(Some(Obj::new([
+                ("live", json!(live)),
+                ("accepted", json!(accepted)),
+            ]))),
+        );
+    }
     o
 }

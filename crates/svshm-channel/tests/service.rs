@@ -1,0 +1,303 @@
+//! Services: calls across processes, the caller's identity from the kernel
+//! (never from the request), either side first, many clients on one thread
+//! with `Select`, deaths of clients and servers as events, hostile posts
+//! ignored, and nothing left behind.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use svshm_channel::{Client, Endpoint, Error, Options, Select, Server, TryRecvError};
+
+fn opts() -> Options {
+    Options::new()
+        .capacity(1 << 14)
+        .timeout(Some(Duration::from_secs(20)))
+}
+
+fn reversed(b: &[u8]) -> Vec<u8> {
+    b.iter().rev().copied().collect()
+}
+
+#[test]
+fn child() {
+    let Some(role) = role() else { return };
+    let name = std::env::var("NAME").unwrap();
+    match role.as_str() {
+        // Serves every connection in turn, answering each request reversed;
+        // prints BOUND once it serves.
+        "server" => {
+            let mut server = Server::bind(&Endpoint::name(&name), &opts()).unwrap();
+            println!("BOUND");
+            loop {
+                let mut conn = server.accept().unwrap();
+                while let Ok(Some(req)) = conn.recv() {
+                    if req == b"hang" {
+                        println!("HANGING");
+                        std::thread::sleep(Duration::from_secs(600));
+                    }
+                    conn.reply(&reversed(&req)).unwrap();
+                }
+            }
+        }
+        // One call, then holds the connection until killed.
+        "client" => {
+            let mut c = Client::connect(&Endpoint::name(&name), &opts()).unwrap();
+            assert_eq!(c.call(b"abc").unwrap(), b"cba");
+            println!("CALLED");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        r => panic!("unknown role {r}"),
+    }
+}
+
+/// Spawns a child in `role` and waits for it to print `line`.
+fn spawn_until(role: &str, name: &str, line: &str) -> std::process::Child {
+    let mut c = spawn("child", role, &[("NAME", name.to_string())], Stdio::piped());
+    wait_line(&mut c, line);
+    c
+}
+
+/// Waits for a child to print `line` (its other output is skipped).
+fn wait_line(c: &mut std::process::Child, line: &str) {
+    let role = "the child";
+    let out = c.stdout.take().unwrap();
+    let mut r = BufReader::new(out);
+    let mut s = String::new();
+    let t0 = Instant::now();
+    while !s.contains(line) {
+        s.clear();
+        assert!(
+            r.read_line(&mut s).unwrap() > 0,
+            "{role} ended before {line}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(20));
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+}
+
+#[test]
+fn calls_cross_processes_and_the_caller_is_who_the_kernel_says() {
+    let name = unique("svc-basic");
+    let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    let mut client = spawn("child", "client", &[("NAME", name.clone())], Stdio::piped());
+    let mut conn = server.accept().unwrap();
+    assert_eq!(conn.caller().uid, svshm::euid());
+    assert_eq!(conn.caller().pid, client.id() as i32);
+    assert_eq!(server.connections(), 1);
+    let req = conn.recv().unwrap().unwrap();
+    assert_eq!(req, b"abc");
+    conn.reply(&reversed(&req)).unwrap();
+    wait_line(&mut client, "CALLED");
+    // The client now holds the connection until killed: its death is this
+    // connection's event, and its pending work goes with it.
+    sigkill(&client);
+    client.wait().unwrap();
+    let t0 = Instant::now();
+    match conn.recv() {
+        Err(Error::PeerDied { pid, .. }) => assert_eq!(pid, client.id() as i32),
+        other => panic!("expected PeerDied, got {other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    drop(conn);
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn either_side_may_start_first() {
+    let name = unique("svc-first");
+    let n2 = name.clone();
+    let client = std::thread::spawn(move || {
+        let mut c = Client::connect(&Endpoint::name(n2), &opts()).unwrap();
+        c.call(b"early").unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    let mut conn = server.accept().unwrap();
+    let req = conn.recv().unwrap().unwrap();
+    conn.reply(&reversed(&req)).unwrap();
+    assert_eq!(client.join().unwrap(), b"ylrae");
+}
+
+#[test]
+fn a_fake_identity_in_the_request_changes_nothing() {
+    // The request says it comes from root, pid 1: the connection's caller
+    // is still the process that made the segments.
+    let name = unique("svc-spoof");
+    let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    let n2 = name.clone();
+    let client = std::thread::spawn(move || {
+        let mut c = Client::connect(&Endpoint::name(n2), &opts()).unwrap();
+        c.call(b"uid=0 pid=1 SVSHM_CALLER_UID=0").unwrap()
+    });
+    let mut conn = server.accept().unwrap();
+    let req = conn.recv().unwrap().unwrap();
+    assert!(req.starts_with(b"uid=0"));
+    assert_eq!(conn.caller().uid, svshm::euid());
+    assert_eq!(conn.caller().pid, std::process::id() as i32);
+    conn.reply(b"ok").unwrap();
+    client.join().unwrap();
+}
+
+#[test]
+fn a_second_server_is_refused_and_a_dead_ones_name_is_taken_over() {
+    let name = unique("svc-bind");
+    let mut first = spawn_until("server", &name, "BOUND");
+    match Server::bind(&Endpoint::name(name.as_str()), &opts()) {
+        Err(Error::InUse { pid, .. }) => assert_eq!(pid, first.id() as i32),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    sigkill(&first);
+    first.wait().unwrap();
+    let server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    drop(server);
+}
+
+#[test]
+fn the_servers_death_fails_the_call_in_flight_and_leaves_nothing() {
+    let name = unique("svc-srvdeath");
+    let mut server = spawn_until("server", &name, "BOUND");
+    let mut c = Client::connect(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    assert_eq!(c.call(b"xyz").unwrap(), b"zyx");
+    let listener = svshm_channel::reclaim_all(true).unwrap();
+    assert!(
+        listener.is_empty(),
+        "a live server's listener is not abandoned"
+    );
+    let pid = server.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        sigkill(&server);
+        server.wait().unwrap();
+    });
+    let t0 = Instant::now();
+    match c.call(b"hang") {
+        Err(Error::PeerDied { pid: p, .. }) => assert_eq!(p, pid as i32),
+        other => panic!("expected PeerDied, got {other:?}"),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    killer.join().unwrap();
+    drop(c);
+    // The client reclaimed the dead server's listener; the connection's
+    // segments were marked for destruction when both ends attached.
+    assert!(
+        svshm_channel::reclaim_all(true).unwrap().is_empty(),
+        "something abandoned was left"
+    );
+}
+
+#[test]
+fn one_thread_serves_many_clients_with_select() {
+    let name = unique("svc-select");
+    let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let n = name.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&Endpoint::name(n), &opts()).unwrap();
+                for k in 0..20u32 {
+                    let req = format!("{i}:{k}");
+                    assert_eq!(c.call(req.as_bytes()).unwrap(), reversed(req.as_bytes()));
+                }
+                c.close().unwrap();
+            })
+        })
+        .collect();
+    let mut conns = Vec::new();
+    let mut served = 0;
+    let mut closed = 0;
+    let t0 = Instant::now();
+    while closed < 8 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "stuck: {served} served"
+        );
+        let i = {
+            let mut sel = Select::new();
+            let accept = sel.accept(&server);
+            for c in &conns {
+                sel.recv(svshm_channel::Connection::requests(c));
+            }
+            let i = sel.select_timeout(Duration::from_secs(10)).unwrap();
+            if i == accept { None } else { Some(i - 1) }
+        };
+        match i {
+            None => {
+                if let Some(c) = server.try_accept().unwrap() {
+                    conns.push(c);
+                }
+            }
+            Some(i) => match conns[i].try_recv() {
+                Ok(req) => {
+                    conns[i].reply(&reversed(&req)).unwrap();
+                    served += 1;
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
+                    conns.remove(i);
+                    closed += 1;
+                }
+                Err(TryRecvError::Failed(e)) => panic!("{e}"),
+            },
+        }
+    }
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(served, 160);
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn a_client_without_a_server_times_out_and_leaves_nothing() {
+    let name = unique("svc-none");
+    let t0 = Instant::now();
+    let r = Client::connect(
+        &Endpoint::name(name.as_str()),
+        &opts().timeout(Some(Duration::from_millis(200))),
+    );
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn hostile_posts_are_dropped_and_real_clients_still_get_in() {
+    let name = unique("svc-hostile");
+    let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    // Post garbage straight into the listener's accept slots: ids of no
+    // segment, of the listener itself, the same id twice.
+    let seg = svshm::Segment::from_id(server.segment_id());
+    let att = seg.attach().unwrap();
+    let words = |off: usize, vals: [u32; 4]| {
+        // The accept area starts after the 4096-byte header; slots from word 16.
+        let at = 4096 + 4 * (16 + 4 * off);
+        for (k, v) in vals.iter().enumerate() {
+            att.write_at(at + 4 * k + 4, &v.to_ne_bytes()[..]).ok();
+        }
+        att.write_at(at, &2u32.to_ne_bytes()).unwrap(); // POSTED
+    };
+    let me = server.segment_id() as u32;
+    words(0, [0x7fff_fff0, 0x7fff_fff1, 0, 0]);
+    words(1, [me, me, 0, 0]);
+    words(2, [me, 0x7fff_fff2, 0, 0]);
+    assert!(
+        server
+            .accept_timeout(Duration::from_millis(200))
+            .unwrap()
+            .is_none()
+    );
+    let n2 = name.clone();
+    let client = std::thread::spawn(move || {
+        Client::connect(&Endpoint::name(n2), &opts())
+            .unwrap()
+            .call(b"real")
+            .unwrap()
+    });
+    let mut conn = server.accept().unwrap();
+    let req = conn.recv().unwrap().unwrap();
+    conn.reply(&reversed(&req)).unwrap();
+    assert_eq!(client.join().unwrap(), b"laer");
+}
