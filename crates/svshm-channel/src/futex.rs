@@ -140,6 +140,50 @@ pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], until: Instant) -> Woke {
     Woke::Unknown
 }
 
+/// One `futex_waitv(2)` call on the `controls` words (each while it holds
+/// its expected value) and on the 32-bit words at the raw addresses `words`
+/// (each while it holds 1), at most until `until` (for ever if `None`).
+/// Returns the index of the woken word (`controls` first, then `words`) or
+/// the kernel's error:
+/// `EAGAIN` (a word did not hold its value), `EFAULT` (an address is no
+/// longer mapped), `ETIMEDOUT`, `EINTR`, `ENOSYS` (no `futex_waitv`, before
+/// Linux 5.16).
+///
+/// The addresses are only handed to the kernel, never dereferenced here: the
+/// memory behind them may be unmapped at any time (the kernel then says
+/// `EFAULT`). At most [`WAITV_MAX`] words in all.
+#[cfg(not(svshm_loom))]
+pub(crate) fn wait_raw(
+    controls: &[(&AtomicU32, u32)],
+    words: &[usize],
+    until: Option<Instant>,
+) -> Result<usize, rustix::io::Errno> {
+    use rustix::thread::futex;
+    let n = controls.len() + words.len();
+    assert!(
+        n <= WAITV_MAX,
+        "futex_waitv takes at most {WAITV_MAX} words"
+    );
+    let mut v = [futex::Wait::new(); WAITV_MAX];
+    for (w, (word, expected)) in v.iter_mut().zip(controls) {
+        w.val = u64::from(*expected);
+        w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    for (w, &addr) in v[controls.len()..].iter_mut().zip(words) {
+        w.val = 1;
+        w.uaddr = futex::WaitPtr::new(addr as *mut core::ffi::c_void);
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let abs = until.map(|u| monotonic_after(u.saturating_duration_since(Instant::now())));
+    futex::waitv(
+        &v[..n],
+        futex::WaitvFlags::empty(),
+        abs.as_ref(),
+        rustix::time::ClockId::Monotonic,
+    )
+}
+
 /// `CLOCK_MONOTONIC` now plus `d`, as a timespec.
 #[cfg(not(svshm_loom))]
 fn monotonic_after(d: Duration) -> rustix::thread::futex::Timespec {

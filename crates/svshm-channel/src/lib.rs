@@ -62,6 +62,8 @@
 // header.rs, ring.rs, message.rs and stream.rs.
 #![deny(unsafe_code)]
 
+#[cfg(not(svshm_loom))]
+mod asynk;
 mod futex;
 // The SPSC ring protocol: cursors, frames and their constants. Not public API;
 // exposed only with the `internals` feature, for the crate's own model and
