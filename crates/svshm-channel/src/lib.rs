@@ -47,6 +47,15 @@
 //!   bytes are an error and never an invalid value), or any serde type as
 //!   `Postcard<T>` with the `serde` feature. See [`codec`].
 //!
+//! **Async**, with any executor and no thread per channel:
+//! [`Receiver::recv_async`], [`Sender::send_async`], and `poll_*` methods on
+//! every endpoint; with the `tokio` feature [`StreamReader`] and
+//! [`StreamWriter`] are tokio's `AsyncRead`/`AsyncWrite`, with the `futures`
+//! feature the `futures` crate's, and [`Receiver`] is a `Stream`. One
+//! process-wide thread sleeps in `futex_waitv(2)` on the wait words of every
+//! endpoint that waits and wakes their tasks; dropping a future loses no
+//! message and sends none.
+//!
 //! Every reference into the segment a safe call hands out ([`Loan`],
 //! [`MessageRef`], [`WriteChunk`], [`ReadChunk`], `BufRead::fill_buf`)
 //! covers bytes the ring protocol gives to that side alone; each type's docs
