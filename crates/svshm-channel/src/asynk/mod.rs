@@ -133,6 +133,10 @@ pub(crate) fn poll_op<E: AsyncEnd, R>(
         // see what it published below.
         fence(Ordering::SeqCst);
         if end.is_ready(need) {
+            if !end.parts().0.registered() {
+                // Nobody sleeps on it: spare the peer a wake-up call.
+                end.wait_word().store(0, Ordering::Relaxed);
+            }
             continue;
         }
         let (waiter, link, addr) = end.parts();
@@ -153,14 +157,16 @@ pub(crate) fn poll_op<E: AsyncEnd, R>(
     Poll::Pending
 }
 
-/// After the operation proceeded: drop a registration still held, and
+/// After the operation proceeded: drop a registration still held, then
 /// clear the word it may have left set (so the peer does not make a wake
-/// system call for nobody).
+/// system call for nobody). In that order: the deregistration pokes the
+/// waker thread first, so a thread that then finds the word no longer 1
+/// takes a new snapshot instead of waking every registration.
 fn finish<E: AsyncEnd>(end: &mut E) {
     let registered = end.parts().0.registered();
     if registered {
-        end.wait_word().store(0, Ordering::Relaxed);
         end.parts().0.cancel();
+        end.wait_word().store(0, Ordering::Relaxed);
     }
 }
 
