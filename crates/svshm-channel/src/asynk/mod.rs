@@ -196,11 +196,64 @@ mod tests {
     use std::task::{Context, Waker};
     use std::time::Duration;
 
+    /// The registry is process-wide: these tests count on it, one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Waits up to 2 s for `count` to be woken once.
+    fn woken(count: &Count) -> bool {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(2) {
+            if count.0.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    /// A word no longer mapped (the kernel says EFAULT) and a word that does
+    /// not hold 1 (EAGAIN) both wake their registration instead of making
+    /// the thread spin or sleep for ever; the thread goes on serving others.
+    #[test]
+    fn unmapped_and_changed_words_wake_their_waiter() {
+        let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // Never mapped: page 0 of the address space.
+        let bad = std::sync::Arc::new(Count(0.into()));
+        let k = super::waker::register(64, &Waker::from(bad.clone()), None).unwrap();
+        assert!(woken(&bad), "EFAULT did not wake");
+        super::waker::deregister(k);
+        // Holds 0, not 1.
+        let zero: &'static crate::sync::AtomicU32 = Box::leak(Box::new(0.into()));
+        let changed = std::sync::Arc::new(Count(0.into()));
+        let addr = zero.as_ptr() as usize;
+        let k = super::waker::register(addr, &Waker::from(changed.clone()), None).unwrap();
+        assert!(woken(&changed), "EAGAIN did not wake");
+        super::waker::deregister(k);
+        // A word that holds 1 and is woken: only a futex wake ends it.
+        let one: &'static crate::sync::AtomicU32 = Box::leak(Box::new(1.into()));
+        let later = std::sync::Arc::new(Count(0.into()));
+        let addr = one.as_ptr() as usize;
+        let k = super::waker::register(addr, &Waker::from(later.clone()), None).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        one.store(0, crate::sync::Ordering::SeqCst);
+        crate::futex::wake(one);
+        assert!(woken(&later), "a futex wake did not wake");
+        super::waker::deregister(k);
+    }
+
     /// Registrations made and dropped in a loop leave none behind, whether
     /// dropped with the future, replaced by the next poll, or removed with
     /// the endpoint.
     #[test]
     fn churn_leaves_no_registration() {
+        let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("asynk-unit-churn-{}", std::process::id());
         let o = Options::new()
             .capacity(4096)
