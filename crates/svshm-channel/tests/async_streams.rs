@@ -193,3 +193,60 @@ fn a_killed_writer_gives_peer_died_to_a_pending_read() {
     drop(r);
     assert!(segment_gone(id));
 }
+
+/// The smallest executor: park the thread until woken.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark()
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// Without tokio or futures: `read_some_async` / `write_some_async` on the
+/// smallest executor, through a small ring, to the clean end.
+#[test]
+fn runtime_free_futures_on_the_smallest_executor() {
+    let name = unique("astream-park");
+    let (mut w, mut r) = pair(&name, &opts().capacity(1024).wait(Wait::Block));
+    let id = w.segment_id();
+    const LEN: u64 = 1 << 20;
+    let h = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1000];
+        let mut at = 0u64;
+        while at < LEN {
+            let n = buf.len().min((LEN - at) as usize);
+            fill_pattern(at, &mut buf[..n]);
+            let mut done = 0;
+            while done < n {
+                done += block_on(w.write_some_async(&buf[done..n])).unwrap();
+            }
+            at += n as u64;
+        }
+        w.close().unwrap();
+    });
+    let mut buf = vec![0u8; 700];
+    let mut at = 0u64;
+    loop {
+        let n = block_on(r.read_some_async(&mut buf)).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert_eq!(check_pattern(at, &buf[..n]), None, "at {at}");
+        at += n as u64;
+    }
+    assert_eq!(at, LEN);
+    h.join().unwrap();
+    drop(r);
+    assert!(segment_gone(id));
+}

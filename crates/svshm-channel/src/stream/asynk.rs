@@ -7,6 +7,8 @@ use crate::asynk::{AsyncEnd, Waiter, poll_op};
 use crate::error::Result;
 use crate::rendezvous::Link;
 use crate::ring::{RingError, WaitPolicy};
+use core::future::Future;
+use core::pin::Pin;
 use std::task::{Context, Poll};
 
 impl AsyncEnd for StreamReader {
@@ -101,7 +103,52 @@ impl StreamReader {
     }
 }
 
+impl StreamReader {
+    /// Reads up to `buf.len()` bytes asynchronously, waiting for at least
+    /// one: [`read_some`](Self::read_some) as a future, for any executor
+    /// (no feature needed; with `tokio` or `futures` the stream is also
+    /// their `AsyncRead`). Resolves to the count, 0 at the end of the
+    /// stream. Waits as [`poll_read_some`](Self::poll_read_some) says.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_some`](Self::read_some).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a future dropped before it completes read nothing.
+    pub fn read_some_async<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        ReadSome { r: self, buf }
+    }
+}
+
 impl StreamWriter {
+    /// Writes some of `buf` asynchronously (at least one byte, once there
+    /// is room): [`write_some`](Self::write_some) as a future, for any
+    /// executor (with `tokio` or `futures` the stream is also their
+    /// `AsyncWrite`). Resolves to the count written. Waits as
+    /// [`poll_write_some`](Self::poll_write_some) says.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_some`](Self::write_some).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a future dropped before it completes wrote nothing.
+    /// (A loop of these that is dropped part-way has written what the
+    /// completed ones returned: [`bytes_written`](Self::bytes_written)
+    /// tells.)
+    pub fn write_some_async<'a>(
+        &'a mut self,
+        buf: &'a [u8],
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        WriteSome { w: self, buf }
+    }
+
     /// Polls to write some of `buf` (at least one byte once there is room)
     /// and publish it: [`write_some`](Self::write_some) as a poll, for any
     /// executor. `Pending` after registering `cx`'s waker, which is woken
@@ -189,7 +236,7 @@ fn io_result<T>(r: Poll<Result<T>>) -> Poll<std::io::Result<T>> {
 #[cfg(feature = "tokio")]
 impl tokio::io::AsyncRead for StreamReader {
     fn poll_read(
-        self: core::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
@@ -209,24 +256,18 @@ impl tokio::io::AsyncRead for StreamReader {
 #[cfg(feature = "tokio")]
 impl tokio::io::AsyncWrite for StreamWriter {
     fn poll_write(
-        self: core::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         io_result(self.get_mut().poll_write_some(cx, buf))
     }
 
-    fn poll_flush(
-        self: core::pin::Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(
-        self: core::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         io_result(self.get_mut().poll_close(cx))
     }
 }
@@ -236,7 +277,7 @@ impl tokio::io::AsyncWrite for StreamWriter {
 #[cfg(feature = "futures")]
 impl futures_io::AsyncRead for StreamReader {
     fn poll_read(
-        self: core::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<std::io::Result<usize>> {
@@ -251,24 +292,58 @@ impl futures_io::AsyncRead for StreamReader {
 #[cfg(feature = "futures")]
 impl futures_io::AsyncWrite for StreamWriter {
     fn poll_write(
-        self: core::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         io_result(self.get_mut().poll_write_some(cx, buf))
     }
 
-    fn poll_flush(
-        self: core::pin::Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(
-        self: core::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         io_result(StreamWriter::poll_close(self.get_mut(), cx))
+    }
+}
+
+/// [`StreamReader::read_some_async`]'s future.
+struct ReadSome<'a> {
+    r: &'a mut StreamReader,
+    buf: &'a mut [u8],
+}
+
+impl Future for ReadSome<'_> {
+    type Output = Result<usize>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.r.poll_read_some(cx, this.buf)
+    }
+}
+
+impl Drop for ReadSome<'_> {
+    fn drop(&mut self) {
+        self.r.waiter.cancel();
+    }
+}
+
+/// [`StreamWriter::write_some_async`]'s future.
+struct WriteSome<'a> {
+    w: &'a mut StreamWriter,
+    buf: &'a [u8],
+}
+
+impl Future for WriteSome<'_> {
+    type Output = Result<usize>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.w.poll_write_some(cx, this.buf)
+    }
+}
+
+impl Drop for WriteSome<'_> {
+    fn drop(&mut self) {
+        self.w.waiter.cancel();
     }
 }
