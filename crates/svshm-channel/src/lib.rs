@@ -48,8 +48,9 @@
 //!   `Postcard<T>` with the `serde` feature. See [`codec`].
 //!
 //! **Async**, with any executor and no thread per channel:
-//! [`Receiver::recv_async`], [`Sender::send_async`], and `poll_*` methods on
-//! every endpoint; with the `tokio` feature [`StreamReader`] and
+//! [`Receiver::recv_async`], [`Sender::send_async`],
+//! [`StreamReader::read_some_async`], [`StreamWriter::write_some_async`], and
+//! `poll_*` methods on every endpoint; with the `tokio` feature [`StreamReader`] and
 //! [`StreamWriter`] are tokio's `AsyncRead`/`AsyncWrite`, with the `futures`
 //! feature the `futures` crate's, and [`Receiver`] is a `Stream`. One
 //! process-wide thread sleeps in `futex_waitv(2)` on the wait words of every
