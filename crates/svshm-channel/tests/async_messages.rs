@@ -78,6 +78,18 @@ fn child() {
             println!("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
+        // Sends one message, then becomes another program (exec): alive,
+        // but no longer mapping the segment, and never closed.
+        "exec-sender" => {
+            let mut tx = Sender::connect(&Endpoint::name(&name), &opts()).unwrap();
+            tx.send(&seq(0)).unwrap();
+            println!("READY");
+            std::io::Write::flush(&mut std::io::stdout()).unwrap();
+            let e = std::os::unix::process::CommandExt::exec(
+                std::process::Command::new("sleep").arg("60"),
+            );
+            panic!("exec: {e}");
+        }
         r => panic!("unknown role {r}"),
     }
 }
@@ -366,4 +378,45 @@ fn registration_churn() {
             assert_eq!(a.unwrap().as_deref(), Some(&b"after the churn"[..]));
         }
     });
+}
+
+/// A sender that called exec(2) raises no exit flag; the waker thread's
+/// periodic full probe still gets `PeerDied` to a pending receive.
+#[test]
+fn a_sender_that_execs_gives_peer_died_to_a_pending_recv() {
+    let name = unique("async-exec");
+    let mut c = spawn(
+        "child",
+        "exec-sender",
+        &[("NAME", name.clone())],
+        Stdio::piped(),
+    );
+    let mut rx = Receiver::connect(&Endpoint::name(&name), &opts()).unwrap();
+    let id = rx.segment_id();
+    let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("READY") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "child ended"
+        );
+    }
+    let t0 = Instant::now();
+    let err = runtime().block_on(async {
+        assert_eq!(rx.recv_async().await.unwrap(), Some(seq(0)));
+        tokio::time::timeout(Duration::from_secs(30), rx.recv_async())
+            .await
+            .expect("PeerDied within 30 s")
+            .unwrap_err()
+    });
+    assert!(err.is_peer_died(), "{err}");
+    eprintln!(
+        "the async receiver saw the sender's exec after {:?}",
+        t0.elapsed()
+    );
+    sigkill(&c);
+    c.wait().unwrap();
+    drop(rx);
+    assert!(segment_gone(id));
 }
