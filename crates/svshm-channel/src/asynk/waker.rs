@@ -266,6 +266,13 @@ fn run(g: usize, control: &'static AtomicU32) {
                 wake_all(take(g, |e| snap.contains(&e.id)));
             }
         }
+        if ids.is_empty() {
+            // Slept with nothing registered: the schedules start afresh, so
+            // a new registration is not woken at once for a stale slice.
+            next_slice = now + POLL_SLICE;
+            next_full = now + FULL_PROBE_EVERY;
+            continue;
+        }
         let slice = now >= next_slice;
         if slice {
             next_slice = now + POLL_SLICE;
