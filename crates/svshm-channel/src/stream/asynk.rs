@@ -233,6 +233,34 @@ fn io_result<T>(r: Poll<Result<T>>) -> Poll<std::io::Result<T>> {
 /// tokio's `AsyncRead` over [`StreamReader::poll_read_some`]: `Ok(())`
 /// with nothing filled is the end of the stream. Cancel-safe: a read future
 /// dropped before it completes consumed nothing.
+///
+/// ```
+/// use svshm_channel::{Endpoint, Options, StreamReader, StreamWriter};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let name = format!("doc-tokio-{}", std::process::id());
+/// let n2 = name.clone();
+/// // Connecting waits for the peer (normally another process): off the runtime.
+/// let w = tokio::task::spawn_blocking(move || {
+///     StreamWriter::connect(&Endpoint::name(n2), &Options::new())
+/// });
+/// let mut r = tokio::task::spawn_blocking(move || {
+///     StreamReader::connect(&Endpoint::name(name), &Options::new())
+/// })
+/// .await??;
+/// let mut w = w.await??;
+/// let writing = tokio::spawn(async move {
+///     w.write_all(b"hello, tokio").await?;
+///     w.shutdown().await // the clean end: the reader gets EOF
+/// });
+/// let mut got = String::new();
+/// r.read_to_string(&mut got).await?;
+/// assert_eq!(got, "hello, tokio");
+/// writing.await??;
+/// # Ok(())
+/// # }
+/// ```
 #[cfg(feature = "tokio")]
 impl tokio::io::AsyncRead for StreamReader {
     fn poll_read(
