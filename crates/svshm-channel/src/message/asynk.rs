@@ -108,8 +108,10 @@ impl<T: ?Sized + Decode> Receiver<T> {
     /// # Errors
     ///
     /// As [`recv`](Self::recv): [`Error::PeerDied`](crate::Error::PeerDied)
-    /// if the sender died (noticed within about 20 ms where the process-wide
-    /// watcher follows it, else within a 20 ms probe slice),
+    /// if the sender died (noticed at once where the process-wide watcher
+    /// follows it: its exit wakes the waker thread; else within a 20 ms
+    /// probe slice; a sender that called exec(2), within about five
+    /// seconds),
     /// [`Error::Aborted`](crate::Error::Aborted), both after every message it
     /// sent; [`Error::BadMessage`](crate::Error::BadMessage),
     /// [`Error::Corrupt`](crate::Error::Corrupt).
