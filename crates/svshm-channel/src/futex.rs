@@ -115,61 +115,70 @@ fn no_waitv() -> bool {
 /// wake-ups a second while they wait.
 #[cfg(not(svshm_loom))]
 pub(crate) fn wait_many(words: &[(&AtomicU32, u32)], until: Instant) -> Woke {
-    let raw: Vec<(*const AtomicU32, u32)> =
-        words.iter().map(|(w, v)| (*w as *const _, *v)).collect();
-    match wait_many_raw(&raw, until) {
-        Some(woke) => woke,
-        None => {
+    match wait_raw(words, &[], Some(until)) {
+        Ok(i) => Woke::Word(i),
+        Err(rustix::io::Errno::NOSYS) => {
             let (word, expected) = words[0];
-            wait(
-                word,
-                expected,
-                until
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(1)),
-            );
+            let slice = until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(1));
+            wait(word, expected, slice);
             Woke::Unknown
         }
+        // EAGAIN (a value changed), ETIMEDOUT, EINTR: re-check.
+        Err(_) => Woke::Unknown,
     }
 }
 
-/// [`wait_many`] over addresses that may no longer be mapped: the words are
-/// only handed to the kernel, never read here (an unmapped one makes the
-/// call fail with `EFAULT`, reported as [`Woke::Unknown`]). `None` where the
-/// kernel has no `futex_waitv`; then the caller sleeps its own way.
+/// One `futex_waitv(2)` call on the `controls` words (each while it holds
+/// its expected value) and on the 32-bit words at the raw addresses `words`
+/// (each while it holds 1), at most until `until` (for ever if `None`).
+/// Returns the index of the woken word (`controls` first, then `words`) or
+/// the kernel's error:
+/// `EAGAIN` (a word did not hold its value), `EFAULT` (an address is no
+/// longer mapped), `ETIMEDOUT`, `EINTR`, `ENOSYS` (no `futex_waitv`, before
+/// Linux 5.16, or the fallback forced by `SVSHM_NO_FUTEX_WAITV=1`).
+///
+/// The addresses are only handed to the kernel, never dereferenced here: the
+/// memory behind them may be unmapped at any time (the kernel then says
+/// `EFAULT`). At most [`WAITV_MAX`] words in all.
 #[cfg(not(svshm_loom))]
-pub(crate) fn wait_many_raw(words: &[(*const AtomicU32, u32)], until: Instant) -> Option<Woke> {
-    use core::sync::atomic::Ordering::Relaxed;
+pub(crate) fn wait_raw(
+    controls: &[(&AtomicU32, u32)],
+    words: &[usize],
+    until: Option<Instant>,
+) -> Result<usize, rustix::io::Errno> {
     use rustix::thread::futex;
+    let n = controls.len() + words.len();
     assert!(
-        !words.is_empty() && words.len() <= WAITV_MAX,
-        "futex_waitv takes 1 to {WAITV_MAX} words, not {}",
-        words.len()
+        n <= WAITV_MAX,
+        "futex_waitv takes at most {WAITV_MAX} words"
     );
-    let now = Instant::now();
-    if !no_waitv() {
-        let mut v = [futex::Wait::new(); WAITV_MAX];
-        for (w, (word, expected)) in v.iter_mut().zip(words) {
-            w.val = u64::from(*expected);
-            w.uaddr = futex::WaitPtr::new(word.cast_mut().cast());
-            w.flags = futex::WaitFlags::SIZE_U32;
-        }
-        // The timeout is absolute on the monotonic clock, which is what
-        // `Instant` reads on Linux.
-        let abs = monotonic_after(until.saturating_duration_since(now));
-        match futex::waitv(
-            &v[..words.len()],
-            futex::WaitvFlags::empty(),
-            Some(&abs),
-            rustix::time::ClockId::Monotonic,
-        ) {
-            Ok(i) => return Some(Woke::Word(i)),
-            Err(rustix::io::Errno::NOSYS) => NO_WAITV.store(true, Relaxed),
-            // EAGAIN (a value changed), ETIMEDOUT, EINTR, EFAULT: re-check.
-            Err(_) => return Some(Woke::Unknown),
-        }
+    if no_waitv() {
+        return Err(rustix::io::Errno::NOSYS);
     }
-    None
+    let mut v = [futex::Wait::new(); WAITV_MAX];
+    for (w, (word, expected)) in v.iter_mut().zip(controls) {
+        w.val = u64::from(*expected);
+        w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    for (w, &addr) in v[controls.len()..].iter_mut().zip(words) {
+        w.val = 1;
+        w.uaddr = futex::WaitPtr::new(addr as *mut core::ffi::c_void);
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let abs = until.map(|u| monotonic_after(u.saturating_duration_since(Instant::now())));
+    let r = futex::waitv(
+        &v[..n],
+        futex::WaitvFlags::empty(),
+        abs.as_ref(),
+        rustix::time::ClockId::Monotonic,
+    );
+    if r == Err(rustix::io::Errno::NOSYS) {
+        NO_WAITV.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+    r
 }
 
 /// `CLOCK_MONOTONIC` now plus `d`, as a timespec.

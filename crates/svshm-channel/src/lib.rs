@@ -51,6 +51,16 @@
 //! one `futex_waitv(2)` call and returns the one that is ready (or whose peer
 //! closed or died), with no CPU while idle.
 //!
+//! **Async**, with any executor and no thread per channel:
+//! [`Receiver::recv_async`], [`Sender::send_async`],
+//! [`StreamReader::read_some_async`], [`StreamWriter::write_some_async`], and
+//! `poll_*` methods on every endpoint; with the `tokio` feature [`StreamReader`] and
+//! [`StreamWriter`] are tokio's `AsyncRead`/`AsyncWrite`, with the `futures`
+//! feature the `futures` crate's, and [`Receiver`] is a `Stream`. One
+//! process-wide thread sleeps in `futex_waitv(2)` on the wait words of every
+//! endpoint that waits and wakes their tasks; dropping a future loses no
+//! message and sends none.
+//!
 //! Every reference into the segment a safe call hands out ([`Loan`],
 //! [`MessageRef`], [`WriteChunk`], [`ReadChunk`], `BufRead::fill_buf`)
 //! covers bytes the ring protocol gives to that side alone; each type's docs
@@ -66,6 +76,8 @@
 // header.rs, ring.rs (and ring/mem.rs), message.rs and stream.rs.
 #![deny(unsafe_code)]
 
+#[cfg(not(svshm_loom))]
+mod asynk;
 mod futex;
 // The SPSC ring protocol: cursors, frames and their constants. Not public API;
 // exposed only with the `internals` feature, for the crate's own model and

@@ -146,6 +146,9 @@ pub(crate) struct Link {
     /// An operation found the channel broken (peer gone or closed, corrupt
     /// ring): a later `close()` must not end the stream cleanly.
     pub(crate) broken: core::cell::Cell<bool>,
+    /// A full probe found the peer gone although its exit flag is clear (it
+    /// called exec(2)): calls that only read the flag read this too.
+    gone: core::cell::Cell<bool>,
     /// We hold our slot (and so must close it).
     claimed: bool,
     /// The peer came; the segment is marked for destruction.
@@ -190,6 +193,7 @@ impl Link {
             huge_pages: false,
             probes: core::cell::Cell::new(0),
             broken: core::cell::Cell::new(false),
+            gone: core::cell::Cell::new(false),
             claimed: false,
             connected: false,
             created,
@@ -357,7 +361,7 @@ impl Link {
     #[inline]
     pub(crate) fn peer_gone_rate_limited(&mut self) -> bool {
         if let Liveliness::Process(_, Some(n)) = &self.watch {
-            return n.has_exited();
+            return n.has_exited() || self.gone.get();
         }
         let now = coarse_now_ns();
         if now.wrapping_sub(self.last_probe_ns) < PROBE_EVERY_NS {
@@ -379,6 +383,24 @@ impl Link {
     /// (else only a probe finds it).
     pub(crate) fn has_exit_flag(&self) -> bool {
         matches!(&self.watch, Liveliness::Process(_, Some(_)))
+    }
+
+    /// The watcher thread's exit flag for the peer, if it has one: what the
+    /// async waker thread looks at to wake a waiter whose peer died.
+    pub(crate) fn exit_flag(&self) -> Option<&std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        match &self.watch {
+            Liveliness::Process(_, Some(n)) => Some(n.flag()),
+            _ => None,
+        }
+    }
+
+    /// A full probe of the peer (see [`peer_gone`](Self::peer_gone)) whose
+    /// verdict "gone" sticks: later rate-limited checks report it even where
+    /// the exit flag never rises (a peer that called exec(2)).
+    pub(crate) fn probe_gone_latched(&self) -> bool {
+        let gone = self.gone.get() || self.peer_gone();
+        self.gone.set(gone);
+        gone
     }
 
     /// Whether the peer is gone now.

@@ -26,6 +26,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+mod asynk;
 mod frame;
 mod iter;
 
@@ -97,6 +98,9 @@ impl From<Error> for Stop {
 /// # Ok::<(), svshm_channel::Error>(())
 /// ```
 pub struct Sender<T: ?Sized = [u8]> {
+    /// The async registration: first, so that it is gone before the
+    /// segment is detached.
+    waiter: crate::asynk::Waiter,
     prod: Producer<RawMem>,
     closed: bool,
     link: Link,
@@ -159,6 +163,7 @@ impl<T: ?Sized + Encode> Sender<T> {
             });
         }
         Ok(Sender {
+            waiter: crate::asynk::Waiter::default(),
             prod,
             closed: false,
             link,
@@ -167,7 +172,18 @@ impl<T: ?Sized + Encode> Sender<T> {
     }
 
     fn send_with(&mut self, msg: &T::Input, policy: WaitPolicy) -> Result<(), Stop> {
+        self.send_with_len(msg, policy, &mut 0)
+    }
+
+    /// [`send_with`](Self::send_with), telling the encoded length in `len`.
+    fn send_with_len(
+        &mut self,
+        msg: &T::Input,
+        policy: WaitPolicy,
+        len: &mut usize,
+    ) -> Result<(), Stop> {
         T::encode(msg, |bytes| {
+            *len = bytes.len();
             self.reserve_frame(bytes.len(), policy)?;
             let start = self.prod.head();
             self.prod.advance(NEXT_TAG);
@@ -395,6 +411,7 @@ impl<T: ?Sized> Sender<T> {
 /// receiver that everything arrived.
 impl<T: ?Sized> Drop for Sender<T> {
     fn drop(&mut self) {
+        self.waiter.cancel();
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
     }
@@ -483,6 +500,9 @@ impl<T: FromBytes + IntoBytes + KnownLayout + Immutable> DerefMut for Loan<'_, T
 /// or aborted is an error after its last message. A `Receiver` iterates
 /// ([`iter`](Self::iter), `for msg in receiver`) over `Result`s up to that end.
 pub struct Receiver<T: ?Sized = [u8]> {
+    /// The async registration: first, so that it is gone before the
+    /// segment is detached.
+    waiter: crate::asynk::Waiter,
     cons: Consumer<RawMem>,
     link: Link,
     /// The private copy a frame is decoded from.
@@ -561,6 +581,7 @@ impl<T: ?Sized + Decode> Receiver<T> {
             });
         }
         Ok(Receiver {
+            waiter: crate::asynk::Waiter::default(),
             cons,
             link,
             scratch: Vec::new(),
@@ -757,6 +778,7 @@ impl<T: ?Sized> Receiver<T> {
 
 impl<T: ?Sized> Drop for Receiver<T> {
     fn drop(&mut self) {
+        self.waiter.cancel();
         self.cons.close();
         self.link.mark_closed();
     }

@@ -11,6 +11,8 @@ use crate::ring::{Consumer, Mem, Producer, RawMem, WaitPolicy};
 use std::io;
 use std::time::Duration;
 
+mod asynk;
+
 /// The writing end of a byte stream.
 ///
 /// ```
@@ -32,6 +34,9 @@ use std::time::Duration;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct StreamWriter {
+    /// The async registration: first, so that it is gone before the
+    /// segment is detached.
+    waiter: crate::asynk::Waiter,
     prod: Producer<RawMem>,
     closed: bool,
     link: Link,
@@ -50,6 +55,7 @@ impl StreamWriter {
         let prod = unsafe { Producer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
         Ok(StreamWriter {
+            waiter: crate::asynk::Waiter::default(),
             prod,
             closed: false,
             link,
@@ -72,9 +78,18 @@ impl StreamWriter {
         full: "Whether the ring has no free byte now.",
         closed: "Whether the reader has closed its end (or dropped it) or died: nothing written now would be read.");
 
+    /// Before a write: fails once this end was shut down (an async
+    /// `poll_shutdown`/`poll_close`), then as the link's preflight.
+    fn preflight(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed { role: Role::Writer });
+        }
+        self.link.writer_preflight(&self.prod)
+    }
+
     /// Waits until `want` bytes are free.
     fn wait_room(&mut self, want: u64) -> Result<()> {
-        self.link.writer_preflight(&self.prod)?;
+        self.preflight()?;
         match self.prod.free(want) {
             Ok(f) if f >= want => Ok(()),
             Ok(_) => self
@@ -95,7 +110,7 @@ impl StreamWriter {
     /// died, [`Error::Corrupt`] if the ring broke the protocol.
     pub fn write_some(&mut self, buf: &[u8]) -> Result<usize> {
         if buf.is_empty() {
-            self.link.writer_preflight(&self.prod)?;
+            self.preflight()?;
             return Ok(0);
         }
         self.wait_room(1)?;
@@ -241,6 +256,7 @@ impl io::Write for StreamWriter {
 /// reader that everything arrived.
 impl Drop for StreamWriter {
     fn drop(&mut self) {
+        self.waiter.cancel();
         self.link
             .end_writer(&mut self.prod, &mut self.closed, crate::ring::ABORTED);
     }
@@ -248,6 +264,9 @@ impl Drop for StreamWriter {
 
 /// The reading end of a byte stream. See [`StreamWriter`] for an example.
 pub struct StreamReader {
+    /// The async registration: first, so that it is gone before the
+    /// segment is detached.
+    waiter: crate::asynk::Waiter,
     cons: Consumer<RawMem>,
     eof: bool,
     link: Link,
@@ -264,6 +283,7 @@ impl StreamReader {
         let cons = unsafe { Consumer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;
         Ok(StreamReader {
+            waiter: crate::asynk::Waiter::default(),
             cons,
             eof: false,
             link,
@@ -416,6 +436,7 @@ impl io::BufRead for StreamReader {
 
 impl Drop for StreamReader {
     fn drop(&mut self) {
+        self.waiter.cancel();
         self.cons.close();
         self.link.mark_closed();
     }

@@ -320,7 +320,10 @@ impl Watch {
 }
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// Exits seen by the watcher thread: see [`ExitNotice::exit_count`].
+static EXITS: AtomicU32 = AtomicU32::new(0);
 
 /// Set by the process-wide watcher thread once a watched process has exited
 /// ([`Watch::exit_notice`]). Dropping it stops the watching.
@@ -338,6 +341,37 @@ impl ExitNotice {
         // SYNC: pairs with the watcher thread's Release store in
         // `watcher::run` after poll(2) reported the pidfd readable.
         self.exited.load(Ordering::Acquire)
+    }
+
+    /// The flag itself, to share with code that cannot hold the notice (a
+    /// thread that wakes waiters when a peer dies, say). The watcher thread
+    /// sets it with `Release` once the process has exited and never clears
+    /// it; read it with `Acquire`, as [`has_exited`](Self::has_exited)
+    /// does. Once this notice is dropped, the watching stops: a flag still
+    /// clear then stays clear.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use svshm::process::{ProcessId, Watch};
+    /// let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+    /// let notice = Watch::new(ProcessId::of(child.id() as i32).unwrap()).exit_notice().unwrap();
+    /// let flag = std::sync::Arc::clone(notice.flag());
+    /// child.kill().unwrap();
+    /// child.wait().unwrap();
+    /// while !flag.load(Ordering::Acquire) { std::thread::yield_now(); }
+    /// ```
+    pub fn flag(&self) -> &Arc<AtomicBool> {
+        &self.exited
+    }
+
+    /// A process-wide count of the exits the watcher thread has seen: it
+    /// increments it (`Release`) after raising the flags of processes that
+    /// exited, then wakes every thread waiting on it as a shared futex. So a
+    /// thread can sleep until any watched process exits without polling the
+    /// flags: load the count (`Acquire`), check the flags it cares about,
+    /// then futex-wait while the count still holds the value loaded.
+    pub fn exit_count() -> &'static AtomicU32 {
+        &EXITS
     }
 }
 
@@ -479,6 +513,16 @@ mod watcher {
                     // `ExitNotice::has_exited`.
                     snapshot[i].2.store(true, Ordering::Release);
                 }
+                // SYNC: the flags above are stored before the count moves:
+                // a waiter that saw the old count and then a clear flag
+                // sleeps on the count, and this wakes it.
+                super::EXITS.fetch_add(1, Ordering::Release);
+                rustix::thread::futex::wake(
+                    &super::EXITS,
+                    rustix::thread::futex::Flags::empty(),
+                    u32::MAX,
+                )
+                .ok();
                 let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
                 reg.entries.retain(|e| !ids.contains(&e.id));
             }

@@ -80,6 +80,16 @@ pub(super) fn block_on(
         Wait::Adaptive => Some(policy.spin),
         Wait::Block => Some(Duration::ZERO),
     };
+    if spin_for == Some(Duration::ZERO) && policy.deadline.is_some_and(|d| Instant::now() >= d) {
+        // Nothing to wait for (a `try_*` call, or an async poll's attempt):
+        // one look, without announcing on the word. Nobody sleeps, so no
+        // wake-up is needed; and an async registration's word keeps its 1.
+        return if ready()? {
+            Ok(())
+        } else {
+            Err(RingError::Timeout)
+        };
+    }
     let mut last_probe = Instant::now();
     loop {
         // Spin phase.

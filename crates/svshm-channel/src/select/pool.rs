@@ -11,7 +11,7 @@
 //! endpoints may be gone. Helpers never read the words themselves; they
 //! hand their addresses to the kernel, which checks them.
 
-use crate::futex::{self, WAITV_MAX, Woke};
+use crate::futex::{self, WAITV_MAX};
 use crate::sync::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,17 +59,14 @@ fn helper_loop(h: &Helper) {
 /// Waits on a job's words and its bell; rings the bell unless the bell
 /// itself ended the wait.
 fn run(job: &Job) {
-    let mut v: Vec<(*const AtomicU32, u32)> = Vec::with_capacity(job.words.len() + 1);
-    v.push((Arc::as_ptr(&job.bell), 0));
-    v.extend(job.words.iter().map(|&a| (a as *const AtomicU32, 1)));
-    match futex::wait_many_raw(&v, job.until) {
-        Some(Woke::Word(0)) => {}
-        Some(_) => ring(&job.bell),
-        None => {
-            // No futex_waitv: poll in millisecond slices until the bell.
+    match futex::wait_raw(&[(&job.bell, 0)], &job.words, Some(job.until)) {
+        Ok(0) => {}
+        Err(rustix::io::Errno::NOSYS) => {
+            // No futex_waitv: end the caller's sleep within a millisecond.
             std::thread::sleep(Duration::from_millis(1));
             ring(&job.bell);
         }
+        _ => ring(&job.bell),
     }
 }
 
