@@ -40,6 +40,9 @@ pub(crate) const SLOT_CLOSED: u32 = 3;
 
 pub(crate) const KIND_STREAM: u32 = 1;
 pub(crate) const KIND_MESSAGES: u32 = 2;
+/// A topic: one publisher, many subscribers (its own layout after the
+/// common fields: `topic::layout`).
+pub(crate) const KIND_TOPIC: u32 = 3;
 
 /// One side's record: who holds it and whether it has left.
 #[repr(C)]
@@ -226,7 +229,7 @@ impl<'a> HeaderView<'a> {
             ));
         }
         let kind = field!(self, kind).load(r);
-        if kind != KIND_STREAM && kind != KIND_MESSAGES {
+        if kind != KIND_STREAM && kind != KIND_MESSAGES && kind != KIND_TOPIC {
             return Err(format!("unknown channel kind {kind}"));
         }
         let capacity = field!(self, capacity).load(r);
@@ -245,10 +248,12 @@ impl<'a> HeaderView<'a> {
             ));
         }
         let max_message = field!(self, max_message).load(r);
-        if kind == KIND_MESSAGES
+        // A topic frame's header is 24 bytes where a message frame's is 16.
+        let frame_header = if kind == KIND_TOPIC { 32 } else { 16 };
+        if kind != KIND_STREAM
             // Compare before any arithmetic on the peer's value.
             && (max_message == 0
-                || max_message > capacity / 2 - 16
+                || max_message > capacity / 2 - frame_header
                 || max_message > crate::message::MAX_MESSAGE)
         {
             return Err(format!(

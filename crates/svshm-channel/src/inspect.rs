@@ -56,6 +56,10 @@ pub struct ChannelStatus {
     pub writer: Option<PeerStatus>,
     /// The reader, once it connected.
     pub reader: Option<PeerStatus>,
+    /// A topic (one publisher, many subscribers; `kind` is `Messages`, the
+    /// publisher is `writer`, `reader` is `None`): how many subscribers hold
+    /// a slot. `None` for a channel.
+    pub topic_subscribers: Option<usize>,
 }
 
 impl ChannelStatus {
@@ -142,15 +146,26 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             written: 0,
             writer: peer_status(writer, info.creator_pid),
             reader: peer_status(reader, info.creator_pid),
+            topic_subscribers: None,
         }));
     }
     let snap = view
         .snapshot(info.size)
         .map_err(|detail| Error::Corrupt { id, detail })?;
-    // SYNC: pairs with the Release store of `head` in `Producer::publish`.
-    let head = view.cursors().head.0.load(Ordering::Acquire);
-    // SYNC: pairs with the Release store of `tail` in `Consumer::publish`.
-    let tail = view.cursors().tail.0.load(Ordering::Acquire);
+    let topic = if snap.kind == header::KIND_TOPIC {
+        crate::topic::peek(&att)
+    } else {
+        None
+    };
+    let (head, tail) = match &topic {
+        Some(t) => (t.head, t.tail),
+        // SYNC: pairs with the Release stores of `head` in
+        // `Producer::publish` and of `tail` in `Consumer::publish`.
+        None => (
+            view.cursors().head.0.load(Ordering::Acquire),
+            view.cursors().tail.0.load(Ordering::Acquire),
+        ),
+    };
     Ok(Some(ChannelStatus {
         id,
         name: snap.name,
@@ -165,6 +180,7 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         written: head,
         writer: peer_status(writer, info.creator_pid),
         reader: peer_status(reader, info.creator_pid),
+        topic_subscribers: topic.map(|t| t.subscribers),
     }))
 }
 

@@ -1,0 +1,95 @@
+//! Topics: one [`Publisher`], many [`Subscriber`]s, on one segment.
+//!
+//! The publisher writes each message once into a ring of frames; every
+//! subscriber reads it in place (zero-copy with
+//! [`Subscriber::recv_ref`]) or copies it out, at its own pace, from its
+//! own cursor. In the shape of tokio's `broadcast` and crossbeam's channels:
+//!
+//! - [`Overflow::Backpressure`] (the default): the publisher waits for the
+//!   slowest live subscriber; nothing is lost. A subscriber that dies is
+//!   found (its process is watched through a pidfd) and dropped within a
+//!   poll slice, so it never stalls the others; its slot is freed.
+//! - [`Overflow::Lossy`]: the publisher never waits; a subscriber that falls
+//!   a ring behind gets [`Error::Lagged`] once, with the exact number of
+//!   messages it missed, and goes on from the oldest message still there.
+//!
+//! A subscriber that joins late starts at the newest message, or with the
+//! last [`Options::history`] messages still in the ring. The publisher's
+//! [`close`](Publisher::close) ends the topic cleanly: subscribers drain it,
+//! then receive `Ok(None)`. A publisher dropped without `close` gives
+//! [`Error::Aborted`], one that died [`Error::PeerDied`], each after
+//! everything it published.
+//!
+//! ```
+//! use std::time::Duration;
+//! use svshm_channel::{Endpoint, Options, Publisher, Subscriber};
+//! let ep = Endpoint::name(format!("doc-topic-{}", std::process::id()));
+//! let opts = Options::new().timeout(Some(Duration::from_secs(5)));
+//! let mut publisher = Publisher::create(&ep, &opts)?;
+//! let mut a = Subscriber::connect(&ep, &opts)?;
+//! let mut b = Subscriber::connect(&ep, &opts)?;
+//! publisher.send(b"hello")?;
+//! publisher.close()?;
+//! assert_eq!(a.recv()?, Some(b"hello".to_vec()));
+//! assert_eq!(b.recv()?, Some(b"hello".to_vec()));
+//! assert_eq!(a.recv()?, None);
+//! # Ok::<(), svshm_channel::Error>(())
+//! ```
+//!
+//! See docs/ARCHITECTURE.md, "Topics", for the layout and the protocol.
+//!
+//! [`Error::Lagged`]: crate::Error::Lagged
+//! [`Error::Aborted`]: crate::Error::Aborted
+//! [`Error::PeerDied`]: crate::Error::PeerDied
+//! [`Options::history`]: crate::Options::history
+
+mod join;
+mod layout;
+mod publisher;
+mod subscriber;
+mod watch;
+
+pub use layout::MAX_SUBSCRIBERS;
+pub(crate) use layout::peek;
+pub use publisher::{Publisher, SubscriberInfo, TopicLoan};
+pub use subscriber::{Subscriber, TopicIter, TopicRef};
+
+/// Default most subscribers of a topic.
+pub const DEFAULT_SUBSCRIBERS: usize = 16;
+
+/// What a topic's publisher does when the ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u32)]
+pub enum Overflow {
+    /// Wait for the slowest live subscriber: no message is ever lost.
+    #[default]
+    Backpressure = 0,
+    /// Overwrite the oldest messages: the publisher never waits, and a
+    /// subscriber that falls behind gets [`Error::Lagged`](crate::Error::Lagged).
+    Lossy = 1,
+}
+
+/// How a subscriber watches its publisher.
+pub(crate) enum PubWatch {
+    /// The publisher's process, with the watcher thread's exit flag where it
+    /// has one.
+    Process(svshm::process::Watch, Option<svshm::process::ExitNotice>),
+    /// The kernel's creator pid names no process with the recorded start
+    /// time: the publisher is gone.
+    Gone,
+    /// Not visible from our pid namespace: only its end flag tells.
+    Unknown,
+}
+
+impl PubWatch {
+    /// Whether the publisher is gone (one atomic load with an exit flag,
+    /// else a pidfd poll).
+    pub(crate) fn dead(&self) -> bool {
+        match self {
+            PubWatch::Process(_, Some(n)) => n.has_exited(),
+            PubWatch::Process(w, None) => w.status() == svshm::process::Status::Dead,
+            PubWatch::Gone => true,
+            PubWatch::Unknown => false,
+        }
+    }
+}
