@@ -21,7 +21,9 @@ fn numbered(n: u64, max: usize) -> Vec<u8> {
     let mut m = message(n, max.saturating_sub(16));
     let mut out = n.to_le_bytes().to_vec();
     out.append(&mut m);
-    let sum = out.iter().fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+    let sum = out
+        .iter()
+        .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
     out.extend_from_slice(&sum.to_le_bytes());
     out
 }
@@ -104,7 +106,10 @@ fn backpressure_publisher_waits_for_the_slowest() {
     }
     assert!(sent > 10 && sent < 4096 / 100, "{sent} sent into 4 KiB");
     assert_eq!(p.subscriber_list()[0].lag, sent);
-    assert!(p.send_timeout(&[1u8; 100], Duration::from_millis(30)).is_err());
+    assert!(
+        p.send_timeout(&[1u8; 100], Duration::from_millis(30))
+            .is_err()
+    );
     assert_eq!(s.recv().unwrap().unwrap(), [7u8; 100]);
     p.try_send(&[8u8; 100]).unwrap();
     drop(s);
@@ -131,7 +136,10 @@ fn slots_run_out_with_a_clear_error_and_come_back() {
     assert_eq!(p.subscribers(), 1);
     let _c = Subscriber::connect(&ep, &opts()).unwrap();
     drop(b);
-    assert!(Publisher::create(&ep, &opts()).is_err(), "a second publisher");
+    assert!(
+        Publisher::create(&ep, &opts()).is_err(),
+        "a second publisher"
+    );
 }
 
 #[test]
@@ -163,7 +171,9 @@ fn private_topic_by_id_and_kind_mismatch() {
     assert_eq!(s.recv().unwrap().unwrap(), b"x");
     let st = svshm_channel::inspect(p.segment_id()).unwrap().unwrap();
     assert_eq!(st.topic_subscribers, Some(1));
-    let err = svshm_channel::Receiver::connect(&ep, &opts()).err().unwrap();
+    let err = svshm_channel::Receiver::connect(&ep, &opts())
+        .err()
+        .unwrap();
     assert!(matches!(err, Error::Mismatch { .. }), "{err}");
 }
 
