@@ -108,7 +108,7 @@ mod select;
 #[cfg(not(svshm_loom))]
 mod stream;
 #[cfg(not(svshm_loom))]
-mod topic;
+pub mod topic;
 #[cfg(not(svshm_loom))]
 mod try_error;
 

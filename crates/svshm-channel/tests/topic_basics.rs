@@ -215,3 +215,63 @@ fn corrupt_frame_is_an_error_for_the_subscriber() {
     let err = s.recv_timeout(Duration::from_secs(1)).err().unwrap();
     assert!(err.to_string().contains("corrupt"), "{err}");
 }
+
+#[test]
+fn a_publisher_dropped_without_close_is_drained_then_aborted() {
+    let ep = Endpoint::name(unique("topic-abort"));
+    let mut p = Publisher::create(&ep, &opts()).unwrap();
+    let id = p.segment_id();
+    let mut s = Subscriber::connect(&ep, &opts()).unwrap();
+    p.send(b"a").unwrap();
+    p.send(b"b").unwrap();
+    drop(p);
+    // The key is free at once: a new publisher may take the name.
+    let p2 = Publisher::create(&ep, &opts()).unwrap();
+    assert_ne!(p2.segment_id(), id);
+    assert_eq!(s.recv().unwrap().unwrap(), b"a");
+    assert_eq!(s.recv().unwrap().unwrap(), b"b");
+    let err = s.recv().err().unwrap();
+    assert!(err.is_aborted(), "{err}");
+    drop(s);
+    assert!(segment_gone(id));
+}
+
+#[test]
+fn select_waits_on_subscribers_and_publishers() {
+    use svshm_channel::Select;
+    let (ea, eb) = (
+        Endpoint::name(unique("topic-sel-a")),
+        Endpoint::name(unique("topic-sel-b")),
+    );
+    let mut pa = Publisher::create(&ea, &opts()).unwrap();
+    let pb = Publisher::create(&eb, &opts()).unwrap();
+    let mut sa = Subscriber::connect(&ea, &opts()).unwrap();
+    let mut sb = Subscriber::connect(&eb, &opts()).unwrap();
+    {
+        let mut sel = Select::new();
+        sel.subscribe(&sa);
+        sel.subscribe(&sb);
+        assert!(sel.try_select().is_err(), "nothing published yet");
+    }
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        pa.send(b"to a").unwrap();
+        pa
+    });
+    let i = {
+        let mut sel = Select::new();
+        sel.subscribe(&sa);
+        sel.subscribe(&sb);
+        sel.select_timeout(Duration::from_secs(5)).unwrap()
+    };
+    assert_eq!(i, 0);
+    assert_eq!(sa.try_recv().unwrap(), b"to a");
+    let pa = t.join().unwrap();
+    let mut sel = Select::new();
+    let ia = sel.publish(&pa);
+    sel.publish(&pb);
+    assert_eq!(sel.try_select().unwrap(), ia);
+    drop(sel);
+    drop(pb);
+    assert!(sb.recv().err().unwrap().is_aborted());
+}
