@@ -65,7 +65,22 @@ pub enum Overflow {
     #[default]
     Backpressure = 0,
     /// Overwrite the oldest messages: the publisher never waits, and a
-    /// subscriber that falls behind gets [`Error::Lagged`](crate::Error::Lagged).
+    /// subscriber that falls behind gets [`Error::Lagged`](crate::Error::Lagged)
+    /// with the exact number it missed, then the oldest message still there.
+    ///
+    /// ```
+    /// use svshm_channel::{Endpoint, Error, Options, Overflow, Publisher, Subscriber};
+    /// let ep = Endpoint::name(format!("doc-lossy-{}", std::process::id()));
+    /// let opts = Options::new().capacity(4096).overflow(Overflow::Lossy);
+    /// let mut p = Publisher::<u64>::create_typed(&ep, &opts)?;
+    /// let mut s = Subscriber::<u64>::connect_typed(&ep, &opts)?;
+    /// for n in 0..1000u64 {
+    ///     p.send(&n)?; // never waits
+    /// }
+    /// let Err(Error::Lagged { missed }) = s.recv() else { panic!("not lagged") };
+    /// assert_eq!(s.recv()?, Some(missed)); // the oldest still in the ring
+    /// # Ok::<(), svshm_channel::Error>(())
+    /// ```
     Lossy = 1,
 }
 

@@ -211,6 +211,21 @@ impl<T: ?Sized + Encode> Publisher<T> {
 
     /// Publishes `msg` if there is room now.
     ///
+    /// ```
+    /// use svshm_channel::{Endpoint, Options, Publisher, Subscriber, TrySendError};
+    /// let ep = Endpoint::name(format!("doc-full-{}", std::process::id()));
+    /// let mut p = Publisher::create(&ep, &Options::new().capacity(4096))?;
+    /// let _idle = Subscriber::connect(&ep, &Options::new())?;
+    /// let full = loop {
+    ///     match p.try_send(&[0u8; 256]) {
+    ///         Ok(()) => continue,
+    ///         Err(e) => break e,
+    ///     }
+    /// };
+    /// assert!(full.is_full()); // the idle subscriber holds the ring
+    /// # Ok::<(), svshm_channel::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`TrySendError::Full`] if a subscriber is a ring behind (Backpressure

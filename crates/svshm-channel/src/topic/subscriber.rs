@@ -194,6 +194,20 @@ impl<T: ?Sized + Decode> Subscriber<T> {
 
     /// Receives a message, waiting at most `timeout`.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use svshm_channel::{Endpoint, Options, Publisher, RecvTimeoutError, Subscriber, TryRecvError};
+    /// let ep = Endpoint::name(format!("doc-timeout-{}", std::process::id()));
+    /// let p = Publisher::<str>::create_typed(&ep, &Options::new())?;
+    /// let mut s = Subscriber::<str>::connect_typed(&ep, &Options::new())?;
+    /// assert!(matches!(s.try_recv(), Err(TryRecvError::Empty)));
+    /// let r = s.recv_timeout(Duration::from_millis(10));
+    /// assert!(matches!(r, Err(RecvTimeoutError::Timeout)));
+    /// p.close()?;
+    /// assert!(matches!(s.try_recv(), Err(TryRecvError::Disconnected)));
+    /// # Ok::<(), svshm_channel::Error>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`RecvTimeoutError::Timeout`] if none came in time; otherwise as
