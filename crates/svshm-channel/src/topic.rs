@@ -84,6 +84,62 @@ pub enum Overflow {
     Lossy = 1,
 }
 
+/// The live subscribers of topic segment `id`, as seen from outside (for
+/// inspection tools): each one's slot, pid, lag behind the publisher and
+/// messages missed. `Ok(None)` if the segment is not a ready topic.
+/// Attaches read-only, so it needs read permission; changes nothing.
+///
+/// ```
+/// use svshm_channel::{Endpoint, Options, Publisher, Subscriber, topic};
+/// let ep = Endpoint::name(format!("doc-peek-{}", std::process::id()));
+/// let mut p = Publisher::create(&ep, &Options::new())?;
+/// let _s = Subscriber::connect(&ep, &Options::new())?;
+/// p.send(b"a")?;
+/// p.send(b"b")?;
+/// let list = topic::subscribers_of(p.segment_id())?.unwrap();
+/// assert_eq!((list.len(), list[0].lag), (1, 2));
+/// # Ok::<(), svshm_channel::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Sys`](crate::Error::Sys) if the segment cannot be looked at or
+/// attached.
+pub fn subscribers_of(id: i32) -> crate::Result<Option<Vec<SubscriberInfo>>> {
+    let seg = svshm::Segment::from_id(id);
+    let info = seg.stat()?;
+    if !crate::inspect::might_be_channel(&info) {
+        return Ok(None);
+    }
+    let att = seg.attach_read_only()?;
+    let Some(view) = crate::header::HeaderView::new(&att) else {
+        return Ok(None);
+    };
+    // SYNC: pairs with the creator's Release store of READY.
+    let ready = view.state().load(crate::sync::Ordering::Acquire) == crate::header::STATE_READY;
+    if view.magic() != crate::header::MAGIC || !ready {
+        return Ok(None);
+    }
+    match view.snapshot(info.size) {
+        Ok(s) if s.kind == crate::header::KIND_TOPIC => {}
+        _ => return Ok(None),
+    }
+    let Some(peek) = layout::peek(&att) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        peek.holders
+            .into_iter()
+            .map(|(slot, pid, seq, missed)| SubscriberInfo {
+                slot,
+                pid,
+                lag: peek.next_seq.saturating_sub(seq),
+                missed,
+            })
+            .collect(),
+    ))
+}
+
 /// How a subscriber watches its publisher.
 pub(crate) enum PubWatch {
     /// The publisher's process, with the watcher thread's exit flag where it

@@ -103,6 +103,18 @@ fn child() {
             assert_eq!(next, N);
             println!("GOT {next}");
         }
+        // Joins late with HISTORY: receives FIRST.. in order, to the end.
+        "late" => {
+            let history: usize = std::env::var("HISTORY").unwrap().parse().unwrap();
+            let first: u64 = std::env::var("FIRST").unwrap().parse().unwrap();
+            let mut s = Subscriber::connect(&ep, &opts().history(history)).unwrap();
+            let mut next = first;
+            while let Some(m) = s.recv().unwrap() {
+                assert_eq!(check_numbered(&m, MAX), next);
+                next += 1;
+            }
+            println!("GOT {}", next - first);
+        }
         // Joins, then never reads (until killed).
         "stall" => {
             let _s = Subscriber::connect(&ep, &opts()).unwrap();
@@ -412,5 +424,43 @@ fn a_hostile_process_gets_corrupt_never_a_hang() {
     let err = Subscriber::connect(&ep, &quick).err().unwrap();
     assert!(matches!(err, Error::Mismatch { .. }), "{err}");
     drop(p);
+    assert!(segment_gone(id));
+}
+
+#[test]
+fn late_joiner_processes_start_at_the_newest_or_with_history() {
+    let name = unique("topic-late");
+    let mut p = Publisher::create(&Endpoint::name(&name), &opts()).unwrap();
+    let id = p.segment_id();
+    for n in 0..10 {
+        p.send(&numbered(n, MAX)).unwrap();
+    }
+    let late = |history: usize, first: u64| {
+        spawn(
+            "child",
+            "late",
+            &[
+                ("NAME", name.clone()),
+                ("HISTORY", history.to_string()),
+                ("FIRST", first.to_string()),
+            ],
+            Stdio::piped(),
+        )
+    };
+    let kids = [late(0, 10), late(3, 7), late(100, 0)];
+    wait_subscribers(&p, 3);
+    for n in 10..20 {
+        p.send(&numbered(n, MAX)).unwrap();
+    }
+    p.close().unwrap();
+    for (mut c, got) in kids.into_iter().zip([10, 13, 20]) {
+        let status = wait_child(&mut c, Duration::from_secs(60));
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut c.stdout.take().unwrap(), &mut out).unwrap();
+        assert!(
+            status.success() && out.contains(&format!("GOT {got}")),
+            "{status}: {out}"
+        );
+    }
     assert!(segment_gone(id));
 }

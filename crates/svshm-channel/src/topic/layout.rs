@@ -323,11 +323,14 @@ pub(crate) fn len_word(len: u32) -> u64 {
 }
 
 /// What a tool sees of a topic from outside: the publisher's head, the
-/// tail, and how many subscriber slots are held.
+/// tail, how many subscriber slots are held, and who holds them.
 pub(crate) struct Peek {
     pub head: u64,
     pub tail: u64,
+    pub next_seq: u64,
     pub subscribers: usize,
+    /// (slot, pid, next sequence number due, messages missed in all).
+    pub holders: Vec<(usize, i32, u64, u64)>,
 }
 
 /// Reads a topic's progress through any attachment (read-only is enough),
@@ -344,17 +347,27 @@ pub(crate) fn peek(att: &Attachment) -> Option<Peek> {
     // borrowed; all fields are atomics, only loaded.
     let b = unsafe { &*block.cast::<Block>() };
     let n = (b.params.0.subscribers.load(Ordering::Relaxed) as usize).min(MAX_SUBSCRIBERS);
-    let subscribers = (0..n)
-        .filter(|&i| {
-            // SAFETY: slot `i` < MAX_SUBSCRIBERS lies in the range checked
-            // above, 64-aligned; atomics only.
-            let s = unsafe { &*slots.add(i * 64).cast::<SubSlot>() };
-            s.state.load(Ordering::Acquire) == header::SLOT_ATTACHED
-        })
-        .count();
+    let mut holders = Vec::new();
+    for i in 0..n {
+        // SAFETY: slot `i` < MAX_SUBSCRIBERS lies in the range checked above,
+        // 64-aligned; atomics only.
+        let s = unsafe { &*slots.add(i * 64).cast::<SubSlot>() };
+        // SYNC: pairs with the subscriber's CAS to ATTACHED after it stored
+        // its identity.
+        if s.state.load(Ordering::Acquire) == header::SLOT_ATTACHED {
+            holders.push((
+                i,
+                s.pid.load(Ordering::Relaxed) as i32,
+                s.seq.load(Ordering::Relaxed),
+                s.missed.load(Ordering::Relaxed),
+            ));
+        }
+    }
     Some(Peek {
         head: b.progress.0.head.load(Ordering::Relaxed),
         tail: b.tail.0.load(Ordering::Relaxed),
-        subscribers,
+        next_seq: b.progress.0.next_seq.load(Ordering::Relaxed),
+        subscribers: holders.len(),
+        holders,
     })
 }
