@@ -107,6 +107,9 @@ pub(crate) struct SubSlot {
     /// When it claimed the slot (coarse monotonic ms, for reaping a claim
     /// abandoned half-way).
     pub claimed_at: AtomicU64,
+    /// Its pid namespace (the inode of `/proc/self/ns/pid`; 0 unknown): its
+    /// pid means something only to processes in the same one.
+    pub pid_ns: AtomicU64,
 }
 
 #[cfg(not(svshm_loom))]

@@ -401,6 +401,8 @@ impl SubCore {
                     slot.pid.store(me.pid as u32, Ordering::Relaxed);
                     slot.start_time.store(me.start_time, Ordering::Relaxed);
                     slot.missed.store(0, Ordering::Relaxed);
+                    slot.pid_ns
+                        .store(super::watch::pid_namespace(), Ordering::Relaxed);
                     return Ok(i);
                 }
             }
@@ -408,7 +410,7 @@ impl SubCore {
                 for i in 0..n {
                     let slot = self.shm.slot(i);
                     if let Some(id) = super::watch::holder(slot) {
-                        if provably_dead(id) {
+                        if provably_dead(slot, id) {
                             super::watch::free(slot, id);
                         }
                     }

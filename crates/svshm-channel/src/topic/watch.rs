@@ -46,11 +46,23 @@ pub(crate) fn holder(slot: &SubSlot) -> Option<ProcessId> {
     })
 }
 
-/// Whether the process recorded as `id` is provably gone: no process of
-/// that pid with that start time runs in our pid namespace. (A subscriber
-/// in a pid namespace we cannot see counts as alive while its pid names no
-/// process here at all with a readable start time.)
-pub(crate) fn provably_dead(id: ProcessId) -> bool {
+/// Our pid namespace: the inode of `/proc/self/ns/pid` (0 if unreadable).
+pub(crate) fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino()))
+}
+
+/// Whether the subscriber recorded in `slot` as `id` is provably gone: it
+/// recorded our pid namespace, and no process of that pid with that start
+/// time runs in it. A subscriber of another (or an unknown) pid namespace is
+/// never judged by its pid, which names some other process here: it counts
+/// as alive until it leaves.
+pub(crate) fn provably_dead(slot: &SubSlot, id: ProcessId) -> bool {
+    let ns = slot.pid_ns.load(Ordering::Relaxed);
+    if ns == 0 || ns != pid_namespace() {
+        return false;
+    }
     if id.pid <= 0 {
         return true;
     }
@@ -60,11 +72,23 @@ pub(crate) fn provably_dead(id: ProcessId) -> bool {
     }
 }
 
+/// Whether the slot's holder recorded our pid namespace.
+fn same_ns(slot: &SubSlot) -> bool {
+    let ns = slot.pid_ns.load(Ordering::Relaxed);
+    ns != 0 && ns == pid_namespace()
+}
+
 /// The publisher's watches over the subscriber slots.
 #[derive(Default)]
 pub(crate) struct Watches {
     slots: Vec<Option<SubWatch>>,
+    /// Reaps so far (paces the maps check).
+    reaps: u32,
 }
+
+/// Every how many reaps the live subscribers' `/proc/PID/maps` are read, to
+/// find one that called exec(2): alive, but no longer mapping the segment.
+const MAPS_EVERY: u32 = 25;
 
 impl Watches {
     /// Frees the slots of subscribers that died (and claims abandoned
@@ -75,6 +99,8 @@ impl Watches {
             self.slots.resize_with(n.min(MAX_SUBSCRIBERS), || None);
         }
         let mut live = 0;
+        self.reaps = self.reaps.wrapping_add(1);
+        let maps = self.reaps % MAPS_EVERY == 0;
         for i in 0..n {
             let slot = shm.slot(i);
             let state = slot.state.load(Ordering::Acquire);
@@ -95,8 +121,13 @@ impl Watches {
                 continue;
             };
             let cached = self.slots[i].as_ref().is_some_and(|w| w.id == id);
+            if !cached && !same_ns(slot) {
+                // Not ours to judge (see `provably_dead`).
+                live += 1;
+                continue;
+            }
             if !cached {
-                self.slots[i] = if provably_dead(id) {
+                self.slots[i] = if provably_dead(slot, id) {
                     None
                 } else {
                     let watch = Watch::new(id);
@@ -108,7 +139,10 @@ impl Watches {
                     continue;
                 }
             }
-            if self.slots[i].as_ref().is_some_and(SubWatch::dead) {
+            let execed = maps
+                && svshm::process::has_attached(id.pid, shm.att.id()) == Some(false)
+                && self.slots[i].as_ref().is_some_and(|w| !w.dead());
+            if execed || self.slots[i].as_ref().is_some_and(SubWatch::dead) {
                 self.slots[i] = None;
                 free(slot, id);
                 continue;
