@@ -251,12 +251,25 @@ impl<T: ?Sized + Encode> Publisher<T> {
         msg: &'m T::Input,
         timeout: Duration,
     ) -> Result<(), SendTimeoutError<&'m T::Input>> {
-        let deadline = crate::rendezvous::deadline_after(timeout);
-        let r = T::encode(msg, |b| match deadline {
-            Some(d) => self.core.send_bytes(b, Some(d)),
-            None => self.core.send_bytes(b, None),
-        });
-        match r {
+        match crate::rendezvous::deadline_after(timeout) {
+            Some(d) => self.send_deadline(msg, d),
+            None => self
+                .send(msg)
+                .map_err(|e| SendTimeoutError::from_error(e, msg)),
+        }
+    }
+
+    /// Publishes `msg`, waiting until `deadline` at the latest for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline<'m>(
+        &mut self,
+        msg: &'m T::Input,
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError<&'m T::Input>> {
+        match T::encode(msg, |b| self.core.send_bytes(b, Some(deadline))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(Error::Timeout { .. })) => Err(SendTimeoutError::Timeout(msg)),
             Ok(Err(e)) | Err(e) => Err(SendTimeoutError::from_error(e, msg)),

@@ -213,7 +213,22 @@ impl<T: ?Sized + Decode> Subscriber<T> {
     /// [`RecvTimeoutError::Timeout`] if none came in time; otherwise as
     /// [`try_recv`](Self::try_recv).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<T::Output, RecvTimeoutError> {
-        let deadline = crate::rendezvous::deadline_after(timeout);
+        self.recv_maybe_deadline(crate::rendezvous::deadline_after(timeout))
+    }
+
+    /// Receives a message, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<T::Output, RecvTimeoutError> {
+        self.recv_maybe_deadline(Some(deadline))
+    }
+
+    fn recv_maybe_deadline(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<T::Output, RecvTimeoutError> {
         match self.recv_until(deadline) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(RecvTimeoutError::Disconnected),
