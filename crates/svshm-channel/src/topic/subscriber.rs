@@ -261,10 +261,11 @@ impl<T: ?Sized + Decode> Subscriber<T> {
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<T::Output>> {
         let id = self.core.shm.att.id();
-        let Some((pos, len, seq, end)) = self.core.next(deadline, true)? else {
+        // The frame was copied into `buf` (and, lossy, re-validated after
+        // the copy); its position in the ring is not needed.
+        let Some((_, _, seq, end)) = self.core.next(deadline, true)? else {
             return Ok(None);
         };
-        let _ = (pos, len);
         let mut buf = core::mem::take(&mut self.core.buf);
         self.core.advance(seq, end);
         let r = T::decode(&mut buf).map_err(|detail| Error::BadMessage { id, detail });
