@@ -513,10 +513,10 @@ impl PubCore {
         // SYNC: publishes every frame and `final_seq` to a subscriber's
         // Acquire load of `closed`.
         b.end.0.closed.store(how, Ordering::Release);
-        self.shm
-            .header()
-            .slot(Role::Writer)
-            .state
+        let slot = self.shm.header().slot(Role::Writer);
+        // SYNC: pairs with the Acquire loads of slot states in `inspect` and
+        // `HeaderFacts::read` (the publisher left).
+        slot.state
             .store(crate::header::SLOT_CLOSED, Ordering::Release);
         crate::futex::wake(&b.data_wait.0);
         // Subscribers attached go on draining; the kernel frees the segment
@@ -556,6 +556,8 @@ impl PubState {
             // load of the tail: either it sees this tail, or the scan below
             // sees its cursor.
             shm.block().tail.0.store(self.tail, Ordering::SeqCst);
+            // SYNC: the seqlock's write fence (see above): orders the tail
+            // before the overwriting stores that follow.
             fence(Ordering::SeqCst);
         }
         if self.tail < floor {
@@ -583,6 +585,8 @@ impl PubState {
             if slot.state.load(Ordering::SeqCst) != crate::header::SLOT_ATTACHED {
                 continue;
             }
+            // SYNC: as above: pairs with the subscriber's SeqCst and Release
+            // stores of its cursor.
             let c = slot.cursor.load(Ordering::SeqCst);
             if c > self.head || c < self.head.saturating_sub(shm.cap) {
                 return Err(RingError::Corrupt(format!(

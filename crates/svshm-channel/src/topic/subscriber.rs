@@ -453,6 +453,7 @@ impl SubCore {
                 Ordering::Release,
                 Ordering::Relaxed,
             );
+            // SYNC: as above, for a slot we claimed and never attached.
             let _ = slot.state.compare_exchange(
                 header::SLOT_CLAIMING,
                 header::SLOT_EMPTY,
@@ -499,6 +500,8 @@ impl SubCore {
             slot.cursor.store(t, Ordering::SeqCst);
             slot.seq.store(0, Ordering::Relaxed);
             if !attached {
+                // SYNC: SeqCst with the publisher's scan of slot states (see
+                // the cursor store above); publishes our identity too.
                 if slot
                     .state
                     .compare_exchange(
@@ -516,6 +519,8 @@ impl SubCore {
                 }
                 attached = true;
             }
+            // SYNC: the Dekker fence between our cursor store and the tail
+            // load below (the publisher: tail store, fence, slot scan).
             fence(Ordering::SeqCst);
             if self.tail()? != t {
                 continue;
@@ -536,6 +541,7 @@ impl SubCore {
         // at its tail and take the sequence number of what is found there.
         self.cursor = self.tail()?;
         self.expected = None;
+        // SYNC: Release: pairs with the publisher's loads of our cursor.
         self.shm
             .slot(slot_i)
             .cursor
@@ -656,6 +662,8 @@ impl SubCore {
                 Record::Frame { seq, .. } => seq,
                 // Nothing intact is published at the tail: start there with
                 // the number the next message gets.
+                // SYNC: pairs with the Release store of `next_seq` after
+                // each tag.
                 _ => self.shm.block().progress.0.next_seq.load(Ordering::Acquire),
             };
             let missed = match self.expected {
@@ -670,6 +678,7 @@ impl SubCore {
             self.cursor = c;
             self.expected = Some(seq);
             let slot = self.shm.slot(self.slot);
+            // SYNC: Release: pairs with the publisher's loads of our cursor.
             slot.cursor.store(c, Ordering::Release);
             slot.seq.store(seq, Ordering::Relaxed);
             slot.missed.fetch_add(missed, Ordering::Relaxed);

@@ -103,10 +103,14 @@ impl Watches {
         let maps = self.reaps % MAPS_EVERY == 0;
         for i in 0..n {
             let slot = shm.slot(i);
+            // SYNC: pairs with the subscriber's SeqCst CAS to ATTACHED and
+            // Release stores when it leaves.
             let state = slot.state.load(Ordering::Acquire);
             if state == header::SLOT_CLAIMING {
                 let at = slot.claimed_at.load(Ordering::Relaxed);
                 if monotonic_ms().saturating_sub(at) > CLAIM_LIMIT_MS {
+                    // SYNC: the CAS frees an abandoned claim once; a
+                    // claimer's later CAS to ATTACHED fails on it.
                     let _ = slot.state.compare_exchange(
                         header::SLOT_CLAIMING,
                         header::SLOT_EMPTY,
