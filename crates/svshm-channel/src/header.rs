@@ -248,7 +248,8 @@ impl<'a> HeaderView<'a> {
             ));
         }
         let max_message = field!(self, max_message).load(r);
-        // A topic frame's header is 24 bytes where a message frame's is 16.
+        // Two of the largest frames must fit: a message frame's header is 16
+        // bytes; a topic frame's is 24, rounded up with its payload to 16.
         let frame_header = if kind == KIND_TOPIC { 32 } else { 16 };
         if kind != KIND_STREAM
             // Compare before any arithmetic on the peer's value.
