@@ -18,8 +18,8 @@
 //!   ring's end and the segment's end stay zero).
 
 use super::segment::{
-    HEADER_FIELDS, HEADER_SIZE, Hostile, Input, KIND_MESSAGES, KIND_STREAM, LAYOUT_VERSION, MAGIC,
-    SLOT_ATTACHED, SLOT_CLOSED, off, u32_at, u64_at,
+    HEADER_FIELDS, HEADER_SIZE, Hostile, Input, KIND_MESSAGES, KIND_SERVICE, KIND_STREAM,
+    KIND_TOPIC, LAYOUT_VERSION, MAGIC, SLOT_ATTACHED, SLOT_CLOSED, off, u32_at, u64_at,
 };
 use std::time::Duration;
 use svshm_channel::{
@@ -65,6 +65,9 @@ struct Spec {
     tail: u64,
     writer_closed: u32,
     reader_closed: u32,
+    /// A topic's published head and tail (its own block after the slots).
+    topic_head: u64,
+    topic_tail: u64,
 }
 
 impl Spec {
@@ -78,13 +81,18 @@ impl Spec {
         let cap_ok = capacity.is_power_of_two() && (64..=MAX_CAPACITY).contains(&capacity);
         let valid = magic
             && u32_at(b, off::VERSION) == LAYOUT_VERSION
-            && (kind == KIND_STREAM || kind == KIND_MESSAGES)
+            && (kind == KIND_STREAM
+                || kind == KIND_MESSAGES
+                || kind == KIND_TOPIC
+                || kind == KIND_SERVICE)
             && cap_ok
             && u64_at(b, off::DATA_OFFSET) == header
             && header + capacity <= size
             && (kind == KIND_STREAM
+                || kind == KIND_SERVICE
                 || (max_message != 0
-                    && max_message <= capacity / 2 - 16
+                    // A topic frame's header is 24 bytes, a message frame's 16.
+                    && max_message <= capacity / 2 - if kind == KIND_TOPIC { 32 } else { 16 }
                     && max_message <= MAX_MESSAGE));
         let name_len = (u32_at(b, off::NAME_LEN) as usize).min(64);
         Spec {
@@ -103,6 +111,8 @@ impl Spec {
             tail: u64_at(b, off::TAIL),
             writer_closed: u32_at(b, off::WRITER_CLOSED),
             reader_closed: u32_at(b, off::READER_CLOSED),
+            topic_head: u64_at(b, 512),
+            topic_tail: u64_at(b, 640),
         }
     }
 
@@ -354,20 +364,31 @@ fn check_inspect(id: i32, spec: &Spec) {
     assert!(HEADER_SIZE as u64 + s.capacity <= spec_size(spec));
     assert_eq!(
         s.kind,
-        if spec.kind == KIND_STREAM {
-            Kind::Stream
-        } else {
-            Kind::Messages
+        match spec.kind {
+            KIND_STREAM => Kind::Stream,
+            KIND_TOPIC => Kind::Topic,
+            KIND_SERVICE => Kind::Service,
+            _ => Kind::Messages,
         }
     );
     assert_eq!(s.name, spec.name);
     assert!(s.name.len() <= 64 * 3);
-    assert_eq!(s.written, spec.head);
+    if spec.kind == KIND_SERVICE {
+        // A listener: the server as the writer, its counters, no ring.
+        assert!(s.connections.is_some() && s.reader.is_none());
+        assert_eq!((s.written, s.fill), (0, 0));
+        return;
+    }
+    assert!(s.connections.is_none());
+    let (head, tail) = if spec.kind == KIND_TOPIC {
+        (spec.topic_head, spec.topic_tail)
+    } else {
+        (spec.head, spec.tail)
+    };
+    assert_eq!(s.topic_subscribers.is_some(), spec.kind == KIND_TOPIC);
+    assert_eq!(s.written, head);
     assert!(s.fill <= s.capacity);
-    assert_eq!(
-        s.fill,
-        spec.head.saturating_sub(spec.tail).min(spec.capacity)
-    );
+    assert_eq!(s.fill, head.saturating_sub(tail).min(spec.capacity));
     for (status, slot) in [(s.writer, spec.writer), (s.reader, spec.reader)] {
         match status {
             Some(p) => {

@@ -36,6 +36,10 @@ pub mod off {
 
 pub const KIND_STREAM: u32 = 1;
 pub const KIND_MESSAGES: u32 = 2;
+/// A topic (one publisher, many subscribers): the same first 384 bytes.
+pub const KIND_TOPIC: u32 = 3;
+/// A service's listener: the same first 384 bytes, accept slots after.
+pub const KIND_SERVICE: u32 = 8;
 pub const SLOT_ATTACHED: u32 = 2;
 pub const SLOT_CLOSED: u32 = 3;
 

@@ -162,6 +162,9 @@ pub struct Options {
     pub(crate) huge_pages: bool,
     pub(crate) max_message: Option<usize>,
     pub(crate) owner: Option<u32>,
+    pub(crate) subscribers: usize,
+    pub(crate) history: usize,
+    pub(crate) overflow: crate::topic::Overflow,
 }
 
 impl Default for Options {
@@ -190,6 +193,9 @@ impl Options {
             huge_pages: true,
             max_message: None,
             owner: None,
+            subscribers: crate::topic::DEFAULT_SUBSCRIBERS,
+            history: 0,
+            overflow: crate::topic::Overflow::Backpressure,
         }
     }
     /// Ring capacity in bytes, rounded up to a power of two (at least 4096).
@@ -243,6 +249,28 @@ impl Options {
     /// creator's uid here and the creator opens up `mode`.
     pub fn owner(mut self, uid: u32) -> Self {
         self.owner = Some(uid);
+        self
+    }
+
+    /// Topics: the most subscribers a topic this side creates admits at once
+    /// (default 16, at most [`MAX_SUBSCRIBERS`](crate::MAX_SUBSCRIBERS)). A
+    /// subscriber past it gets [`Error::SubscribersFull`].
+    pub fn subscribers(mut self, n: usize) -> Self {
+        self.subscribers = n;
+        self
+    }
+    /// Topics: how many of the messages still in the ring a subscriber that
+    /// joins late receives first (default 0: only messages published after
+    /// it joined). A subscriber's own setting.
+    pub fn history(mut self, k: usize) -> Self {
+        self.history = k;
+        self
+    }
+    /// Topics: what the publisher does when the ring is full (default
+    /// [`Overflow::Backpressure`](crate::Overflow::Backpressure)). The
+    /// publisher's setting wins; a subscriber adopts it.
+    pub fn overflow(mut self, overflow: crate::topic::Overflow) -> Self {
+        self.overflow = overflow;
         self
     }
 

@@ -122,6 +122,21 @@ pub enum Error {
         /// Why the bytes are not a valid message.
         detail: String,
     },
+    /// A lossy topic's subscriber fell behind: the publisher overwrote
+    /// `missed` messages before it read them. Reported once; the next receive
+    /// goes on from the oldest message still in the ring (as tokio's
+    /// broadcast `RecvError::Lagged`).
+    Lagged {
+        /// How many messages were lost, exactly.
+        missed: u64,
+    },
+    /// Every subscriber slot of the topic is held by a live subscriber.
+    SubscribersFull {
+        /// Segment id.
+        id: i32,
+        /// The topic's number of slots.
+        max: usize,
+    },
     /// Bad options or endpoint.
     Invalid(String),
 }
@@ -212,6 +227,14 @@ impl fmt::Display for Error {
                 f,
                 "channel segment {id}: a message was not valid: {detail}; both ends must use the same message type (it was skipped)"
             ),
+            Error::Lagged { missed } => write!(
+                f,
+                "this subscriber fell behind and missed {missed} message(s) the publisher overwrote; it goes on from the oldest message still there (use a larger capacity or a Backpressure topic to lose none)"
+            ),
+            Error::SubscribersFull { id, max } => write!(
+                f,
+                "topic segment {id} has all its {max} subscriber slots taken by live subscribers; wait for one to leave, or have the publisher create the topic with more (Options::subscribers)"
+            ),
             Error::Invalid(m) => f.write_str(m),
         }
     }
@@ -248,6 +271,8 @@ impl From<Error> for std::io::Error {
             Error::InUse { .. } => K::AddrInUse,
             Error::MessageTooLarge { .. } | Error::Invalid(_) => K::InvalidInput,
             Error::BadMessage { .. } => K::InvalidData,
+            Error::Lagged { .. } => K::Other,
+            Error::SubscribersFull { .. } => K::AddrInUse,
         };
         std::io::Error::new(kind, e)
     }

@@ -42,6 +42,9 @@ pub(crate) const KIND_STREAM: u32 = 1;
 pub(crate) const KIND_MESSAGES: u32 = 2;
 /// A service's listener: the "ring" area holds its accept slots.
 pub(crate) const KIND_SERVICE: u32 = 8;
+/// A topic: one publisher, many subscribers (its own layout after the
+/// common fields: `topic::layout`).
+pub(crate) const KIND_TOPIC: u32 = 3;
 
 /// One side's record: who holds it and whether it has left.
 #[repr(C)]
@@ -228,7 +231,11 @@ impl<'a> HeaderView<'a> {
             ));
         }
         let kind = field!(self, kind).load(r);
-        if kind != KIND_STREAM && kind != KIND_MESSAGES && kind != KIND_SERVICE {
+        if kind != KIND_STREAM
+            && kind != KIND_MESSAGES
+            && kind != KIND_TOPIC
+            && kind != KIND_SERVICE
+        {
             return Err(format!("unknown channel kind {kind}"));
         }
         let capacity = field!(self, capacity).load(r);
@@ -247,10 +254,14 @@ impl<'a> HeaderView<'a> {
             ));
         }
         let max_message = field!(self, max_message).load(r);
-        if kind == KIND_MESSAGES
+        // Two of the largest frames must fit: a message frame's header is 16
+        // bytes; a topic frame's is 24, rounded up with its payload to 16.
+        let frame_header = if kind == KIND_TOPIC { 32 } else { 16 };
+        // (A stream has no messages; a service's listener carries none.)
+        if (kind == KIND_MESSAGES || kind == KIND_TOPIC)
             // Compare before any arithmetic on the peer's value.
             && (max_message == 0
-                || max_message > capacity / 2 - 16
+                || max_message > capacity / 2 - frame_header
                 || max_message > crate::message::MAX_MESSAGE)
         {
             return Err(format!(

@@ -14,6 +14,10 @@ pub enum Kind {
     Stream,
     /// A message channel (Sender/Receiver).
     Messages,
+    /// A topic ([`Publisher`](crate::Publisher) and its
+    /// [`Subscriber`](crate::Subscriber)s): the writer is the publisher;
+    /// there is no single reader.
+    Topic,
     /// A service's listener ([`Server`](crate::Server)): the writer is the
     /// server; there is no reader.
     Service,
@@ -62,6 +66,10 @@ pub struct ChannelStatus {
     /// For a service: its live connections and the connections it has
     /// accepted so far (as its server counts them).
     pub connections: Option<(u32, u32)>,
+    /// A topic (one publisher, many subscribers; the publisher is `writer`,
+    /// `reader` is `None`): how many subscribers hold a slot. `None` for a
+    /// channel.
+    pub topic_subscribers: Option<usize>,
 }
 
 impl ChannelStatus {
@@ -70,6 +78,13 @@ impl ChannelStatus {
     pub fn state(&self) -> &'static str {
         if !self.ready {
             return "initializing";
+        }
+        if self.kind == Kind::Topic {
+            return match self.writer {
+                Some(w) if w.closed => "draining",
+                Some(w) if w.alive => "publishing",
+                _ => "broken",
+            };
         }
         if self.kind == Kind::Service {
             return match self.writer {
@@ -156,15 +171,12 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             writer: peer_status(writer, info.creator_pid),
             reader: peer_status(reader, info.creator_pid),
             connections: None,
+            topic_subscribers: None,
         }));
     }
     let snap = view
         .snapshot(info.size)
         .map_err(|detail| Error::Corrupt { id, detail })?;
-    // SYNC: pairs with the Release store of `head` in `Producer::publish`.
-    let head = view.cursors().head.0.load(Ordering::Acquire);
-    // SYNC: pairs with the Release store of `tail` in `Consumer::publish`.
-    let tail = view.cursors().tail.0.load(Ordering::Acquire);
     if snap.kind == header::KIND_SERVICE {
         let (live, accepted) = crate::service::listener_counters(&att).unwrap_or((0, 0));
         return Ok(Some(ChannelStatus {
@@ -178,15 +190,30 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             writer: peer_status(writer, info.creator_pid),
             reader: None,
             connections: Some((live, accepted)),
+            topic_subscribers: None,
         }));
     }
+    let topic = if snap.kind == header::KIND_TOPIC {
+        crate::topic::peek(&att)
+    } else {
+        None
+    };
+    let (head, tail) = match &topic {
+        Some(t) => (t.head, t.tail),
+        // SYNC: pairs with the Release stores of `head` in
+        // `Producer::publish` and of `tail` in `Consumer::publish`.
+        None => (
+            view.cursors().head.0.load(Ordering::Acquire),
+            view.cursors().tail.0.load(Ordering::Acquire),
+        ),
+    };
     Ok(Some(ChannelStatus {
         id,
         name: snap.name,
-        kind: if snap.kind == header::KIND_STREAM {
-            Kind::Stream
-        } else {
-            Kind::Messages
+        kind: match snap.kind {
+            header::KIND_STREAM => Kind::Stream,
+            header::KIND_TOPIC => Kind::Topic,
+            _ => Kind::Messages,
         },
         ready,
         capacity: snap.capacity,
@@ -195,6 +222,7 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         writer: peer_status(writer, info.creator_pid),
         reader: peer_status(reader, info.creator_pid),
         connections: None,
+        topic_subscribers: topic.map(|t| t.subscribers),
     }))
 }
 

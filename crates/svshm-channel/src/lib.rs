@@ -47,6 +47,11 @@
 //!   bytes are an error and never an invalid value), or any serde type as
 //!   `Postcard<T>` with the `serde` feature. See [`codec`].
 //!
+//! One publisher, many subscribers: a [`Publisher`] writes each message once
+//! into a topic's ring and every [`Subscriber`] reads it in place or copies it
+//! out, with backpressure or lossy overflow ([`Overflow`]), late joiners with
+//! history, and dead subscribers dropped so they never stall the others.
+//!
 //! Many channels, one thread: a [`Select`] waits on any mix of endpoints in
 //! one `futex_waitv(2)` call and returns the one that is ready (or whose peer
 //! closed or died), with no CPU while idle.
@@ -73,7 +78,8 @@
 //! [`Error::Corrupt`], never a panic, an out-of-bounds access or an endless wait.
 
 // Unsafe code lives only in the modules that say why at their top:
-// header.rs, ring.rs (and ring/mem.rs), message.rs and stream.rs.
+// header.rs, ring.rs (and ring/mem.rs), message.rs, stream.rs, and
+// topic/{layout,publisher,subscriber}.rs.
 #![deny(unsafe_code)]
 
 #[cfg(not(svshm_loom))]
@@ -116,6 +122,8 @@ mod service;
 #[cfg(not(svshm_loom))]
 mod stream;
 #[cfg(not(svshm_loom))]
+pub mod topic;
+#[cfg(not(svshm_loom))]
 mod try_error;
 
 #[cfg(all(not(svshm_loom), feature = "serde"))]
@@ -142,6 +150,11 @@ pub use select::{Select, SelectTimeoutError, TrySelectError};
 pub use service::{Caller, Client, Connection, Server};
 #[cfg(not(svshm_loom))]
 pub use stream::{ReadChunk, StreamReader, StreamWriter, WriteChunk};
+#[cfg(not(svshm_loom))]
+pub use topic::{
+    DEFAULT_SUBSCRIBERS, MAX_SUBSCRIBERS, Overflow, Publisher, Subscriber, SubscriberInfo,
+    TopicIter, TopicLoan, TopicRef,
+};
 #[cfg(not(svshm_loom))]
 pub use try_error::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 

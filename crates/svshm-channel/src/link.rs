@@ -635,9 +635,9 @@ pub(crate) fn read_slot(slot: &header::Slot) -> Option<ProcessId> {
 }
 
 pub(crate) fn kind_name(kind: u32) -> &'static str {
-    if kind == header::KIND_STREAM {
-        "byte stream"
-    } else {
-        "message channel"
+    match kind {
+        header::KIND_STREAM => "byte stream",
+        header::KIND_TOPIC => "topic",
+        _ => "message channel",
     }
 }

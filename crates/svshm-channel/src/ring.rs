@@ -36,7 +36,7 @@ mod wait;
 pub use mem::{Mem, RawMem};
 pub(crate) use wait::POLL_SLICE;
 pub use wait::{DEFAULT_SPIN, Wait, WaitPolicy};
-use wait::{block_on, wake_if_waiting};
+pub(crate) use wait::{block_on, wake_if_waiting};
 
 /// Why a ring operation could not proceed.
 #[derive(Debug, Clone, PartialEq, Eq)]

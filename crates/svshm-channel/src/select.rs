@@ -188,6 +188,21 @@ impl<'a> Select<'a> {
         self.add(tx, len)
     }
 
+    /// Adds a topic subscriber, ready when a message is there, or the
+    /// publisher closed or died, or (lossy) overwrote its next message.
+    /// Returns its index.
+    pub fn subscribe<T: ?Sized>(&mut self, s: &'a crate::Subscriber<T>) -> usize {
+        self.add(s, 0)
+    }
+
+    /// Adds a topic publisher, ready when a message of the topic's
+    /// [maximum size](crate::Publisher::max_message) fits without waiting
+    /// (always, for a lossy topic). Returns its index.
+    pub fn publish<T: ?Sized>(&mut self, p: &'a crate::Publisher<T>) -> usize {
+        let max = p.max_message();
+        self.add(p, max)
+    }
+
     /// Adds a stream reader, ready when a byte is there or the writer closed
     /// or died. Returns its index.
     pub fn read(&mut self, r: &'a crate::StreamReader) -> usize {

@@ -17,6 +17,14 @@ fn opts() -> Options {
         .timeout(Some(Duration::from_secs(20)))
 }
 
+/// Accepts with a bound: a client that failed must fail the test, not hang it.
+fn accept(server: &mut Server) -> svshm_channel::Connection {
+    server
+        .accept_timeout(Duration::from_secs(20))
+        .unwrap()
+        .expect("a client connected within 20 s")
+}
+
 fn reversed(b: &[u8]) -> Vec<u8> {
     b.iter().rev().copied().collect()
 }
@@ -32,7 +40,7 @@ fn child() {
             let mut server = Server::bind(&Endpoint::name(&name), &opts()).unwrap();
             println!("BOUND");
             loop {
-                let mut conn = server.accept().unwrap();
+                let mut conn = accept(&mut server);
                 while let Ok(Some(req)) = conn.recv() {
                     if req == b"hang" {
                         println!("HANGING");
@@ -84,7 +92,7 @@ fn calls_cross_processes_and_the_caller_is_who_the_kernel_says() {
     let name = unique("svc-basic");
     let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
     let mut client = spawn("child", "client", &[("NAME", name.clone())], Stdio::piped());
-    let mut conn = server.accept().unwrap();
+    let mut conn = accept(&mut server);
     assert_eq!(conn.caller().uid, svshm::euid());
     assert_eq!(conn.caller().pid, client.id() as i32);
     assert_eq!(server.connections(), 1);
@@ -116,7 +124,7 @@ fn either_side_may_start_first() {
     });
     std::thread::sleep(Duration::from_millis(200));
     let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
-    let mut conn = server.accept().unwrap();
+    let mut conn = accept(&mut server);
     let req = conn.recv().unwrap().unwrap();
     conn.reply(&reversed(&req)).unwrap();
     assert_eq!(client.join().unwrap(), b"ylrae");
@@ -133,7 +141,7 @@ fn a_fake_identity_in_the_request_changes_nothing() {
         let mut c = Client::connect(&Endpoint::name(n2), &opts()).unwrap();
         c.call(b"uid=0 pid=1 SVSHM_CALLER_UID=0").unwrap()
     });
-    let mut conn = server.accept().unwrap();
+    let mut conn = accept(&mut server);
     let req = conn.recv().unwrap().unwrap();
     assert!(req.starts_with(b"uid=0"));
     assert_eq!(conn.caller().uid, svshm::euid());
@@ -296,7 +304,7 @@ fn hostile_posts_are_dropped_and_real_clients_still_get_in() {
             .call(b"real")
             .unwrap()
     });
-    let mut conn = server.accept().unwrap();
+    let mut conn = accept(&mut server);
     let req = conn.recv().unwrap().unwrap();
     conn.reply(&reversed(&req)).unwrap();
     assert_eq!(client.join().unwrap(), b"laer");

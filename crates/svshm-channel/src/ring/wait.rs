@@ -68,7 +68,7 @@ impl WaitPolicy {
 /// Waits on `word` until `ready()` says so. `ready` returns `Ok(true)` when the
 /// caller can proceed, or an error (closed, corrupt). `alive` is probed at most
 /// every [`POLL_SLICE`] and when the deadline nears.
-pub(super) fn block_on(
+pub(crate) fn block_on(
     word: &AtomicU32,
     policy: WaitPolicy,
     mut ready: impl FnMut() -> Result<bool, RingError>,
@@ -159,7 +159,7 @@ pub(super) fn block_on(
 
 /// Wakes the other side if its wait word says it sleeps.
 #[inline]
-pub(super) fn wake_if_waiting(word: &AtomicU32) {
+pub(crate) fn wake_if_waiting(word: &AtomicU32) {
     // SYNC: pairs with the fence in `block_on` on the other side (see there).
     fence(Ordering::SeqCst);
     if word.load(Ordering::Relaxed) != 0 {

@@ -24,6 +24,7 @@ pub fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::Stream => "stream",
         Kind::Messages => "messages",
+        Kind::Topic => "topic",
         Kind::Service => "service",
     }
 }
@@ -62,6 +63,9 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
     ]);
     o.push("writer", peer_obj(s.writer));
     o.push("reader", peer_obj(s.reader));
+    if let Some(n) = s.topic_subscribers {
+        o.push("subscribers", Field::Val(json!(n)));
+    }
     if let Some((live, accepted)) = s.connections {
         o.push(
             "connections",
