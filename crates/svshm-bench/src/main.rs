@@ -7,6 +7,7 @@
 // and say why.
 #![deny(unsafe_code)]
 
+mod asyncrt;
 mod bench;
 mod driver;
 mod file;
@@ -153,7 +154,8 @@ enum Cmd {
     },
     /// Many channels, one waiting thread: round trips and message rate
     /// through a `Select` over N channels against one channel's blocking
-    /// round trip, and the CPU of a thread selecting on 256 idle channels.
+    /// round trip, the CPU of a thread selecting on 256 idle channels, and
+    /// async round trips on tokio against tokio's `UnixStream`.
     Select {
         /// Channel counts to measure (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
@@ -317,10 +319,13 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--channels: every count must be at least 1");
             }
             let m = many::run(&channels, runs, seconds)?;
+            let a = asyncrt::run(runs, seconds)?;
             println!("# svshm-bench select\n\n{}\n", report::machine());
             print!("{}", m.markdown());
+            println!("\n## Async round trips\n");
+            print!("{}", a.markdown());
             if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&m)? + "\n";
+                let text = serde_json::to_string_pretty(&(&m, &a))? + "\n";
                 if path.as_os_str() == "-" {
                     print!("{text}");
                 } else {
@@ -328,7 +333,12 @@ fn run(cli: Cli) -> Result<()> {
                         .with_context(|| format!("write {}", path.display()))?;
                 }
             }
-            return if m.verdicts().iter().all(|(_, met)| *met) {
+            return if m
+                .verdicts()
+                .iter()
+                .chain(&a.verdicts())
+                .all(|(_, met)| *met)
+            {
                 Ok(())
             } else {
                 bail!("a select target was missed")
@@ -538,7 +548,15 @@ fn run(cli: Cli) -> Result<()> {
             file::run(&b)
         });
         let (sel_runs, sel_secs) = if quick { (1, 0.3) } else { (3, 1.0) };
-        let many_md = many::run(&[1, 16, 64, 256], sel_runs, sel_secs).map(|m| m.markdown());
+        let many_md = many::run(&[1, 16, 64, 256], sel_runs, sel_secs).and_then(|m| {
+            let a = asyncrt::run(sel_runs, sel_secs)?;
+            Ok(format!(
+                "{}\n### Async round trips\n\nTwo tasks of one tokio runtime (two workers) echo 64 B: svshm's \
+                 `send_async`/`recv_async` over two message channels against tokio's `UnixStream` pair.\n\n{}",
+                m.markdown(),
+                a.markdown()
+            ))
+        });
         let text = page::render(&page::Page {
             machine: page::Machine::probe(),
             placement: report::placement(&ctx),
