@@ -224,7 +224,7 @@ fn ls_lists_a_live_topic_and_service_with_their_counts() {
         name: service.clone(),
         pids: Vec::new(),
     };
-    let publisher = start(&["pub", &topic], true);
+    let publisher = start(&["pub", &topic, "--lossy"], true);
     let _subs: Vec<Kid> = (0..2)
         .map(|_| start(&["sub", &topic, "--timeout", "10"], false))
         .collect();
@@ -250,15 +250,22 @@ fn ls_lists_a_live_topic_and_service_with_their_counts() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(t["kind"], "topic");
+    assert_eq!(t["policy"], "lossy");
     assert_eq!(t["writer"]["pid"], publisher.pid());
     assert_eq!(s["kind"], "service");
     assert_eq!(s["writer"]["pid"], server.pid());
     assert_eq!(s["connections"]["accepted"], 1);
-    let table = common::stdout_of(&["ls", "--peek", "-o", "CHANNEL,KIND,SUBSCRIBERS,CONNECTIONS"]);
+    let table = common::stdout_of(&[
+        "ls",
+        "--peek",
+        "-o",
+        "CHANNEL,KIND,SUBSCRIBERS,POLICY,CONNECTIONS",
+    ]);
     assert!(
         table
             .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [topic.as_str(), "topic", "2"]),
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [topic.as_str(), "topic", "2", "lossy"]),
         "{table}"
     );
     assert!(

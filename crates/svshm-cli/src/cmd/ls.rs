@@ -17,9 +17,10 @@ Columns (for -o; `+LIST` adds to the default ones):
   and, for svshm channels: CHANNEL (its name) KIND (stream, messages, topic or
   service) STATE FILL CAPACITY WRITER READER (WRITER/READER: the pid, marked
   (closed) or (dead); a topic's WRITER is its publisher, a service's its server)
-  SUBSCRIBERS (a topic's) CONNECTIONS (a service's: live/accepted).
+  SUBSCRIBERS and POLICY (a topic's: backpressure or lossy) CONNECTIONS (a
+  service's: live/accepted).
 Default: KEY ID PERMS OWNER SIZE NATTCH STATUS CTIME CPID LPID CHANNEL KIND STATE
-FILL WRITER READER SUBSCRIBERS CONNECTIONS COMMAND, where the table leaves out
+FILL WRITER READER SUBSCRIBERS POLICY CONNECTIONS COMMAND, where the table leaves out
 the channel columns (CHANNEL … CONNECTIONS) that no segment fills; --json always
 has them all. On a terminal each
 line is cut to its width, as lsipc does (COMMAND, the last column, first).
@@ -92,6 +93,7 @@ enum Col {
     Writer,
     Reader,
     Subscribers,
+    Policy,
     Connections,
 }
 
@@ -142,6 +144,7 @@ const ALL: &[(Col, &str)] = &[
     (Col::Writer, "WRITER"),
     (Col::Reader, "READER"),
     (Col::Subscribers, "SUBSCRIBERS"),
+    (Col::Policy, "POLICY"),
     (Col::Connections, "CONNECTIONS"),
 ];
 
@@ -163,6 +166,7 @@ const DEFAULT: &[Col] = &[
     Col::Writer,
     Col::Reader,
     Col::Subscribers,
+    Col::Policy,
     Col::Connections,
     Col::Command,
 ];
@@ -205,6 +209,7 @@ impl Col {
                 | Col::Writer
                 | Col::Reader
                 | Col::Subscribers
+                | Col::Policy
                 | Col::Connections
         )
     }
@@ -274,6 +279,10 @@ impl Col {
                 .and_then(|c| c.topic_subscribers)
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
+            Col::Policy => ch
+                .and_then(|c| c.topic_overflow)
+                .map(|p| crate::chan::policy_name(p).to_string())
+                .unwrap_or_default(),
             Col::Connections => ch
                 .and_then(|c| c.connections)
                 .map(|(live, accepted)| format!("{live}/{accepted}"))
@@ -317,6 +326,10 @@ impl Col {
             Col::Writer => return crate::chan::peer_obj(ch.and_then(|c| c.writer)),
             Col::Reader => return crate::chan::peer_obj(ch.and_then(|c| c.reader)),
             Col::Subscribers => json!(ch.and_then(|c| c.topic_subscribers)),
+            Col::Policy => json!(
+                ch.and_then(|c| c.topic_overflow)
+                    .map(crate::chan::policy_name)
+            ),
             Col::Connections => {
                 return Field::Obj(ch.and_then(|c| c.connections).map(|(live, accepted)| {
                     Obj::new([("live", json!(live)), ("accepted", json!(accepted))])

@@ -287,10 +287,11 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
             Kind::Topic => {
                 row(out, "Publisher", peer(c.writer))?;
                 let list = topic_subscribers(c.id);
+                let policy = c.topic_overflow.map_or("", crate::chan::policy_name);
                 row(
                     out,
                     "Subscribers",
-                    c.topic_subscribers.unwrap_or(list.len()).to_string(),
+                    format!("{} ({policy})", c.topic_subscribers.unwrap_or(list.len())),
                 )?;
                 for s in &list {
                     writeln!(

@@ -32,10 +32,6 @@ pub struct PubArgs {
     /// The most subscribers the topic admits at once.
     #[arg(long, value_name = "N", default_value_t = 16)]
     subscribers: usize,
-    /// How many recent messages a subscriber that joins late receives first
-    /// (a subscriber's --history, when it gives one, wins).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    history: usize,
     /// Never wait for slow subscribers: overwrite the oldest messages (they
     /// lose them, and are told how many). Default: backpressure, nothing lost.
     #[arg(long)]
@@ -83,7 +79,8 @@ pub struct SubArgs {
     /// Stop after N messages.
     #[arg(short = 'n', long, value_name = "N")]
     count: Option<u64>,
-    /// First receive up to K recent messages still in the ring.
+    /// First receive up to K recent messages still in the ring (published
+    /// before this subscriber joined); default: only what comes after.
     #[arg(long, value_name = "K", default_value_t = 0)]
     history: usize,
     /// How many seconds to wait for the topic to exist (default: forever).
@@ -148,7 +145,6 @@ pub fn run_pub(args: PubArgs, _out: &mut dyn Write) -> Result<()> {
         .max_message(max)
         .mode(args.mode)
         .subscribers(args.subscribers)
-        .history(args.history)
         .overflow(if args.lossy {
             Overflow::Lossy
         } else {
