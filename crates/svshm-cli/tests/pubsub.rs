@@ -212,3 +212,45 @@ fn a_stalled_lossy_subscriber_is_told_what_it_skipped_and_ends_cleanly() {
             .all(|w| w[1] == w[0] + 1 || w[1] == w[0] + 1 + skipped)
     );
 }
+
+#[test]
+fn a_second_publisher_and_bad_sizes_are_refused_clearly() {
+    let name = unique_name("twice");
+    let _clean = Cleanup {
+        name: name.clone(),
+        pids: Vec::new(),
+    };
+    let first = start(&["pub", &name], true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while named_segments(&name).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no topic");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = start(&["pub", &name], false).wait(10);
+    assert_eq!(second.code, Some(1));
+    assert!(
+        second
+            .stderr
+            .contains(&format!("it exists, published by pid {}", first.pid()))
+            && second.stderr.contains(&format!("hint: `svshm sub {name}`")),
+        "{}",
+        second.stderr
+    );
+    drop(first);
+    for bad in [
+        &["--max-message", "0"][..],
+        &["--ring", "1K"],
+        &["--subscribers", "0"],
+        &["--max-message", "lots"],
+    ] {
+        let mut args = vec!["pub", name.as_str()];
+        args.extend_from_slice(bad);
+        let r = start(&args, false).wait(10);
+        assert_eq!(r.code, Some(2), "{bad:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(bad[0]) || r.stderr.contains("size"),
+            "{bad:?}: {}",
+            r.stderr
+        );
+    }
+}

@@ -136,6 +136,33 @@ fn a_failing_command_still_answers_with_a_warning() {
 }
 
 #[test]
+fn a_response_past_max_message_closes_the_connection_on_both_sides() {
+    let name = unique_name("toolong");
+    let _clean = Cleanup {
+        name: name.clone(),
+        pids: Vec::new(),
+    };
+    let server = serve(
+        &name,
+        &["--max-requests", "1", "--max-message", "4"],
+        &["cat"],
+    );
+    let c = call(&name, b"far too long", &[]).wait(10);
+    assert_eq!(c.code, Some(1), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("closed the connection without answering"),
+        "{}",
+        c.stderr
+    );
+    let s = server.wait(10);
+    assert!(
+        s.stderr.contains("longer than --max-message 4"),
+        "{}",
+        s.stderr
+    );
+}
+
+#[test]
 fn sigterm_ends_serve_cleanly_and_frees_the_name() {
     let name = unique_name("term");
     let _clean = Cleanup {

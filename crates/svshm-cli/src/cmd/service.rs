@@ -121,8 +121,8 @@ pub fn run_call(args: CallArgs, out: &mut dyn Write) -> Result<()> {
         ChanError::PeerDied { .. } => {
             anyhow!("call {service}: the server (pid {server}) died before answering")
         }
-        ChanError::Closed { .. } => anyhow!(
-            "call {service}: the server (pid {server}) closed the connection without answering (see its messages: e.g. a response longer than the largest message)"
+        ChanError::Closed { .. } | ChanError::Aborted { .. } => anyhow!(
+            "call {service}: the server (pid {server}) closed the connection without answering (its messages say why: a response past its --max-message, a command it could not run, or its --max-requests reached)"
         ),
         e => anyhow!(e).context(format!("call {service}")),
     })?;
@@ -138,6 +138,8 @@ struct Shared {
     max_requests: Option<u64>,
     /// Requests taken (counted before running CMD, to honour --max-requests).
     taken: AtomicU64,
+    /// The largest response sent.
+    max_message: usize,
     /// Requests answered (or failed to answer).
     finished: AtomicU64,
     verbose: bool,
@@ -177,6 +179,7 @@ pub fn run_serve(args: ServeArgs, _out: &mut dyn Write) -> Result<()> {
         command: args.command,
         max_requests: args.max_requests,
         taken: AtomicU64::new(0),
+        max_message: max,
         finished: AtomicU64::new(0),
         verbose: args.verbose,
     });
@@ -220,7 +223,8 @@ fn serve_connection(mut conn: Connection, shared: &Shared) {
         };
         let n = shared.taken.fetch_add(1, Ordering::AcqRel);
         if shared.max_requests.is_some_and(|m| n >= m) {
-            // Past --max-requests: dropping the connection tells the caller.
+            // Past --max-requests: closing the connection tells the caller.
+            let _ = conn.close();
             return;
         }
         if shared.verbose {
@@ -230,6 +234,11 @@ fn serve_connection(mut conn: Connection, shared: &Shared) {
             ));
         }
         let answered = match run_command(&shared.command, &request, caller) {
+            Ok(response) if response.len() > shared.max_message => Err(anyhow!(
+                "the response of {} bytes to {caller} is longer than --max-message {}: not sent; its connection is closed",
+                response.len(),
+                shared.max_message
+            )),
             Ok(response) => conn.reply(&response).map_err(|e| {
                 anyhow!(e).context(format!(
                     "the response of {} bytes to {caller} was not sent; its connection is closed",
@@ -243,6 +252,7 @@ fn serve_connection(mut conn: Connection, shared: &Shared) {
         shared.finished.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = answered {
             crate::util::warn_error(&e);
+            let _ = conn.close();
             return;
         }
     }
