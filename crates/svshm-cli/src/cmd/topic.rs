@@ -109,7 +109,8 @@ pub fn peer_uid(user: Option<&str>) -> Result<Option<u32>> {
 /// A name for an endpoint, refusing the empty one.
 pub fn named(name: &str, what: &str) -> Result<Endpoint> {
     if name.is_empty() {
-        usage_bail!("the {what} name is empty; give a name like `ticks`");
+        let like = if what == "topic" { "ticks" } else { "upper" };
+        usage_bail!("the {what} name is empty; give a name like `{like}`");
     }
     Ok(Endpoint::name(name))
 }
