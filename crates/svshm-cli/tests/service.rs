@@ -92,7 +92,7 @@ fn eight_concurrent_callers_are_all_answered() {
     let server = serve(
         &name,
         &["--max-requests", "8"],
-        &["sh", "-c", "sleep 0.2; tr a-z A-Z"],
+        &["sh", "-c", "sleep 1; tr a-z A-Z"],
     );
     let started = Instant::now();
     let calls: Vec<_> = (0..8)

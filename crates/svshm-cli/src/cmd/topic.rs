@@ -51,7 +51,7 @@ pub struct PubArgs {
     #[arg(long, value_name = "N")]
     wait_for: Option<usize>,
     /// With --wait-for: give up after this many seconds (default: forever).
-    #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS", value_parser = crate::util::secs_arg, allow_negative_numbers = true, requires = "wait_for")]
     timeout: Option<Secs>,
 }
 
