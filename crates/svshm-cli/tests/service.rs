@@ -252,7 +252,7 @@ fn ls_lists_a_live_topic_and_service_with_their_counts() {
         pids: Vec::new(),
     };
     let publisher = start(&["pub", &topic, "--lossy"], true);
-    let _subs: Vec<Kid> = (0..2)
+    let subs: Vec<Kid> = (0..2)
         .map(|_| start(&["sub", &topic, "--timeout", "10"], false))
         .collect();
     let server = serve(&service, &[], &["cat"]);
@@ -301,5 +301,31 @@ fn ls_lists_a_live_topic_and_service_with_their_counts() {
             w.len() == 3 && w[..2] == [service.as_str(), "service"] && w[2].ends_with("/1")
         }),
         "{table}"
+    );
+    // stat: each subscriber's pid and lag; the server and its connections.
+    let tid = t["id"].as_i64().unwrap().to_string();
+    let st = common::json_of(&["stat", &tid, "--peek", "-J"]);
+    let mut pids: Vec<i64> = st["channel"]["subscriber_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pid"].as_i64().unwrap())
+        .collect();
+    pids.sort_unstable();
+    let mut want: Vec<i64> = subs.iter().map(|s| i64::from(s.pid())).collect();
+    want.sort_unstable();
+    assert_eq!(pids, want, "{st}");
+    assert_eq!(st["channel"]["policy"], "lossy");
+    let text = common::stdout_of(&["stat", &tid, "--peek"]);
+    assert!(text.contains("Subscribers:            2 (lossy)"), "{text}");
+    assert!(text.contains("0 messages behind"), "{text}");
+    let sid = s["id"].as_i64().unwrap().to_string();
+    let text = common::stdout_of(&["stat", &sid, "--peek"]);
+    assert!(
+        text.contains(&format!(
+            "Server:                 pid {}, alive",
+            server.pid()
+        )) && text.contains("Connections:            0 live, 1 accepted in all"),
+        "{text}"
     );
 }
