@@ -70,6 +70,9 @@ pub struct ChannelStatus {
     /// `reader` is `None`): how many subscribers hold a slot. `None` for a
     /// channel.
     pub topic_subscribers: Option<usize>,
+    /// A topic's overflow policy, as its publisher set it. `None` for a
+    /// channel.
+    pub topic_overflow: Option<crate::Overflow>,
 }
 
 impl ChannelStatus {
@@ -172,6 +175,7 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             reader: peer_status(reader, info.creator_pid),
             connections: None,
             topic_subscribers: None,
+            topic_overflow: None,
         }));
     }
     let snap = view
@@ -191,6 +195,7 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
             reader: None,
             connections: Some((live, accepted)),
             topic_subscribers: None,
+            topic_overflow: None,
         }));
     }
     let topic = if snap.kind == header::KIND_TOPIC {
@@ -222,7 +227,14 @@ pub fn inspect(id: i32) -> Result<Option<ChannelStatus>> {
         writer: peer_status(writer, info.creator_pid),
         reader: peer_status(reader, info.creator_pid),
         connections: None,
-        topic_subscribers: topic.map(|t| t.subscribers),
+        topic_subscribers: topic.as_ref().map(|t| t.subscribers),
+        topic_overflow: topic.map(|t| {
+            if t.overflow == crate::Overflow::Lossy as u32 {
+                crate::Overflow::Lossy
+            } else {
+                crate::Overflow::Backpressure
+            }
+        }),
     }))
 }
 

@@ -25,6 +25,10 @@ Examples:
   svshm demo                         stream 1 GiB through a channel and a pipe, compare
   svshm write logs /etc/os-release & svshm read logs > copy.txt
                                      a byte-exact transfer (either side may start first)
+  svshm sub ticks & seq 5 | svshm pub ticks --wait-for 1
+                                     publish lines to every subscriber of a topic
+  svshm serve upper -- tr a-z A-Z & echo hi | svshm call upper
+                                     a service: a command run for each request
   svshm create -n demo -s 1M         create a 1 MiB segment under the name \"demo\", print its id
   svshm ls                           list every segment (channels too)
   svshm stat 5                       every field of segment 5, and who attaches it
@@ -65,6 +69,10 @@ enum Command {
     Top(cmd::top::Args),
     Write(cmd::write::Args),
     Read(cmd::read::Args),
+    Pub(cmd::topic::PubArgs),
+    Sub(cmd::topic::SubArgs),
+    Call(cmd::service::CallArgs),
+    Serve(cmd::service::ServeArgs),
     Demo(cmd::demo::Args),
     Ipcrm(cmd::ipcrm::Args),
     Ipcmk(cmd::ipcmk::Args),
@@ -95,6 +103,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Top(a) => cmd::top::run(a, out),
         Command::Write(a) => cmd::write::run(a, out),
         Command::Read(a) => cmd::read::run(a, out),
+        Command::Pub(a) => cmd::topic::run_pub(a, out),
+        Command::Sub(a) => cmd::topic::run_sub(a, out),
+        Command::Call(a) => cmd::service::run_call(a, out),
+        Command::Serve(a) => cmd::service::run_serve(a, out),
         Command::Demo(a) => cmd::demo::run(a, out),
         Command::DemoSink => cmd::demo::sink(out),
         Command::Completions(a) => cmd::shell::completions(a, Cli::command(), out),
@@ -175,7 +187,12 @@ fn main() -> ExitCode {
     };
     if matches!(
         cli.command,
-        Command::Write(_) | Command::Read(_) | Command::Demo(_)
+        Command::Write(_)
+            | Command::Read(_)
+            | Command::Demo(_)
+            | Command::Pub(_)
+            | Command::Sub(_)
+            | Command::Call(_)
     ) {
         remove_created_segments_on_signal();
     }

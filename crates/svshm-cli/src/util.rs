@@ -63,10 +63,25 @@ pub fn warn_error(e: &anyhow::Error) {
     }
 }
 
+/// An error that names the command that helps: [`warn_error`] prints the
+/// hint on a `hint:` line of its own.
+#[derive(Debug)]
+pub struct Hinted(pub String, pub String);
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
 /// The `svshm` command that helps with the first library error in `e`'s chain.
 pub fn hint(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(|c| {
-        if let Some(e) = c.downcast_ref::<svshm::Error>() {
+        if let Some(h) = c.downcast_ref::<Hinted>() {
+            Some(h.1.clone())
+        } else if let Some(e) = c.downcast_ref::<svshm::Error>() {
             sys_hint(e)
         } else {
             c.downcast_ref::<svshm_channel::Error>()

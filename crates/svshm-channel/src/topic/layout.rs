@@ -332,6 +332,8 @@ pub(crate) struct Peek {
     pub tail: u64,
     pub next_seq: u64,
     pub subscribers: usize,
+    /// The publisher's overflow policy (0 backpressure, 1 lossy).
+    pub overflow: u32,
     /// (slot, pid, next sequence number due, messages missed in all).
     pub holders: Vec<(usize, i32, u64, u64)>,
 }
@@ -371,6 +373,7 @@ pub(crate) fn peek(att: &Attachment) -> Option<Peek> {
         tail: b.tail.0.load(Ordering::Relaxed),
         next_seq: b.progress.0.next_seq.load(Ordering::Relaxed),
         subscribers: holders.len(),
+        overflow: b.params.0.overflow.load(Ordering::Relaxed),
         holders,
     })
 }

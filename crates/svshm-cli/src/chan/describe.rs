@@ -29,6 +29,14 @@ pub fn kind_name(k: Kind) -> &'static str {
     }
 }
 
+/// A topic's overflow policy: `backpressure` or `lossy`.
+pub fn policy_name(p: svshm_channel::Overflow) -> &'static str {
+    match p {
+        svshm_channel::Overflow::Lossy => "lossy",
+        _ => "backpressure",
+    }
+}
+
 /// A peer for a table cell: `812`, `812(closed)`, `812(dead)`, `-`.
 pub fn peer_cell(p: Option<PeerStatus>) -> String {
     match p {
@@ -65,6 +73,9 @@ pub fn status_obj(s: &ChannelStatus) -> Obj {
     o.push("reader", peer_obj(s.reader));
     if let Some(n) = s.topic_subscribers {
         o.push("subscribers", Field::Val(json!(n)));
+    }
+    if let Some(p) = s.topic_overflow {
+        o.push("policy", Field::Val(json!(policy_name(p))));
     }
     if let Some((live, accepted)) = s.connections {
         o.push(

@@ -7,5 +7,7 @@ mod describe;
 mod notice;
 
 pub use args::{ChannelArgs, piece};
-pub use describe::{inspect, kind_name, might_be_channel, peer_cell, peer_obj, status_obj};
+pub use describe::{
+    inspect, kind_name, might_be_channel, peer_cell, peer_obj, policy_name, status_obj,
+};
 use notice::WaitNotice;

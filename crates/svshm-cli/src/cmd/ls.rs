@@ -14,11 +14,15 @@ Columns (for -o; `+LIST` adds to the default ones):
   KEY ID PERMS MODE OWNER CUID CUSER CGID CGROUP UID USER GID GROUP SIZE NATTCH
   STATUS CTIME ATTACH DETACH CPID LPID COMMAND RSS SWAP
   ATTACHERS (pids of the processes attaching it, from /proc/*/maps)
-  and, for svshm channels: CHANNEL (its name) KIND STATE FILL CAPACITY WRITER READER
-  (WRITER/READER: the pid, marked (closed) or (dead)).
-Default: KEY ID PERMS OWNER SIZE NATTCH STATUS CTIME CPID LPID CHANNEL STATE FILL
-WRITER READER COMMAND, where the table leaves out the channel columns (CHANNEL …
-READER) that no segment fills; --json always has them all. On a terminal each
+  and, for svshm channels: CHANNEL (its name) KIND (stream, messages, topic or
+  service) STATE FILL CAPACITY WRITER READER (WRITER/READER: the pid, marked
+  (closed) or (dead); a topic's WRITER is its publisher, a service's its server)
+  SUBSCRIBERS and POLICY (a topic's: backpressure or lossy) CONNECTIONS (a
+  service's: live/accepted).
+Default: KEY ID PERMS OWNER SIZE NATTCH STATUS CTIME CPID LPID CHANNEL KIND STATE
+FILL WRITER READER SUBSCRIBERS POLICY CONNECTIONS COMMAND, where the table leaves out
+the channel columns (CHANNEL … CONNECTIONS) that no segment fills; --json always
+has them all. On a terminal each
 line is cut to its width, as lsipc does (COMMAND, the last column, first).
 
 Listing attaches nothing: every column but the channel ones comes from the kernel
@@ -88,6 +92,9 @@ enum Col {
     Capacity,
     Writer,
     Reader,
+    Subscribers,
+    Policy,
+    Connections,
 }
 
 /// A segment and, when it is an svshm channel, its channel header.
@@ -136,6 +143,9 @@ const ALL: &[(Col, &str)] = &[
     (Col::Capacity, "CAPACITY"),
     (Col::Writer, "WRITER"),
     (Col::Reader, "READER"),
+    (Col::Subscribers, "SUBSCRIBERS"),
+    (Col::Policy, "POLICY"),
+    (Col::Connections, "CONNECTIONS"),
 ];
 
 const DEFAULT: &[Col] = &[
@@ -150,10 +160,14 @@ const DEFAULT: &[Col] = &[
     Col::Cpid,
     Col::Lpid,
     Col::Channel,
+    Col::Kind,
     Col::State,
     Col::Fill,
     Col::Writer,
     Col::Reader,
+    Col::Subscribers,
+    Col::Policy,
+    Col::Connections,
     Col::Command,
 ];
 
@@ -179,6 +193,8 @@ impl Col {
                 | Col::Swap
                 | Col::Fill
                 | Col::Capacity
+                | Col::Subscribers
+                | Col::Connections
         )
     }
 
@@ -192,6 +208,9 @@ impl Col {
                 | Col::Capacity
                 | Col::Writer
                 | Col::Reader
+                | Col::Subscribers
+                | Col::Policy
+                | Col::Connections
         )
     }
 
@@ -256,6 +275,18 @@ impl Col {
             Col::Reader => ch
                 .map(|c| crate::chan::peer_cell(c.reader))
                 .unwrap_or_default(),
+            Col::Subscribers => ch
+                .and_then(|c| c.topic_subscribers)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            Col::Policy => ch
+                .and_then(|c| c.topic_overflow)
+                .map(|p| crate::chan::policy_name(p).to_string())
+                .unwrap_or_default(),
+            Col::Connections => ch
+                .and_then(|c| c.connections)
+                .map(|(live, accepted)| format!("{live}/{accepted}"))
+                .unwrap_or_default(),
         }
     }
 
@@ -294,6 +325,16 @@ impl Col {
             Col::Capacity => json!(ch.map(|c| c.capacity).or(row.ring)),
             Col::Writer => return crate::chan::peer_obj(ch.and_then(|c| c.writer)),
             Col::Reader => return crate::chan::peer_obj(ch.and_then(|c| c.reader)),
+            Col::Subscribers => json!(ch.and_then(|c| c.topic_subscribers)),
+            Col::Policy => json!(
+                ch.and_then(|c| c.topic_overflow)
+                    .map(crate::chan::policy_name)
+            ),
+            Col::Connections => {
+                return Field::Obj(ch.and_then(|c| c.connections).map(|(live, accepted)| {
+                    Obj::new([("live", json!(live)), ("accepted", json!(accepted))])
+                }));
+            }
         })
     }
 }

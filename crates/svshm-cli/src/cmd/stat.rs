@@ -10,7 +10,15 @@ use serde_json::json;
 use std::io::Write;
 use std::time::SystemTime;
 use svshm::{Attacher, Key, SegmentInfo};
-use svshm_channel::ChannelStatus;
+use svshm_channel::{ChannelStatus, Kind, SubscriberInfo};
+
+/// A topic's live subscribers (none if it cannot be read).
+fn topic_subscribers(id: i32) -> Vec<SubscriberInfo> {
+    svshm_channel::topic::subscribers_of(id)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -112,7 +120,31 @@ pub fn info_json(
         "channel_sized_ring",
         Field::Val(json!(channel_sized_ring(s))),
     );
-    o.push("channel", Field::Obj(chan.map(crate::chan::status_obj)));
+    o.push(
+        "channel",
+        Field::Obj(chan.map(|c| {
+            let mut o = crate::chan::status_obj(c);
+            if c.kind == Kind::Topic {
+                let list = topic_subscribers(c.id);
+                o.push(
+                    "subscriber_list",
+                    Field::Objs(
+                        list.iter()
+                            .map(|s| {
+                                Obj::new([
+                                    ("slot", json!(s.slot)),
+                                    ("pid", json!(s.pid)),
+                                    ("lag", json!(s.lag)),
+                                    ("missed", json!(s.missed)),
+                                ])
+                            })
+                            .collect(),
+                    ),
+                );
+            }
+            o
+        })),
+    );
     if managed {
         o.push(
             "managed",
@@ -251,8 +283,38 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<()> {
                 if p.closed { ", closed its end" } else { "" }
             ),
         };
-        row(out, "Writer", peer(c.writer))?;
-        row(out, "Reader", peer(c.reader))?;
+        match c.kind {
+            Kind::Topic => {
+                row(out, "Publisher", peer(c.writer))?;
+                let list = topic_subscribers(c.id);
+                let policy = c.topic_overflow.map_or("", crate::chan::policy_name);
+                row(
+                    out,
+                    "Subscribers",
+                    format!("{} ({policy})", c.topic_subscribers.unwrap_or(list.len())),
+                )?;
+                for s in &list {
+                    writeln!(
+                        out,
+                        "{:<24}pid {}, {} messages behind, {} missed",
+                        "", s.pid, s.lag, s.missed
+                    )?;
+                }
+            }
+            Kind::Service => {
+                row(out, "Server", peer(c.writer))?;
+                let (live, accepted) = c.connections.unwrap_or_default();
+                row(
+                    out,
+                    "Connections",
+                    format!("{live} live, {accepted} accepted in all"),
+                )?;
+            }
+            _ => {
+                row(out, "Writer", peer(c.writer))?;
+                row(out, "Reader", peer(c.reader))?;
+            }
+        }
     } else if let Some(ring) = channel_sized_ring(&s) {
         row(
             out,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod kids;
+
 use assert_cmd::Command;
 use std::io::Read;
 use std::process::{Child, Command as StdCommand, Stdio};
