@@ -506,9 +506,30 @@ impl<Req: ?Sized + Encode, Resp: ?Sized + Decode> Client<Req, Resp> {
 
     /// Reclaims the listener of a server found dead (the kernel's record
     /// and the header must agree that it is abandoned), then passes `r` on.
+    /// The server's death can be seen a moment before the kernel has
+    /// detached all of its mappings, so the reclaim is retried for a short
+    /// while (on this error path only).
     fn after<R>(&self, r: Result<R>) -> Result<R> {
         if let Err(Error::PeerDied { .. }) = &r {
-            let _ = crate::reclaim::reclaim(self.listener_id);
+            let until = Instant::now() + Duration::from_millis(200);
+            loop {
+                let gone = match crate::reclaim::reclaim(self.listener_id) {
+                    Ok(Some(_)) => true,
+                    // Gone already (a new server reclaimed it), or not ours
+                    // to judge from here.
+                    Err(Error::Sys(e)) => matches!(
+                        e.kind(),
+                        svshm::ErrorKind::InvalidId
+                            | svshm::ErrorKind::Removed
+                            | svshm::ErrorKind::PermissionDenied
+                    ),
+                    _ => false,
+                };
+                if gone || Instant::now() >= until {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
         r
     }
