@@ -107,6 +107,8 @@ pub struct Page<'a> {
     pub file_runs: usize,
     /// The `select` section, or why it was not run.
     pub many: Result<String, String>,
+    /// The `parties` section, or why it was not run.
+    pub parties: Result<String, String>,
 }
 
 /// `path` relative to the directory of `page`, when it lies below it.
@@ -433,6 +435,30 @@ pub fn render(p: &Page) -> String {
          whatever `Select` reports ready.\n"
     );
     match &p.many {
+        Ok(t) => s.push_str(t),
+        Err(e) => {
+            let _ = writeln!(s, "Not run: {e}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Many parties: topics and services (`svshm-bench parties`)\n\n\
+         Threads of one process. Fan-out: one publisher thread and four subscriber threads, \
+         unpinned; every subscriber receives and checks every message, reading it in place \
+         (svshm: a backpressure topic and `recv_ref`; iceoryx2: publish-subscribe without safe \
+         overflow, the publisher retrying until delivered, and the received sample). With five \
+         threads on few CPUs, busy-spinning starves the thread that holds the data, so both \
+         sides of both transports poll and call `yield_now` when the ring is empty or full \
+         (iceoryx2's publisher waits inside `send`, where its own adaptive wait yields the \
+         same way). Both get the same buffering in bytes per subscriber. Per-subscriber \
+         throughput is the messages published divided by the time until the last subscriber \
+         had them all. Round trips: a client thread and a server thread pinned to different \
+         CPUs, 64 B echoed back and compared; svshm services (`Client::call`, the server's \
+         `recv` and `reply`) spinning and blocking (`Wait::Block`, a futex hand-off each \
+         way), iceoryx2 request-response with both sides busy-polling, and a Unix socket \
+         pair with blocking `read` and `write`.\n"
+    );
+    match &p.parties {
         Ok(t) => s.push_str(t),
         Err(e) => {
             let _ = writeln!(s, "Not run: {e}");
