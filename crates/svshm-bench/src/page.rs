@@ -446,17 +446,21 @@ pub fn render(p: &Page) -> String {
          Threads of one process. Fan-out: one publisher thread and four subscriber threads, \
          unpinned; every subscriber receives and checks every message, reading it in place \
          (svshm: a backpressure topic and `recv_ref`; iceoryx2: publish-subscribe without safe \
-         overflow, the publisher retrying until delivered, and the received sample). With five \
-         threads on few CPUs, busy-spinning starves the thread that holds the data, so both \
-         sides of both transports poll and call `yield_now` when the ring is empty or full \
-         (iceoryx2's publisher waits inside `send`, where its own adaptive wait yields the \
-         same way). Both get the same buffering in bytes per subscriber. Per-subscriber \
-         throughput is the messages published divided by the time until the last subscriber \
-         had them all. Round trips: a client thread and a server thread pinned to different \
-         CPUs, 64 B echoed back and compared; svshm services (`Client::call`, the server's \
-         `recv` and `reply`) spinning and blocking (`Wait::Block`, a futex hand-off each \
-         way), iceoryx2 request-response with both sides busy-polling, and a Unix socket \
-         pair with blocking `read` and `write`.\n"
+         overflow, the publisher retrying until delivered, and the received sample). The \
+         publishers write each message once: iceoryx2 into a loaned sample, svshm with \
+         `try_send` (64 B) or into a loan (64 KiB). Both get the same buffering in bytes per \
+         subscriber. With five threads on few CPUs, busy-spinning starves the thread that holds \
+         the data, so both sides of both transports poll and call `yield_now` when the ring is \
+         empty or full (svshm asks a one-endpoint `Select::try_select` whether a message or \
+         room is there; iceoryx2's publisher waits inside `send`, where its own adaptive wait \
+         yields the same way). Per-subscriber throughput is the messages published divided by \
+         the time until the last subscriber had them all; the two transports' runs are \
+         interleaved. Round trips: a client thread and a server thread, 64 B echoed back and \
+         compared. svshm services (`Client::call`, the server's `recv` and `reply`) spinning, \
+         against iceoryx2 request-response with both sides busy-polling, on two CPUs; svshm \
+         services with `Wait::Block` (a futex hand-off each way) against a Unix socket pair \
+         with blocking `read` and `write`, on two CPUs and both on one CPU, where a hand-off \
+         is a context switch on the spot instead of the wake-up of another CPU.\n"
     );
     match &p.parties {
         Ok(t) => s.push_str(t),
