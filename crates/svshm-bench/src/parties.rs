@@ -20,23 +20,23 @@
 //!   threads are not pinned: the scheduler spreads them. Per-subscriber
 //!   throughput: messages published ÷ time until the last subscriber had
 //!   them all. The two transports' runs are interleaved.
-//! - Request/response round trip, 64 B each way, a client thread and a
-//!   server thread: svshm services (`Client::call`, the server doing `recv`
-//!   and `reply`) with `Wait::Spin` and iceoryx2 request-response with both
-//!   sides busy-polling, pinned to two CPUs; svshm services with
-//!   `Wait::Block` and a Unix socket pair (blocking `read`/`write`), pinned
-//!   to two CPUs and both to one CPU (where a hand-off is a context switch
-//!   on the spot rather than the wake-up of another, maybe idle, CPU).
+//! - Request/response round trip, 64 B each way, client and server threads:
+//!   svshm services (`Client::call`; `recv` and `reply`) with `Wait::Spin`
+//!   and iceoryx2 request-response busy-polling, on two CPUs; svshm services
+//!   with `Wait::Block` and a Unix socket pair (blocking `read`/`write`), on
+//!   two CPUs and both on one (a hand-off is then a context switch on the
+//!   spot, not the wake-up of another, maybe idle, CPU).
 //!
 //! Every message carries its sequence number at both ends and a known body;
 //! every receiver checks all of its bytes where they lie. Names are unique
 //! per run (pid and a counter); iceoryx2 gets a file prefix of its own per
-//! run, and whatever it leaves in /dev/shm or /tmp/iceoryx2 is removed.
+//! run, and what it leaves in /dev/shm or /tmp/iceoryx2 is removed.
 
 use crate::stats::{Latency, median};
 use crate::transport::ice;
 use crate::util::{
-    allowed_cpus, expected_word_sum, pattern, pin_current_thread, read_stamp, stamp, word_sum,
+    allowed_cpus, expected_word_sum, fmt_size, pattern, pin_current_thread, read_stamp, stamp,
+    word_sum,
 };
 use anyhow::{Result, anyhow, bail};
 use iceoryx2::port::update_connections::UpdateConnections;
@@ -69,11 +69,8 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 
 /// A tag unique to this run: pid and counter.
 fn tag() -> String {
-    format!(
-        "{}r{}",
-        std::process::id(),
-        RUN.fetch_add(1, Ordering::Relaxed)
-    )
+    let n = RUN.fetch_add(1, Ordering::Relaxed);
+    format!("{}r{n}", std::process::id())
 }
 
 /// One fan-out measurement.
@@ -112,13 +109,19 @@ pub struct Parties {
     pub runs: usize,
     /// Length of one run, in seconds.
     pub seconds: f64,
+    /// CPUs the process could use (fewer than two: nothing was pinned).
+    pub cpus: usize,
 }
 
-/// Pins the calling thread to the `k`-th CPU this process could use when it
-/// started, where there are two or more.
-fn pin(k: usize) {
+/// The CPUs this process could use before any pinning ([`run`] asks first).
+fn cpus() -> &'static [usize] {
     static CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
-    let cpus = CPUS.get_or_init(allowed_cpus);
+    CPUS.get_or_init(allowed_cpus)
+}
+
+/// Pins the calling thread to the `k`-th of [`cpus`], where there are two.
+fn pin(k: usize) {
+    let cpus = cpus();
     if cpus.len() >= 2 {
         let _ = pin_current_thread(cpus[k % cpus.len()]);
     }
@@ -515,7 +518,8 @@ fn rt_svshm(wait: Wait, same: bool, seconds: f64) -> Result<Latency> {
     let mut server = Server::bind(&ep, &opts)?;
     let h = std::thread::spawn(move || -> Result<()> {
         pin(0);
-        let mut conn = server.accept()?;
+        let conn = server.accept_timeout(Duration::from_secs(30))?;
+        let mut conn = conn.ok_or_else(|| anyhow!("svshm service: no client came"))?;
         while let Some(req) = conn.recv()? {
             conn.reply(&req)?;
         }
@@ -695,6 +699,7 @@ fn median_latency(lats: &[Latency]) -> Latency {
 /// Medians over `runs` runs of each measurement. Runs in threads of its own,
 /// so that pinning leaves the calling thread as it was.
 pub fn run(runs: usize, seconds: f64) -> Result<Parties> {
+    cpus();
     let r = std::thread::spawn(move || run_all(runs.max(1), seconds))
         .join()
         .map_err(|_| anyhow!("the parties benchmark panicked"));
@@ -770,6 +775,7 @@ fn run_all(runs: usize, seconds: f64) -> Result<Parties> {
         round_trips,
         runs,
         seconds,
+        cpus: cpus().len(),
     })
 }
 
@@ -809,15 +815,14 @@ impl Parties {
                 v.push((
                     format!(
                         "fan-out 1→{FANOUT}, {}: per-subscriber throughput svshm ≥ iceoryx2: {:.2}×",
-                        size_label(size),
+                        fmt_size(size as u64),
                         ratio
                     ),
                     ratio >= 1.0,
                 ));
             }
         }
-        let spin = self.p50(SPIN);
-        let ice = self.p50(ICE);
+        let (spin, ice) = (self.p50(SPIN), self.p50(ICE));
         v.push((
             format!(
                 "round trip p50, svshm service spinning ≤ iceoryx2 request-response: {:.2} µs vs {:.2} µs ({:.2}×)",
@@ -850,10 +855,7 @@ impl Parties {
             "Fan-out 1→{FANOUT}, every subscriber receiving every message (median of {} runs of about {} s):\n",
             self.runs, self.seconds
         );
-        s.push_str(
-            "| message | transport | buffer per subscriber | per subscriber | vs iceoryx2 |\n",
-        );
-        s.push_str("|---:|---|---:|---:|---:|\n");
+        s.push_str("| message | transport | buffer per subscriber | per subscriber | vs iceoryx2 |\n|---:|---|---:|---:|---:|\n");
         for r in &self.fanout {
             let rate = if r.size >= 4096 {
                 format!("{:.2} GB/s", r.bytes_per_s / 1e9)
@@ -866,14 +868,15 @@ impl Parties {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {rate} | {vs:.2}× |",
-                size_label(r.size),
+                fmt_size(r.size as u64),
                 r.transport,
-                crate::util::fmt_size(r.buffer as u64),
+                fmt_size(r.buffer as u64),
             );
         }
         let _ = writeln!(
             s,
-            "\nRequest/response round trip, {RT_PAYLOAD} B each way (median of the runs' percentiles):\n"
+            "\nRequest/response round trip, {RT_PAYLOAD} B each way (median of the runs' percentiles){}:\n",
+            ["", "; one CPU only, nothing pinned"][usize::from(self.cpus < 2)]
         );
         s.push_str("| way | p50 | p99 | p99.9 | samples |\n|---|---:|---:|---:|---:|\n");
         for r in &self.round_trips {
@@ -893,8 +896,4 @@ impl Parties {
         }
         s
     }
-}
-
-fn size_label(size: usize) -> String {
-    crate::util::fmt_size(size as u64)
 }
