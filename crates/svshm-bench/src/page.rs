@@ -360,7 +360,8 @@ pub fn render(p: &Page) -> String {
          ./target/release/svshm-bench all --runs 5 --markdown BENCHMARKS.md --json docs/bench.jsonl   # this page\n\
          ./target/release/svshm-bench all --quick                             # tables and targets only\n\
          ./target/release/svshm-bench sweep --quick                           # size sweeps only\n\
-         ./target/release/svshm-bench file --size 1G                          # svshm write | svshm read\n```\n\n",
+         ./target/release/svshm-bench file --size 1G                          # svshm write | svshm read\n\
+         ./target/release/svshm-bench parties                                 # topics and services vs their peers\n```\n\n",
     );
     let _ = writeln!(s, "## Machine\n\n| | |\n|---|---|");
     let _ = writeln!(s, "| CPU | {} |", m.cpu);
