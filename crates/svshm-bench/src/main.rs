@@ -14,6 +14,7 @@ mod file;
 mod floor;
 mod many;
 mod page;
+mod parties;
 mod plot;
 mod report;
 mod roles;
@@ -165,6 +166,20 @@ enum Cmd {
         runs: usize,
         /// Length of one measured run, in seconds.
         #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// Write the result as JSON to this file (`-` for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Many parties: fan-out 1→4 of svshm topics against iceoryx2
+    /// publish-subscribe (64 B and 64 KiB), and request/response round trips
+    /// of svshm services against iceoryx2 request-response and a Unix socket.
+    Parties {
+        /// Measured runs per row (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Length of one measured run, in seconds.
+        #[arg(long, default_value_t = 0.5)]
         seconds: f64,
         /// Write the result as JSON to this file (`-` for stdout).
         #[arg(long)]
@@ -342,6 +357,36 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             } else {
                 bail!("a select target was missed")
+            };
+        }
+        Cmd::Parties {
+            runs,
+            seconds,
+            json,
+        } => {
+            if !(seconds > 0.0 && seconds <= 60.0) {
+                bail!("--seconds: give a length between 0 and 60 s");
+            }
+            let p = parties::run(runs, seconds)?;
+            println!(
+                "# svshm-bench parties\n\n{}\nload average at the end {}\n",
+                report::machine(),
+                report::loadavg()
+            );
+            print!("{}", p.markdown());
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&p)? + "\n";
+                if path.as_os_str() == "-" {
+                    print!("{text}");
+                } else {
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("write {}", path.display()))?;
+                }
+            }
+            return if p.verdicts().iter().all(|(_, met)| *met) {
+                Ok(())
+            } else {
+                bail!("a parties target was missed")
             };
         }
         Cmd::File {
@@ -557,6 +602,8 @@ fn run(cli: Cli) -> Result<()> {
                 a.markdown()
             ))
         });
+        let (party_runs, party_secs) = if quick { (1, 0.3) } else { (3, 0.5) };
+        let parties_md = parties::run(party_runs, party_secs).map(|p| p.markdown());
         let text = page::render(&page::Page {
             machine: page::Machine::probe(),
             placement: report::placement(&ctx),
@@ -576,6 +623,7 @@ fn run(cli: Cli) -> Result<()> {
             json: common.json.as_deref().filter(|j| j.as_os_str() != "-"),
             file_runs,
             many: many_md.map_err(|e| format!("{e:#}")),
+            parties: parties_md.map_err(|e| format!("{e:#}")),
         });
         std::fs::write(&md, text).with_context(|| format!("write {}", md.display()))?;
         eprintln!("page written to {}", md.display());

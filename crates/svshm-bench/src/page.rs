@@ -107,6 +107,8 @@ pub struct Page<'a> {
     pub file_runs: usize,
     /// The `select` section, or why it was not run.
     pub many: Result<String, String>,
+    /// The `parties` section, or why it was not run.
+    pub parties: Result<String, String>,
 }
 
 /// `path` relative to the directory of `page`, when it lies below it.
@@ -358,7 +360,8 @@ pub fn render(p: &Page) -> String {
          ./target/release/svshm-bench all --runs 5 --markdown BENCHMARKS.md --json docs/bench.jsonl   # this page\n\
          ./target/release/svshm-bench all --quick                             # tables and targets only\n\
          ./target/release/svshm-bench sweep --quick                           # size sweeps only\n\
-         ./target/release/svshm-bench file --size 1G                          # svshm write | svshm read\n```\n\n",
+         ./target/release/svshm-bench file --size 1G                          # svshm write | svshm read\n\
+         ./target/release/svshm-bench parties                                 # topics and services vs their peers\n```\n\n",
     );
     let _ = writeln!(s, "## Machine\n\n| | |\n|---|---|");
     let _ = writeln!(s, "| CPU | {} |", m.cpu);
@@ -433,6 +436,34 @@ pub fn render(p: &Page) -> String {
          whatever `Select` reports ready.\n"
     );
     match &p.many {
+        Ok(t) => s.push_str(t),
+        Err(e) => {
+            let _ = writeln!(s, "Not run: {e}");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n## Many parties: topics and services (`svshm-bench parties`)\n\n\
+         Threads of one process. Fan-out: one publisher thread and four subscriber threads, \
+         unpinned; every subscriber receives and checks every message, reading it in place \
+         (svshm: a backpressure topic and `recv_ref`; iceoryx2: publish-subscribe without safe \
+         overflow, the publisher retrying until delivered, and the received sample). The \
+         publishers write each message once: iceoryx2 into a loaned sample, svshm with \
+         `try_send` (64 B) or into a loan (64 KiB). Both get the same buffering in bytes per \
+         subscriber. With five threads on few CPUs, busy-spinning starves the thread that holds \
+         the data, so both sides of both transports poll and call `yield_now` when the ring is \
+         empty or full (svshm asks a one-endpoint `Select::try_select` whether a message or \
+         room is there; iceoryx2's publisher waits inside `send`, where its own adaptive wait \
+         yields the same way). Per-subscriber throughput is the messages published divided by \
+         the time until the last subscriber had them all; the two transports' runs are \
+         interleaved. Round trips: a client thread and a server thread, 64 B echoed back and \
+         compared. svshm services (`Client::call`, the server's `recv` and `reply`) spinning, \
+         against iceoryx2 request-response with both sides busy-polling, on two CPUs; svshm \
+         services with `Wait::Block` (a futex hand-off each way) against a Unix socket pair \
+         with blocking `read` and `write`, on two CPUs and both on one CPU, where a hand-off \
+         is a context switch on the spot instead of the wake-up of another CPU.\n"
+    );
+    match &p.parties {
         Ok(t) => s.push_str(t),
         Err(e) => {
             let _ = writeln!(s, "Not run: {e}");
