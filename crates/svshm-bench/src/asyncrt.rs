@@ -2,7 +2,7 @@
 //! tokio's `UnixStream`, 64 bytes each way between two tasks of one
 //! multi-thread runtime (two workers).
 
-use crate::stats::{Latency, median};
+use crate::stats::Latency;
 use crate::util::now_ns;
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
@@ -145,20 +145,9 @@ fn summarize(what: &str, runs: Vec<Vec<u64>>) -> Row {
         .into_iter()
         .map(|mut s| Latency::from_samples(&mut s))
         .collect();
-    let med = |f: fn(&Latency) -> u64| {
-        median(&lats.iter().map(|l| f(l) as f64).collect::<Vec<_>>()) as u64
-    };
     Row {
         what: what.to_string(),
-        latency: Latency {
-            n: lats.iter().map(|l| l.n).sum(),
-            min: med(|l| l.min),
-            p50: med(|l| l.p50),
-            p99: med(|l| l.p99),
-            p999: med(|l| l.p999),
-            max: med(|l| l.max),
-            mean: median(&lats.iter().map(|l| l.mean).collect::<Vec<_>>()),
-        },
+        latency: Latency::median_of(&lats),
     }
 }
 

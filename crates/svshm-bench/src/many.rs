@@ -268,18 +268,7 @@ fn run_pinned(counts: &[usize], runs: usize, seconds: f64) -> Result<Many> {
             lats.push(round_trips(n, select, seconds)?);
             rates.push(if select { rate(n, seconds)? } else { f64::NAN });
         }
-        let med = |f: fn(&Latency) -> u64| {
-            median(&lats.iter().map(|l| f(l) as f64).collect::<Vec<_>>()) as u64
-        };
-        let latency = Latency {
-            n: lats.iter().map(|l| l.n).sum(),
-            min: med(|l| l.min),
-            p50: med(|l| l.p50),
-            p99: med(|l| l.p99),
-            p999: med(|l| l.p999),
-            max: med(|l| l.max),
-            mean: median(&lats.iter().map(|l| l.mean).collect::<Vec<_>>()),
-        };
+        let latency = Latency::median_of(&lats);
         rows.push(Row {
             channels: if select { n } else { 0 },
             latency,

@@ -681,21 +681,6 @@ fn rt_unix(same: bool, seconds: f64) -> Result<Latency> {
     finish(r, h)
 }
 
-fn median_latency(lats: &[Latency]) -> Latency {
-    let med = |f: fn(&Latency) -> u64| {
-        median(&lats.iter().map(|l| f(l) as f64).collect::<Vec<_>>()) as u64
-    };
-    Latency {
-        n: lats.iter().map(|l| l.n).sum(),
-        min: med(|l| l.min),
-        p50: med(|l| l.p50),
-        p99: med(|l| l.p99),
-        p999: med(|l| l.p999),
-        max: med(|l| l.max),
-        mean: median(&lats.iter().map(|l| l.mean).collect::<Vec<_>>()),
-    }
-}
-
 /// Medians over `runs` runs of each measurement. Runs in threads of its own,
 /// so that pinning leaves the calling thread as it was.
 pub fn run(runs: usize, seconds: f64) -> Result<Parties> {
@@ -763,7 +748,7 @@ fn run_all(runs: usize, seconds: f64) -> Result<Parties> {
     }
     let mut round_trips = Vec::new();
     for ((name, _), l) in cases.iter().zip(&lats) {
-        let latency = median_latency(l);
+        let latency = Latency::median_of(l);
         eprintln!("parties: round trip, {name}: p50 {} ns", latency.p50);
         round_trips.push(RtRow {
             name: (*name).into(),

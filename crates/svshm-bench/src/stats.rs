@@ -50,6 +50,22 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The median of each statistic over several runs (counts summed).
+    pub fn median_of(lats: &[Latency]) -> Latency {
+        let med = |f: fn(&Latency) -> u64| {
+            median(&lats.iter().map(|l| f(l) as f64).collect::<Vec<_>>()) as u64
+        };
+        Latency {
+            n: lats.iter().map(|l| l.n).sum(),
+            min: med(|l| l.min),
+            p50: med(|l| l.p50),
+            p99: med(|l| l.p99),
+            p999: med(|l| l.p999),
+            max: med(|l| l.max),
+            mean: median(&lats.iter().map(|l| l.mean).collect::<Vec<_>>()),
+        }
+    }
+
     /// Summarises the samples (sorted in place).
     pub fn from_samples(samples: &mut [u64]) -> Latency {
         samples.sort_unstable();

@@ -43,7 +43,7 @@
 //! [`Error::PeerDied`]: crate::Error::PeerDied
 //! [`Options::history`]: crate::Options::history
 
-mod join;
+pub(crate) mod join;
 mod layout;
 mod publisher;
 mod subscriber;

@@ -231,12 +231,14 @@ fn the_servers_death_fails_the_call_in_flight_and_leaves_nothing() {
     let mut server = spawn_until("server", &name, "BOUND");
     let mut c = Client::connect(&Endpoint::name(name.as_str()), &opts()).unwrap();
     assert_eq!(c.call(b"xyz").unwrap(), b"zyx");
-    let listener = svshm_channel::reclaim_all(true).unwrap();
-    assert!(
-        listener.is_empty(),
-        "a live server's listener is not abandoned"
-    );
     let pid = server.id();
+    let listener = left_by(&[pid]);
+    assert_eq!(listener.len(), 1, "the server's listener: {listener:?}");
+    let verdict = svshm_channel::judge(listener[0].id).unwrap();
+    assert!(
+        !verdict.is_abandoned(),
+        "a live server's listener is not abandoned: {verdict:?}"
+    );
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
         sigkill(&server);

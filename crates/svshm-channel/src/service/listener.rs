@@ -156,26 +156,9 @@ impl Listener {
             }
             Err(e) => return Err(e.into()),
         };
-        let expected = opts.owner.unwrap_or_else(svshm::euid);
-        if info.creator_uid != expected || info.uid != expected {
-            return Err(Error::Foreign {
-                id,
-                detail: format!(
-                    "the service's segment is owned by uid {} and was created by uid {}, not by uid {expected} as expected",
-                    info.uid, info.creator_uid
-                ),
-            });
-        }
-        let perms = info.permissions() & !INIT_MARK;
-        if perms & !opts.mode != 0 {
-            return Err(Error::Foreign {
-                id,
-                detail: format!(
-                    "its mode {perms:04o} is wider than the {:04o} asked for; give the server and its clients the same mode",
-                    opts.mode
-                ),
-            });
-        }
+        // The trust a channel's joiner asks of the kernel's record: owner
+        // and creator uid, mode no wider than asked, a channel's shape.
+        crate::topic::join::vet(&info, opts)?;
         if info.size != (HEADER_SIZE + AREA) as u64 {
             return Err(Error::Mismatch {
                 id,

@@ -331,7 +331,7 @@ fn look(seg: Segment, opts: &Options, by_id: bool, reclaimed: &mut Vec<Reclaimed
 
 /// The kernel's record must show our trust: owner and creator uid as
 /// expected, mode no wider than asked, the shape of a channel segment.
-fn vet(info: &SegmentInfo, opts: &Options) -> Result<()> {
+pub(crate) fn vet(info: &SegmentInfo, opts: &Options) -> Result<()> {
     let id = info.id;
     let expected = opts.owner.unwrap_or_else(svshm::euid);
     if info.creator_uid != expected || info.uid != expected {
