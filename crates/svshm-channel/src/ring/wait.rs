@@ -80,10 +80,12 @@ pub(crate) fn block_on(
         Wait::Adaptive => Some(policy.spin),
         Wait::Block => Some(Duration::ZERO),
     };
-    if spin_for == Some(Duration::ZERO) && policy.deadline.is_some_and(|d| Instant::now() >= d) {
-        // Nothing to wait for (a `try_*` call, or an async poll's attempt):
-        // one look, without announcing on the word. Nobody sleeps, so no
-        // wake-up is needed; and an async registration's word keeps its 1.
+    if policy.deadline.is_some_and(|d| Instant::now() >= d) {
+        // Nothing to wait for (a `try_*` call, or an async poll's attempt),
+        // whatever the wait mode — spinning towards a deadline that has
+        // passed only burns time: one look, without announcing on the word.
+        // Nobody sleeps, so no wake-up is needed; and an async
+        // registration's word keeps its 1.
         return if ready()? {
             Ok(())
         } else {
