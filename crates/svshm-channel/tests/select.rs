@@ -214,7 +214,7 @@ fn child() {
         .split(',')
         .map(str::to_string)
         .collect();
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let start: u64 = std::env::var("START").unwrap().parse().unwrap();
     match role.as_str() {
         // One message, then hold the channel until killed.
         "one-then-hang" => {
@@ -230,14 +230,14 @@ fn child() {
                 .iter()
                 .map(|n| Some(Sender::connect(&Endpoint::name(n.as_str()), &opts()).unwrap()))
                 .collect();
-            let (counts, closes, ending) = plan(seed);
+            let (counts, closes, ending) = plan(start);
             let mut sent = vec![0u64; names.len()];
             for c in 0..names.len() {
                 if counts[c] == 0 && closes[c] {
                     txs[c].take().unwrap().close().unwrap();
                 }
             }
-            let mut rng = Rng(seed ^ 0x5e1ec7);
+            let mut rng = Rng(start ^ 0x5e1ec7);
             while (0..names.len()).any(|c| sent[c] < counts[c]) {
                 let c = (rng.next_u64() % names.len() as u64) as usize;
                 if sent[c] == counts[c] {
@@ -273,10 +273,10 @@ enum Ending {
     Kill,
 }
 
-/// A writer process's plan from its seed: messages per channel, which
+/// A writer process's plan from its starting value: messages per channel, which
 /// channels it closes after them, and how the process ends.
-fn plan(seed: u64) -> (Vec<u64>, Vec<bool>, Ending) {
-    let mut rng = Rng(seed);
+fn plan(start: u64) -> (Vec<u64>, Vec<bool>, Ending) {
+    let mut rng = Rng(start);
     let counts = (0..PER_PROC).map(|_| rng.next_u64() % 300).collect();
     let closes = (0..PER_PROC).map(|_| rng.next_u64() % 2 == 0).collect();
     let ending = if rng.next_u64() % 2 == 0 {
@@ -300,7 +300,7 @@ fn a_dead_writer_is_an_event() {
     let mut child = spawn(
         "child",
         "one-then-hang",
-        &[("NAMES", name.clone()), ("SEED", "0".into())],
+        &[("NAMES", name.clone()), ("START", "0".into())],
         Stdio::piped(),
     );
     rxs.push(Receiver::connect(&Endpoint::name(name), &opts()).unwrap());
@@ -333,25 +333,25 @@ fn a_dead_writer_is_an_event() {
 #[test]
 fn sixty_four_writers_send_close_abort_and_die_at_random() {
     let base = rand_u64();
-    println!("storm base seed {base}");
+    println!("storm starting value {base}");
     let mut children = Vec::new();
     let mut rxs = Vec::new();
     let mut plans = Vec::new();
     for p in 0..PROCS {
-        let seed = base.wrapping_add(p as u64);
+        let start = base.wrapping_add(p as u64);
         let names: Vec<String> = (0..PER_PROC)
             .map(|c| unique(&format!("sel-storm-{p}-{c}")))
             .collect();
         children.push(spawn(
             "child",
             "storm",
-            &[("NAMES", names.join(",")), ("SEED", seed.to_string())],
+            &[("NAMES", names.join(",")), ("START", start.to_string())],
             Stdio::null(),
         ));
         for n in &names {
             rxs.push(Receiver::connect(&Endpoint::name(n.as_str()), &opts()).unwrap());
         }
-        plans.push(plan(seed));
+        plans.push(plan(start));
     }
     let mut got = vec![0u64; rxs.len()];
     let mut ended: Vec<Option<String>> = vec![None; rxs.len()];
