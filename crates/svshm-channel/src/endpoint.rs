@@ -52,8 +52,11 @@ impl Endpoint {
     pub fn id(id: i32) -> Endpoint {
         Endpoint(Repr::Id(id))
     }
-    /// A new IPC_PRIVATE segment: nobody can find it by key; hand its id
-    /// (`segment_id()`) to the peer, which connects with [`Endpoint::id`].
+    /// A new IPC_PRIVATE segment: nobody can find it by key. Create it with
+    /// an end's `open` (for instance
+    /// [`StreamWriter::open`](crate::StreamWriter::open)), hand
+    /// [`Pending::segment_id`](crate::Pending::segment_id) to the peer, which
+    /// connects with [`Endpoint::id`], then [`wait`](crate::Pending::wait).
     pub fn private() -> Endpoint {
         Endpoint(Repr::Private)
     }

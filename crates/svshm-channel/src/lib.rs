@@ -110,6 +110,8 @@ mod link;
 #[cfg(not(svshm_loom))]
 mod message;
 #[cfg(not(svshm_loom))]
+mod pending;
+#[cfg(not(svshm_loom))]
 mod queries;
 #[cfg(not(svshm_loom))]
 pub mod reclaim;
@@ -136,6 +138,8 @@ pub use error::{Error, Result, Role};
 pub use inspect::{ChannelStatus, Kind, PeerStatus, inspect, might_be_channel};
 #[cfg(not(svshm_loom))]
 pub use message::{IntoIter, Iter, Loan, MessageRef, Receiver, Sender, TryIter};
+#[cfg(not(svshm_loom))]
+pub use pending::Pending;
 #[cfg(not(svshm_loom))]
 pub use reclaim::{Reclaimed, Verdict, judge, judge_record, reclaim, reclaim_all};
 #[cfg(not(svshm_loom))]

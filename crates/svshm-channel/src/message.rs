@@ -147,6 +147,23 @@ impl<T: ?Sized + Encode> Sender<T> {
         Sender::from_link(connect(endpoint, options, Role::Writer, KIND_MESSAGES)?)
     }
 
+    /// Creates or joins the channel like [`connect_typed`](Self::connect_typed),
+    /// but returns before the receiver comes (see
+    /// [`StreamWriter::open`](crate::StreamWriter::open)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_typed`](Self::connect_typed), except the wait for the peer.
+    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Sender<T>>> {
+        crate::pending::open(
+            endpoint,
+            options,
+            Role::Writer,
+            KIND_MESSAGES,
+            Sender::from_link,
+        )
+    }
+
     /// The sender over a connected (or established) writer link.
     pub(crate) fn from_link(link: Link) -> Result<Sender<T>> {
         // SAFETY: the ring lives in `link`'s attachment, dropped after `prod`;
@@ -563,6 +580,23 @@ impl<T: ?Sized + Decode> Receiver<T> {
     /// As [`StreamWriter::connect`](crate::StreamWriter::connect).
     pub fn connect_typed(endpoint: &Endpoint, options: &Options) -> Result<Receiver<T>> {
         Receiver::from_link(connect(endpoint, options, Role::Reader, KIND_MESSAGES)?)
+    }
+
+    /// Creates or joins the channel like [`connect_typed`](Self::connect_typed),
+    /// but returns before the sender comes (see
+    /// [`StreamWriter::open`](crate::StreamWriter::open)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_typed`](Self::connect_typed), except the wait for the peer.
+    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Receiver<T>>> {
+        crate::pending::open(
+            endpoint,
+            options,
+            Role::Reader,
+            KIND_MESSAGES,
+            Receiver::from_link,
+        )
     }
 
     /// The receiver over a connected (or established) reader link.

@@ -48,7 +48,29 @@ impl StreamWriter {
     /// Connects the writing end: creates the channel or joins the reader that
     /// is waiting, then waits (up to the options' timeout) for the reader.
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamWriter> {
-        let link = connect(endpoint, options, Role::Writer, KIND_STREAM)?;
+        StreamWriter::from_link(connect(endpoint, options, Role::Writer, KIND_STREAM)?)
+    }
+
+    /// Creates or joins the channel like [`connect`](Self::connect), but
+    /// returns before the reader comes: the [`Pending`](crate::Pending)
+    /// end knows its segment's id — hand it to the peer of an
+    /// [`Endpoint::private`] channel — and [`wait`](crate::Pending::wait)s
+    /// for the reader (up to the options' timeout).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), except the wait for the peer.
+    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<StreamWriter>> {
+        crate::pending::open(
+            endpoint,
+            options,
+            Role::Writer,
+            KIND_STREAM,
+            StreamWriter::from_link,
+        )
+    }
+
+    fn from_link(link: Link) -> Result<StreamWriter> {
         // SAFETY: the cursors and data live in `link`'s attachment, which the
         // writer owns and drops after `prod` (field order); we are the only
         // writer (our slot is claimed).
@@ -278,7 +300,26 @@ impl StreamReader {
     /// Connects the reading end: creates the channel or joins the writer that is
     /// waiting, then waits (up to the options' timeout) for the writer.
     pub fn connect(endpoint: &Endpoint, options: &Options) -> Result<StreamReader> {
-        let link = connect(endpoint, options, Role::Reader, KIND_STREAM)?;
+        StreamReader::from_link(connect(endpoint, options, Role::Reader, KIND_STREAM)?)
+    }
+
+    /// Creates or joins the channel like [`connect`](Self::connect), but
+    /// returns before the writer comes (see [`StreamWriter::open`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), except the wait for the peer.
+    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<StreamReader>> {
+        crate::pending::open(
+            endpoint,
+            options,
+            Role::Reader,
+            KIND_STREAM,
+            StreamReader::from_link,
+        )
+    }
+
+    fn from_link(link: Link) -> Result<StreamReader> {
         // SAFETY: as in StreamWriter::connect, for the single reader.
         let cons = unsafe { Consumer::new(link.cursors(), link.mem(), link.capacity) }
             .map_err(|e| link.error(e, "connect"))?;

@@ -262,46 +262,68 @@ fn either_side_first() {
 
 #[test]
 fn private_segment_by_id() {
-    // The creator makes an IPC_PRIVATE channel and passes its id.
-    let (tx, rx) = std::sync::mpsc::channel();
+    // The creator makes an IPC_PRIVATE channel, learns its id before the
+    // peer comes (`open`), passes it on, then waits for the peer.
+    let pending = StreamWriter::open(
+        &Endpoint::private(),
+        &Options::new().timeout(Some(Duration::from_secs(30))),
+    )
+    .unwrap();
+    let id = pending.segment_id();
     let t = std::thread::spawn(move || {
-        let id = rx.recv().unwrap();
         let mut r = StreamReader::connect(&Endpoint::id(id), &Options::new()).unwrap();
         let mut v = Vec::new();
         r.read_to_end(&mut v).unwrap();
         v
     });
-    let ep = Endpoint::private();
-    // connect() blocks until the reader joins, so learn the id from the
-    // segment list: the newest private channel created by us.
-    let before: Vec<i32> = svshm::segments().unwrap().iter().map(|s| s.id).collect();
-    let writer = std::thread::spawn(move || {
-        let mut w =
-            StreamWriter::connect(&ep, &Options::new().timeout(Some(Duration::from_secs(30))))
-                .unwrap();
-        w.write_all(b"private hello").unwrap();
-        w.close().unwrap();
-    });
-    let id = loop {
-        let new: Vec<i32> = svshm::segments()
-            .unwrap()
-            .iter()
-            .filter(|s| {
-                !before.contains(&s.id)
-                    && svshm_channel::inspect(s.id)
-                        .ok()
-                        .flatten()
-                        .is_some_and(|c| c.name == "private")
-            })
-            .map(|s| s.id)
-            .collect();
-        if let Some(&id) = new.first() {
-            break id;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    tx.send(id).unwrap();
-    writer.join().unwrap();
+    let mut w = pending.wait().unwrap();
+    w.write_all(b"private hello").unwrap();
+    w.close().unwrap();
     assert_eq!(t.join().unwrap(), b"private hello");
+    assert!(segment_gone(id));
+}
+
+#[test]
+fn every_end_opens_before_its_peer_and_a_dropped_pending_end_leaves_nothing() {
+    let opts = Options::new().timeout(Some(Duration::from_secs(30)));
+    // A receiver created first, its sender joining by id.
+    let pending = svshm_channel::Receiver::<[u8]>::open(&Endpoint::private(), &opts).unwrap();
+    let id = pending.segment_id();
+    let o2 = opts.clone();
+    let t = std::thread::spawn(move || {
+        let mut tx = svshm_channel::Sender::connect(&Endpoint::id(id), &o2).unwrap();
+        tx.send(b"by id").unwrap();
+        tx.close().unwrap();
+    });
+    let mut rx = pending.wait().unwrap();
+    assert_eq!(rx.recv().unwrap().unwrap(), b"by id");
+    assert!(rx.recv().unwrap().is_none());
+    t.join().unwrap();
+    // A sender and a stream reader opened and dropped without their peer.
+    let p = svshm_channel::Sender::<[u8]>::open(&Endpoint::private(), &opts).unwrap();
+    let id = p.segment_id();
+    drop(p);
+    assert!(
+        segment_gone(id),
+        "a dropped pending sender removes its segment"
+    );
+    let p = StreamReader::open(&Endpoint::private(), &opts).unwrap();
+    let id = p.segment_id();
+    drop(p);
+    assert!(
+        segment_gone(id),
+        "a dropped pending reader removes its segment"
+    );
+    // A pending end whose peer never comes times out on wait.
+    let p = StreamReader::open(
+        &Endpoint::private(),
+        &Options::new().timeout(Some(Duration::from_millis(100))),
+    )
+    .unwrap();
+    let id = p.segment_id();
+    assert!(matches!(
+        p.wait(),
+        Err(svshm_channel::Error::Timeout { .. })
+    ));
     assert!(segment_gone(id));
 }
