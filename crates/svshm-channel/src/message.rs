@@ -120,6 +120,17 @@ impl Sender<[u8]> {
         Sender::connect_typed(endpoint, options)
     }
 
+    /// Creates or joins a byte-message channel without waiting for the
+    /// receiver (see [`open_typed`](Self::open_typed) and
+    /// [`StreamWriter::open`](crate::StreamWriter::open)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), except the wait for the peer.
+    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Sender>> {
+        Sender::open_typed(endpoint, options)
+    }
+
     /// Zero-copy send, step 1: waits for room for a `len`-byte message and
     /// lends its bytes in the ring. Fill them, then [`Loan::send`]. Dropping
     /// the loan without sending discards it.
@@ -154,7 +165,7 @@ impl<T: ?Sized + Encode> Sender<T> {
     /// # Errors
     ///
     /// As [`connect_typed`](Self::connect_typed), except the wait for the peer.
-    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Sender<T>>> {
+    pub fn open_typed(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Sender<T>>> {
         crate::pending::open(
             endpoint,
             options,
@@ -539,6 +550,17 @@ impl Receiver<[u8]> {
         Receiver::connect_typed(endpoint, options)
     }
 
+    /// Creates or joins a byte-message channel without waiting for the
+    /// sender (see [`open_typed`](Self::open_typed) and
+    /// [`StreamWriter::open`](crate::StreamWriter::open)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), except the wait for the peer.
+    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Receiver>> {
+        Receiver::open_typed(endpoint, options)
+    }
+
     /// Receives the next message into `buf` (cleared first), reusing its
     /// allocation: `Ok(Some(len))`, or `Ok(None)` at the end.
     ///
@@ -589,7 +611,10 @@ impl<T: ?Sized + Decode> Receiver<T> {
     /// # Errors
     ///
     /// As [`connect_typed`](Self::connect_typed), except the wait for the peer.
-    pub fn open(endpoint: &Endpoint, options: &Options) -> Result<crate::Pending<Receiver<T>>> {
+    pub fn open_typed(
+        endpoint: &Endpoint,
+        options: &Options,
+    ) -> Result<crate::Pending<Receiver<T>>> {
         crate::pending::open(
             endpoint,
             options,

@@ -287,7 +287,7 @@ fn private_segment_by_id() {
 fn every_end_opens_before_its_peer_and_a_dropped_pending_end_leaves_nothing() {
     let opts = Options::new().timeout(Some(Duration::from_secs(30)));
     // A receiver created first, its sender joining by id.
-    let pending = svshm_channel::Receiver::<[u8]>::open(&Endpoint::private(), &opts).unwrap();
+    let pending = svshm_channel::Receiver::open(&Endpoint::private(), &opts).unwrap();
     let id = pending.segment_id();
     let o2 = opts.clone();
     let t = std::thread::spawn(move || {
@@ -300,7 +300,7 @@ fn every_end_opens_before_its_peer_and_a_dropped_pending_end_leaves_nothing() {
     assert!(rx.recv().unwrap().is_none());
     t.join().unwrap();
     // A sender and a stream reader opened and dropped without their peer.
-    let p = svshm_channel::Sender::<[u8]>::open(&Endpoint::private(), &opts).unwrap();
+    let p = svshm_channel::Sender::open(&Endpoint::private(), &opts).unwrap();
     let id = p.segment_id();
     drop(p);
     assert!(
