@@ -8,8 +8,9 @@ use core::fmt;
 use std::time::Instant;
 
 /// A channel end that has created (or joined) its segment and waits to be
-/// completed by its peer: made by `open` on [`StreamWriter`],
-/// [`StreamReader`], [`Sender`] and [`Receiver`].
+/// completed by its peer: made by `open` on [`StreamWriter`](crate::StreamWriter),
+/// [`StreamReader`](crate::StreamReader), [`Sender`](crate::Sender) and
+/// [`Receiver`](crate::Receiver).
 ///
 /// Its [`segment_id`](Self::segment_id) is known at once, which is what a
 /// private channel needs: the creator hands the id to its peer, then
