@@ -881,38 +881,7 @@ impl Drop for MessageRef<'_> {
     }
 }
 
-impl<T: ?Sized> crate::select::Waitable for Sender<T> {
-    fn wait_word(&self) -> &crate::sync::AtomicU32 {
-        self.prod.wait_word()
-    }
-    fn is_ready(&self, need: usize) -> bool {
-        self.prod.room_now() >= self.frame_need(need.min(self.link.max_message as usize))
-            || self.prod.peer_closed()
-            || self.link.broken.get()
-            || self.link.peer_exited()
-    }
-    fn peer_gone(&self) -> bool {
-        self.link.peer_gone()
-    }
-    fn has_exit_flag(&self) -> bool {
-        self.link.has_exit_flag()
-    }
-}
-
-impl<T: ?Sized> crate::select::Waitable for Receiver<T> {
-    fn wait_word(&self) -> &crate::sync::AtomicU32 {
-        self.cons.wait_word()
-    }
-    fn is_ready(&self, _need: usize) -> bool {
-        self.cons.tag_ready()
-            || self.cons.peer_closed()
-            || self.link.broken.get()
-            || self.link.peer_exited()
-    }
-    fn peer_gone(&self) -> bool {
-        self.link.peer_gone()
-    }
-    fn has_exit_flag(&self) -> bool {
-        self.link.has_exit_flag()
-    }
-}
+crate::select::waitable!([T: ?Sized] Sender<T>, prod, |tx, need| {
+    tx.prod.room_now() >= tx.frame_need(need.min(tx.link.max_message as usize))
+});
+crate::select::waitable!([T: ?Sized] Receiver<T>, cons, |rx, _need| rx.cons.tag_ready());

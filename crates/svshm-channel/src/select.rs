@@ -31,6 +31,34 @@ pub(crate) trait Waitable {
     fn has_exit_flag(&self) -> bool;
 }
 
+/// `Waitable` for a channel end with fields `$side` (its ring side) and
+/// `link`: ready when `$ready` holds (data, or room for `need` bytes), or
+/// when the peer closed, the channel broke, or the peer's exit flag is up.
+macro_rules! waitable {
+    ([$($gen:tt)*] $ty:ty, $side:ident, |$this:ident, $need:ident| $ready:expr) => {
+        impl<$($gen)*> crate::select::Waitable for $ty {
+            fn wait_word(&self) -> &crate::sync::AtomicU32 {
+                self.$side.wait_word()
+            }
+            fn is_ready(&self, $need: usize) -> bool {
+                let $this = self;
+                let ready: bool = $ready;
+                ready
+                    || self.$side.peer_closed()
+                    || self.link.broken.get()
+                    || self.link.peer_exited()
+            }
+            fn peer_gone(&self) -> bool {
+                self.link.peer_gone()
+            }
+            fn has_exit_flag(&self) -> bool {
+                self.link.has_exit_flag()
+            }
+        }
+    };
+}
+pub(crate) use waitable;
+
 /// How often endpoints whose peer has an exit flag are probed in full while a
 /// `Select` sleeps: the probe's `/proc` read (every fifth) only catches a
 /// peer that called exec(2), which the flag does not announce.

@@ -662,39 +662,5 @@ impl ReadChunk<'_> {
     }
 }
 
-impl crate::select::Waitable for StreamWriter {
-    fn wait_word(&self) -> &crate::sync::AtomicU32 {
-        self.prod.wait_word()
-    }
-    fn is_ready(&self, need: usize) -> bool {
-        self.prod.room_now() >= need as u64
-            || self.prod.peer_closed()
-            || self.link.broken.get()
-            || self.link.peer_exited()
-    }
-    fn peer_gone(&self) -> bool {
-        self.link.peer_gone()
-    }
-    fn has_exit_flag(&self) -> bool {
-        self.link.has_exit_flag()
-    }
-}
-
-impl crate::select::Waitable for StreamReader {
-    fn wait_word(&self) -> &crate::sync::AtomicU32 {
-        self.cons.wait_word()
-    }
-    fn is_ready(&self, _need: usize) -> bool {
-        self.eof
-            || self.cons.queued() > 0
-            || self.cons.peer_closed()
-            || self.link.broken.get()
-            || self.link.peer_exited()
-    }
-    fn peer_gone(&self) -> bool {
-        self.link.peer_gone()
-    }
-    fn has_exit_flag(&self) -> bool {
-        self.link.has_exit_flag()
-    }
-}
+crate::select::waitable!([] StreamWriter, prod, |w, need| w.prod.room_now() >= need as u64);
+crate::select::waitable!([] StreamReader, cons, |r, _need| r.eof || r.cons.queued() > 0);

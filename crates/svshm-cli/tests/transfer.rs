@@ -11,8 +11,8 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 /// Deterministic pseudo-random bytes.
-fn generated(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+fn generated(len: usize, start: u64) -> Vec<u8> {
+    let mut x = start | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;

@@ -65,8 +65,8 @@ impl Drop for TempFile {
 }
 
 /// Deterministic pseudo-random bytes (xorshift, 8 bytes a step).
-fn generated(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+fn generated(len: usize, start: u64) -> Vec<u8> {
+    let mut x = start | 1;
     let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
         x ^= x << 13;

@@ -64,7 +64,7 @@ fn try_help() -> u8 {
     1
 }
 
-/// A key from the process's random hasher seed (never IPC_PRIVATE).
+/// A key from the process's randomly keyed hasher (never IPC_PRIVATE).
 fn random_key() -> Key {
     loop {
         let k = RandomState::new().hash_one(std::time::SystemTime::now()) as u32 as i32;
