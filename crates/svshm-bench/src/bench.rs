@@ -304,7 +304,7 @@ impl CaseResult {
 fn wait_for(case: &CaseKind, target: Target, plan: &Plan) -> Wait {
     match (case, target) {
         (CaseKind::PingPong { wait, .. }, _) => *wait,
-        (_, Target::Floor) => Wait::Spin,
+        (_, Target::Floor | Target::FramedFloor) => Wait::Spin,
         (_, Target::Transport(k)) => plan.wait.unwrap_or(k.default_wait()),
     }
 }
@@ -316,6 +316,17 @@ pub fn run_plan(plan: &Plan, ctx: &Ctx) -> Vec<CaseResult> {
         let mut targets: Vec<Target> = plan.kinds.iter().map(|&k| Target::Transport(k)).collect();
         if plan.floor && case.kind.has_floor() {
             targets.push(Target::Floor);
+        }
+        if plan.floor
+            && matches!(
+                case.kind,
+                CaseKind::PingPong {
+                    wait: Wait::Spin,
+                    ..
+                }
+            )
+        {
+            targets.push(Target::FramedFloor);
         }
         eprintln!("== {}", case.kind.title());
         // Size each target (calibration run = warm-up, discarded).

@@ -20,6 +20,9 @@ pub enum Target {
     Transport(Kind),
     /// Two threads of one process (in-process ring / single cache line).
     Floor,
+    /// Two threads of one process bouncing frames through two rings (spin
+    /// ping-pong only): the floor of any framed message ring.
+    FramedFloor,
 }
 
 impl Target {
@@ -28,6 +31,7 @@ impl Target {
         match self {
             Target::Transport(k) => k.name(),
             Target::Floor => "floor",
+            Target::FramedFloor => "floor-framed",
         }
     }
 }
@@ -313,9 +317,13 @@ pub fn run_once(target: Target, workload: Workload, wait: Wait, ctx: &Ctx) -> Re
     let cpus_a: Vec<usize> = ctx.cpus.map(|c| vec![c.0]).unwrap_or_default();
     let cpus_b: Vec<usize> = ctx.cpus.map(|c| vec![c.1]).unwrap_or_default();
     let kind = match target {
-        Target::Floor => {
+        Target::Floor | Target::FramedFloor => {
             let cfg = ChildConfig {
-                role: Role::Floor,
+                role: if target == Target::Floor {
+                    Role::Floor
+                } else {
+                    Role::FramedFloor
+                },
                 kind: None,
                 workload,
                 wait,

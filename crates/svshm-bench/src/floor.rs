@@ -341,6 +341,127 @@ fn cache_line(
     )
 }
 
+/// One ring of the framed floor: 64-bit words, frames of a 16-byte header
+/// (the tag word, then the length) and the payload padded to 16 bytes.
+struct Frames {
+    words: Box<[AtomicU64]>,
+    /// Index of the first word of the ring: page-aligned, as svshm's data
+    /// area is (where frames fall on cache lines matters).
+    base: usize,
+    /// Words per frame.
+    stride: usize,
+    /// Frames in the ring (none straddles its end).
+    count: u64,
+}
+
+impl Frames {
+    fn new(ring: usize, payload: usize) -> Frames {
+        let stride = 2 + payload.div_ceil(16) * 2;
+        let len = (ring / 8).max(2 * stride);
+        let words: Box<[AtomicU64]> = (0..len + 512).map(|_| AtomicU64::new(0)).collect();
+        let base = (4096 - words.as_ptr() as usize % 4096) % 4096 / 8;
+        Frames {
+            words,
+            base,
+            stride,
+            count: (len / stride) as u64,
+        }
+    }
+
+    /// Writes frame `seq`: header and payload, then the tag (`!seq`) last.
+    fn send(&self, seq: u64, payload: &[u8]) {
+        let at = self.base + (seq % self.count) as usize * self.stride;
+        self.words[at + 1].store(payload.len() as u64, Ordering::Relaxed);
+        // SAFETY: the payload area of frame `seq` lies inside the ring
+        // (`stride` words per frame, `count` frames); the reader touches it
+        // only after it sees this frame's tag, stored below, and the two
+        // threads take turns (a frame is rewritten a whole lap later, long
+        // after the reader answered it).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                payload.as_ptr(),
+                self.words[at + 2].as_ptr().cast::<u8>(),
+                payload.len(),
+            )
+        };
+        // SYNC: publishes the header and payload to the reader's Acquire load.
+        self.words[at].store(!seq, Ordering::Release);
+    }
+
+    /// Waits for frame `seq`'s tag, then copies its payload into `out`.
+    fn recv(&self, seq: u64, out: &mut [u8]) -> bool {
+        let at = self.base + (seq % self.count) as usize * self.stride;
+        // SYNC: pairs with the writer's Release store of the tag in `send`.
+        while self.words[at].load(Ordering::Acquire) != !seq {
+            std::hint::spin_loop();
+        }
+        let len = self.words[at + 1].load(Ordering::Relaxed) as usize;
+        let n = len.min(out.len());
+        // SAFETY: as in `send`: the frame is published and not rewritten
+        // while it is read.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.words[at + 2].as_ptr().cast::<u8>(),
+                out.as_mut_ptr(),
+                n,
+            )
+        };
+        len == out.len()
+    }
+}
+
+/// The framed-ring floor of the spin ping-pong: what any message ring costs
+/// on this machine. Two threads, two rings of frames shaped like svshm's
+/// (tag word first, stored last with Release; the reader polls it with
+/// Acquire and copies the payload out), nothing else: no free-space
+/// accounting, no release of read frames, no wake-up handshake, no checks
+/// of what the peer wrote. Against the cache-line floor, it shows what
+/// putting a payload in a frame at a new place each time costs.
+pub fn framed(cfg: &ChildConfig, ready: fn() -> Result<()>) -> Result<ChildReport> {
+    let Workload::PingPong {
+        size,
+        iters,
+        warmup,
+    } = cfg.workload
+    else {
+        bail!("the framed floor measures ping-pong only");
+    };
+    let (there, back) = (Frames::new(cfg.ring, size), Frames::new(cfg.ring, size));
+    let (there, back) = (&there, &back);
+    let ok = std::sync::atomic::AtomicBool::new(true);
+    let okr = &ok;
+    let mut buf = pattern(size);
+    let mut got = vec![0u8; size];
+    let echo = std::cell::RefCell::new(vec![0u8; size]);
+    let report = two_thread_rounds(
+        cfg,
+        ready,
+        iters,
+        warmup,
+        // Like the transports' pong: receive, send back, check nothing.
+        move |i| {
+            let mut echo = echo.borrow_mut();
+            if !there.recv(i, &mut echo) {
+                okr.store(false, Ordering::Relaxed);
+            }
+            back.send(i, &echo);
+        },
+        |i| {
+            stamp(&mut buf, i);
+            let t = Instant::now();
+            there.send(i, &buf);
+            if !back.recv(i, &mut got) || read_stamp(&got) != Some(i) {
+                ok.store(false, Ordering::Relaxed);
+            }
+            t
+        },
+    )?;
+    Ok(ChildReport {
+        verified: ok.load(Ordering::Relaxed) && body_matches(&got),
+        ..report
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -500,7 +500,10 @@ time, summed over both endpoints (2.00: two cores spinning); *CPU µs per round 
 both divided by the round trips (warm-up included).\n\n\
 **Floor.** The same work between two threads of one process: a plain SPSC byte ring (memcpy in, \
 memcpy out) for streams and messages, one cache line bounced between the cores for spin \
-ping-pong, FUTEX_WAIT/FUTEX_WAKE on every hand-off for block ping-pong.\n\n\
+ping-pong, FUTEX_WAIT/FUTEX_WAKE on every hand-off for block ping-pong. Spin ping-pong also has \
+a *framed-ring floor* (`floor-framed`): two rings of frames shaped like svshm's (a 16-byte header \
+whose tag word is stored last with Release, the payload after it), the reader polling the tag \
+and copying the payload out, and nothing else — what any ring of messages costs here.\n\n\
 **Sizing and order.** Each (case, transport) pair gets one discarded calibration run that sizes \
 the measured runs to about {seconds} s; then every pair runs {runs} time(s), the order of the \
 transports rotated every round and reversed every other round, so drift hits all alike. Tables \
@@ -515,7 +518,10 @@ sample in place), `svshm-stream` (`StreamWriter::write_all` / `StreamReader::rea
 `svshm-msg` (`Sender::send` / `Receiver::recv_ref` copied out), `svshm-zc` (the writer fills a \
 `Sender::loan`, the reader reads in place). The zero-copy pair does one copy instead of two and is \
 compared with each other, not with the copying targets. *Best peer* is the best non-svshm row of \
-a table; stream targets use `svshm-stream`, latency and message targets `svshm-msg`.\n",
+a table; stream targets use `svshm-stream`, latency and message targets `svshm-msg`. \
+The message transports queue the same number of messages: iceoryx2 a subscriber queue of as many \
+samples as payloads fit in the ring, svshm's message channels room for as many frames \
+(`Options::messages`: a frame's 16-byte header can double the ring to a power of two).\n",
         seconds = p.seconds,
         runs = p.runs,
         ring = fmt_size(p.ring as u64),

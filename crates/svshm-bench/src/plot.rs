@@ -13,6 +13,7 @@ use std::path::Path;
 fn color(t: Target) -> RGBColor {
     match t {
         Target::Floor => RGBColor(0, 0, 0),
+        Target::FramedFloor => RGBColor(110, 110, 110),
         Target::Transport(k) => match k {
             Kind::Pipe => RGBColor(140, 140, 140),
             Kind::Unix => RGBColor(90, 90, 200),

@@ -321,9 +321,28 @@ pub fn checks(results: &[CaseResult]) -> Vec<Check> {
     }
     if let Some(cr) = pingpong_64(results, Wait::Spin) {
         let sv = rounds(cr, msg, "p50");
+        let framed = rounds(cr, Target::FramedFloor, "p50");
         line(
             "spin round trip 64 B: p50 ≤ 1.25× the cache-line floor",
             ratios(&sv, &rounds(cr, Target::Floor, "p50")),
+            Some(1.25),
+            false,
+        );
+        line(
+            "(bound) framed-ring floor ÷ cache-line floor: what any ring of 64 B frames costs over one bounced word",
+            ratios(&framed, &rounds(cr, Target::Floor, "p50")),
+            None,
+            false,
+        );
+        line(
+            "spin round trip 64 B: p50 ≤ 1.25× the framed-ring floor",
+            ratios(&sv, &framed),
+            Some(1.25),
+            false,
+        );
+        line(
+            "zero-copy spin round trip 64 B: svshm-zc p50 ≤ 1.25× the framed-ring floor",
+            ratios(&rounds(cr, zc, "p50"), &framed),
             Some(1.25),
             false,
         );

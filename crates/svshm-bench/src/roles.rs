@@ -92,6 +92,8 @@ pub enum Role {
     Pong,
     /// Both ends as two threads of one process (the floor).
     Floor,
+    /// The framed-ring floor of the spin ping-pong (two threads).
+    FramedFloor,
 }
 
 /// Everything a child needs, passed as JSON on its command line.
@@ -149,7 +151,7 @@ pub fn child_main(json: &str) -> Result<()> {
         // does not use; nothing in this process has adopted them.
         unsafe { libc::close(fd) };
     }
-    if cfg.role != Role::Floor {
+    if !matches!(cfg.role, Role::Floor | Role::FramedFloor) {
         if let Some(&cpu) = cfg.cpus.first() {
             pin_current_thread(cpu)?;
         }
@@ -160,6 +162,7 @@ pub fn child_main(json: &str) -> Result<()> {
         Role::Ping => ping(&cfg),
         Role::Pong => pong(&cfg),
         Role::Floor => emit(floor::run(&cfg, ready)?),
+        Role::FramedFloor => emit(floor::framed(&cfg, ready)?),
     }
 }
 

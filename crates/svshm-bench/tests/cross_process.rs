@@ -167,6 +167,18 @@ fn floor_alone() {
     check(&r, "stream", &["floor"]);
     check(&r, "pingpong", &["floor"]);
     check(&r, "messages", &["floor"]);
+    // The spin ping-pong also has the framed-ring floor, verified like the
+    // transports (a wrong or torn echo fails the run).
+    let spin = json_results(&r)
+        .into_iter()
+        .filter(|j| j["transport"] == "floor-framed")
+        .map(|j| j["parameters"]["wait"].as_str().map(str::to_owned))
+        .collect::<Vec<_>>();
+    assert!(
+        !spin.is_empty() && spin.iter().all(|w| w.as_deref() == Some("spin")),
+        "{spin:?}\n{}",
+        r.stdout
+    );
 }
 
 #[test]

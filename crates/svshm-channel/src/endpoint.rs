@@ -164,6 +164,7 @@ pub struct Options {
     pub(crate) spin: Duration,
     pub(crate) huge_pages: bool,
     pub(crate) max_message: Option<usize>,
+    pub(crate) messages: Option<usize>,
     pub(crate) owner: Option<u32>,
     pub(crate) subscribers: usize,
     pub(crate) history: usize,
@@ -195,6 +196,7 @@ impl Options {
             spin: crate::ring::DEFAULT_SPIN,
             huge_pages: true,
             max_message: None,
+            messages: None,
             owner: None,
             subscribers: crate::topic::DEFAULT_SUBSCRIBERS,
             history: 0,
@@ -227,7 +229,10 @@ impl Options {
     /// within it costs no system call on either side. Longer suits bulk
     /// transfers whose peer works in bursts (fewer sleeps and wake-ups); shorter
     /// saves CPU on a mostly idle channel. This end's own setting: each side
-    /// chooses its own.
+    /// chooses its own. Any non-zero budget first spins 128 rounds without
+    /// looking at the clock (from well under a microsecond to a few,
+    /// depending on the CPU's spin-wait hint); `Duration::ZERO` sleeps at
+    /// once, like [`Wait::Block`].
     pub fn spin(mut self, spin: Duration) -> Self {
         self.spin = spin;
         self
@@ -242,9 +247,28 @@ impl Options {
         self.huge_pages = allow;
         self
     }
-    /// Largest message (message channels); the ring grows to hold two.
+    /// Largest message (message channels); the ring grows to at least twice
+    /// its size. Without it, the largest message is half the ring.
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = Some(bytes);
+        self
+    }
+    /// Message channels this side creates: room for `n` messages of the
+    /// largest size ([`max_message`](Self::max_message), which must be
+    /// set too) queued at once,
+    /// wherever the ring's end falls (a message never wraps around it, so
+    /// the ring grows to `n + 1` frames, then to a power of two). The ring
+    /// is at least [`capacity`](Self::capacity) either way; smaller
+    /// messages fit more. Like the capacity, the creator's setting wins.
+    ///
+    /// ```
+    /// use svshm_channel::Options;
+    /// // Eight 1 MiB messages in flight: a 16 MiB ring.
+    /// let o = Options::new().max_message(1 << 20).messages(8);
+    /// # let _ = o;
+    /// ```
+    pub fn messages(mut self, n: usize) -> Self {
+        self.messages = Some(n);
         self
     }
     /// The uid that must own and have created a segment we join (default: our
@@ -295,6 +319,28 @@ impl Options {
                     )));
                 }
                 cap = cap.max(2 * (m + 16));
+            }
+            if let Some(n) = self.messages {
+                let Some(m) = self.max_message else {
+                    return Err(Error::Invalid(format!(
+                        "room for {n} messages is counted in messages of the largest size: set max_message too"
+                    )));
+                };
+                if n == 0 {
+                    return Err(Error::Invalid(
+                        "room for 0 messages: a channel holds at least one".into(),
+                    ));
+                }
+                let need = (n as u64)
+                    .checked_add(1)
+                    .and_then(|k| k.checked_mul(crate::message::frame_len(m as u64)))
+                    .filter(|&b| b <= MAX_CAPACITY as u64)
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "room for {n} messages of {m} bytes exceeds the largest ring, {MAX_CAPACITY} bytes"
+                        ))
+                    })?;
+                cap = cap.max(need as usize);
             }
         }
         if cap > MAX_CAPACITY {

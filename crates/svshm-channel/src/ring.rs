@@ -36,7 +36,7 @@ mod wait;
 pub use mem::{Mem, RawMem};
 pub(crate) use wait::POLL_SLICE;
 pub use wait::{DEFAULT_SPIN, Wait, WaitPolicy};
-pub(crate) use wait::{block_on, wake_if_waiting};
+pub(crate) use wait::{block_on, block_on_quick, wake_if_waiting};
 
 /// Why a ring operation could not proceed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,16 +346,26 @@ impl<M: Mem> Producer<M> {
         // Make sure the consumer can see everything before we sleep.
         self.publish();
         let cur = self.cur;
-        block_on(
+        block_on_quick(
             // SAFETY: valid for our lifetime per `new`'s contract.
             unsafe { &(*cur).writer_wait.0 },
             policy,
-            || {
-                if self.free(want)? >= want {
+            self,
+            // SYNC: a hint only; `free` loads `tail` again with Acquire.
+            |p| {
+                p.cursors()
+                    .tail
+                    .0
+                    .load(Ordering::Relaxed)
+                    .saturating_add(p.cap)
+                    >= p.head + want
+            },
+            |p| {
+                if p.free(want)? >= want {
                     return Ok(true);
                 }
                 // SYNC: pairs with the consumer's Release store in `Consumer::close`.
-                if self.cursors().reader_closed.0.load(Ordering::Acquire) != 0 {
+                if p.cursors().reader_closed.0.load(Ordering::Acquire) != 0 {
                     return Err(RingError::Closed);
                 }
                 Ok(false)
@@ -686,6 +696,7 @@ impl<M: Mem> Consumer<M> {
         self.wait_readable(
             policy,
             alive,
+            |c| c.tag_ready(),
             |c| Ok(c.tag_ready()),
             |c| (c.tail, "the records end"),
         )
@@ -700,33 +711,36 @@ impl<M: Mem> Consumer<M> {
         &mut self,
         policy: WaitPolicy,
         alive: impl FnMut() -> Liveness,
+        quick: impl Fn(&Self) -> bool,
         mut ready: impl FnMut(&mut Self) -> Result<bool, RingError>,
         end: impl Fn(&Self) -> (u64, &'static str),
     ) -> Result<bool, RingError> {
         self.publish();
         let cur = self.cur;
         let mut closed = false;
-        let r = block_on(
+        let r = block_on_quick(
             // SAFETY: valid for our lifetime per `new`'s contract.
             unsafe { &(*cur).reader_wait.0 },
             policy,
-            || {
-                if ready(self)? {
+            self,
+            quick,
+            |c| {
+                if ready(c)? {
                     return Ok(true);
                 }
                 // SYNC: pairs with the Release store in `Producer::close_with`,
                 // which follows the producer's last publish of `head` or tag.
-                let how = self.cursors().writer_closed.0.load(Ordering::Acquire);
+                let how = c.cursors().writer_closed.0.load(Ordering::Acquire);
                 if how == 0 {
                     return Ok(false);
                 }
                 // Re-check: what was published just before the close is
                 // visible now.
-                if ready(self)? {
+                if ready(c)? {
                     return Ok(true);
                 }
-                let (at, what) = end(self);
-                self.check_end(how, at, what)?;
+                let (at, what) = end(c);
+                c.check_end(how, at, what)?;
                 closed = true;
                 Ok(true)
             },
@@ -785,6 +799,8 @@ impl<M: Mem> Consumer<M> {
         self.wait_readable(
             policy,
             alive,
+            // SYNC: a hint only; `available` loads `head` again with Acquire.
+            |c| c.cursors().head.0.load(Ordering::Relaxed) >= c.tail + want,
             |c| Ok(c.available(want)? >= want),
             |c| (c.head_cache, "what was published ends"),
         )

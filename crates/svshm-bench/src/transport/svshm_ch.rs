@@ -9,8 +9,9 @@
 //!   (`recv_ref`) without copying it out.
 //!
 //! Channels are named (unique per run) with the ring capacity of the session;
-//! message channels ask for `max_message` = the payload, and the library grows
-//! the ring to hold two such messages if needed.
+//! message channels ask for `max_message` = the payload and room for as many
+//! messages as iceoryx2's queue holds ([`Options::messages`]), and the
+//! library grows the ring (to a power of two) where their frames need it.
 
 use super::{Kind, Rx, Tx, Wait};
 use anyhow::{Context, Result, bail};
@@ -23,6 +24,10 @@ fn options(capacity: usize, max_message: usize, wait: Wait) -> Options {
         .capacity(capacity)
         .timeout(Some(Duration::from_secs(30)))
         .max_message(max_message)
+        // Message channels queue as many messages as iceoryx2's subscriber
+        // queue holds samples (its frames' headers make the ring larger than
+        // `capacity` where they would not fit); byte streams ignore it.
+        .messages(crate::driver::ice_depth(capacity, max_message))
         .wait(match wait {
             Wait::Spin => svshm_channel::Wait::Spin,
             Wait::Block => svshm_channel::Wait::Block,
