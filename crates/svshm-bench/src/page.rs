@@ -181,6 +181,14 @@ fn case_summary(cr: &CaseResult) -> Vec<String> {
         if let Some(f) = med(cr, Target::Floor) {
             let _ = write!(s, ", {} the floor's ({})", ratio(v, f), value(&cr.kind, f));
         }
+        if let Some(f) = med(cr, Target::FramedFloor) {
+            let _ = write!(
+                s,
+                ", {} the framed-ring floor's ({})",
+                ratio(v, f),
+                value(&cr.kind, f)
+            );
+        }
         out.push(s + ".");
     }
     let (zc, izc) = (
