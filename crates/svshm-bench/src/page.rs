@@ -423,7 +423,7 @@ pub fn render(p: &Page) -> String {
         "\n## The command line at copy speed (`svshm-bench file`)\n\n\
          A {} file of pseudo-random bytes in /dev/shm goes through `svshm write NAME FILE` into \
          `svshm read NAME > OUT`, against `cat FILE > OUT` and `cat FILE | cat > OUT`; OUT is the \
-         null device and a file in /dev/shm; median of {} runs, every way interleaved.\n",
+         null device and a file in /dev/shm (overwritten in place, so that no way pays for fresh pages); median of {} runs after one discarded round, every way interleaved.\n",
         fmt_size(p.file_size),
         p.file_runs
     );

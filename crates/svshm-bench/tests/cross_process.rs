@@ -256,3 +256,39 @@ fn quick_sweep_writes_tables_and_plots() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn file_case_copies_through_the_command_line_and_cleans_up() {
+    let svshm = std::path::Path::new(env!("CARGO_BIN_EXE_svshm-bench")).with_file_name("svshm");
+    if !svshm.exists() {
+        eprintln!(
+            "skipped: no svshm binary next to svshm-bench ({}); `cargo test --workspace` builds it",
+            svshm.display()
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("svshm-bench-file-{}", std::process::id()));
+    let d = dir.to_string_lossy().into_owned();
+    let r = bench(&["file", "--size", "8M", "--runs", "1", "--dir", &d]);
+    assert!(
+        r.ok,
+        "file failed\nstdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+    // Both outputs measured, every way, with the verdict line.
+    for row in ["| /dev/null |", "| file in "] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row} row in\n{}", r.stdout));
+        assert_eq!(line.matches(" s |").count(), 4, "{line}");
+    }
+    assert!(r.stdout.contains("target"), "{}", r.stdout);
+    // The input and output files are gone.
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {d}: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
