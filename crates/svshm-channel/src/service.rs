@@ -237,9 +237,11 @@ impl<Req: ?Sized + Decode, Resp: ?Sized + Encode> Server<Req, Resp> {
             .owner(caller.uid)
             .timeout(Some(Duration::from_secs(2)));
         let deadline = deadline_after(Duration::from_secs(2));
-        let mut rl = establish(&Endpoint::id(post.req), &opts, Role::Reader, KIND_MESSAGES).ok()?;
-        let mut wl =
-            establish(&Endpoint::id(post.resp), &opts, Role::Writer, KIND_MESSAGES).ok()?;
+        // Both, whatever the first says: joining a dead caller's channel
+        // removes it (nobody else knows its id), and so must the second.
+        let rl = establish(&Endpoint::id(post.req), &opts, Role::Reader, KIND_MESSAGES);
+        let wl = establish(&Endpoint::id(post.resp), &opts, Role::Writer, KIND_MESSAGES);
+        let (mut rl, mut wl) = (rl.ok()?, wl.ok()?);
         rl.wait_for_peer(deadline, "a connection's requests").ok()?;
         wl.wait_for_peer(deadline, "a connection's responses")
             .ok()?;

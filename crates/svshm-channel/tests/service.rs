@@ -452,3 +452,56 @@ fn random_kills_of_servers_and_clients_leave_nothing_and_hang_nothing() {
     let left = left_by(&pids);
     assert!(left.is_empty(), "the servers left {left:?}");
 }
+
+/// A client killed after it posted its connection and before the server
+/// took it: the server's next accept finds the caller dead, removes the two
+/// channels the caller made (nobody else knows their ids) and goes on
+/// serving the next client.
+#[test]
+fn a_client_killed_before_its_accept_leaves_nothing() {
+    let name = unique("svc-early-kill");
+    let mut server = Server::bind(&Endpoint::name(name.as_str()), &opts()).unwrap();
+    let mut early = kid("client", &name, Stdio::null());
+    let pid = early.id();
+    // Both of its channels exist (it posts them right after making them).
+    let t0 = Instant::now();
+    while left_by(&[pid]).len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the client made no channels"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    sigkill(&early);
+    early.wait().unwrap();
+    assert_eq!(
+        left_by(&[pid]).len(),
+        2,
+        "its channels outlive it until the accept"
+    );
+    // The dead caller's post yields no connection.
+    assert!(
+        server
+            .accept_timeout(Duration::from_millis(200))
+            .unwrap()
+            .is_none()
+    );
+    let left = left_by(&[pid]);
+    assert!(
+        left.is_empty(),
+        "the dead client's channels are left: {left:?}"
+    );
+    // And the server still serves.
+    let n2 = name.clone();
+    let client = std::thread::spawn(move || {
+        Client::connect(&Endpoint::name(n2.as_str()), &opts())
+            .unwrap()
+            .call(b"xy")
+            .unwrap()
+    });
+    let mut conn = accept(&mut server);
+    let req = conn.recv().unwrap().unwrap();
+    conn.reply(&reversed(&req)).unwrap();
+    assert_eq!(client.join().unwrap(), b"yx");
+}
