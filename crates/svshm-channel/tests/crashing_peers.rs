@@ -1,13 +1,26 @@
-//! Peers SIGKILLed at awkward moments of a channel's life. Whoever comes
-//! next on the same name never hangs and never joins the dead; nothing the
-//! dead process made is left behind that `svshm gc` could not remove.
+//! Peers SIGKILLed at awkward moments of a channel's life — while creating
+//! it, while pending, while joining a topic, in the middle of a service
+//! connect. Whoever comes next on the same name (or the surviving peer)
+//! never hangs and never joins the dead; nothing the dead process made is
+//! left behind except what only `svshm gc` can know of, and that is proven
+//! abandoned so `svshm gc` removes it.
 
 mod common;
 
 use common::*;
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use svshm_channel::{Endpoint, Error, Options, StreamReader};
+use svshm_channel::{
+    Client, Endpoint, Error, Options, Publisher, Receiver, Sender, Server, StreamReader,
+    StreamWriter, Subscriber,
+};
+
+fn opts() -> Options {
+    Options::new()
+        .capacity(1 << 14)
+        .timeout(Some(Duration::from_secs(600)))
+}
 
 /// Options for the survivor: a bound, so a hang fails the test instead.
 fn quick(ms: u64) -> Options {
@@ -19,7 +32,48 @@ fn quick(ms: u64) -> Options {
 #[test]
 fn child() {
     let Some(role) = role() else { return };
+    let name = std::env::var("NAME").unwrap();
+    let ep = Endpoint::name(&name);
+    // Each role makes its part, says READY (with a segment id where the peer
+    // needs it), then waits to be killed.
     match role.as_str() {
+        "stream-writer" => {
+            let _w = StreamWriter::connect(&ep, &opts());
+        }
+        "stream-reader" => {
+            let _r = StreamReader::connect(&ep, &opts());
+        }
+        "sender" => {
+            let _s = Sender::connect(&ep, &opts());
+        }
+        "receiver" => {
+            let _r = Receiver::connect(&ep, &opts());
+        }
+        "private-sender" => {
+            let p = Sender::open(&Endpoint::private(), &opts()).unwrap();
+            println!("READY {}", p.segment_id());
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "private-stream-reader" => {
+            let p = StreamReader::open(&Endpoint::private(), &opts()).unwrap();
+            println!("READY {}", p.segment_id());
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "publisher" => {
+            let _p = Publisher::create(&ep, &opts()).unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "subscriber" => {
+            let _s = Subscriber::connect(&ep, &opts()).unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        "client" => {
+            let _c = Client::connect(&ep, &opts());
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         // Makes the segment a channel's creator makes (channel geometry,
         // the initialising mark 0100) under KEY, touches one page of it as
         // TOUCH says, prints its id and exits: a creator killed before its
@@ -43,9 +97,426 @@ fn child() {
                 _ => {}
             }
             println!("READY {}", seg.id());
+            return;
         }
         r => panic!("unknown role {r}"),
     }
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// A child process killed and reaped however the test ends.
+struct Kid(std::process::Child);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Kid {
+    fn spawn(role: &str, name: &str, out: Stdio) -> Kid {
+        Kid(spawn("child", role, &[("NAME", name.to_string())], out))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn kill(&mut self) {
+        sigkill(&self.0);
+        self.0.wait().unwrap();
+    }
+
+    /// Waits for the child's line starting with `prefix`, and returns its rest.
+    fn line(&mut self, prefix: &str) -> String {
+        let out = self.0.stdout.take().unwrap();
+        let mut r = BufReader::new(out);
+        let mut s = String::new();
+        let t0 = Instant::now();
+        loop {
+            s.clear();
+            assert!(
+                r.read_line(&mut s).unwrap() > 0,
+                "child ended before {prefix}"
+            );
+            if let Some(rest) = s.strip_prefix(prefix) {
+                let rest = rest.trim().to_string();
+                std::thread::spawn(move || std::io::copy(&mut r, &mut std::io::sink()));
+                return rest;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20));
+        }
+    }
+}
+
+/// Segments a process created that are still there and not marked for
+/// destruction: what it would leave behind.
+fn left_by(pid: u32) -> Vec<svshm::SegmentInfo> {
+    svshm::proc_segments()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.creator_pid as u32 == pid && !s.is_marked_for_destruction())
+        .collect()
+}
+
+/// Waits until `pid` has created `n` segments (bounded).
+fn wait_made(pid: u32, n: usize) {
+    let t0 = Instant::now();
+    while left_by(pid).len() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "pid {pid} made no channel"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Kills `kid` a random moment (0 to 300 µs) after it has made `n`
+/// segments: in the middle of what it does right after, such as writing the
+/// header or posting. Polls without sleeping to be there in time.
+fn kill_just_after_made(kid: &mut Kid, n: usize, rng: &mut Rng) {
+    let pid = kid.pid();
+    let t0 = Instant::now();
+    while left_by(pid).len() < n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "pid {pid} made no channel"
+        );
+    }
+    spin(rng.below(300));
+    kid.kill();
+}
+
+/// As [`kill_just_after_made`], for the creator of the channel under `key`:
+/// one system call a poll, so it can catch the creator before its header.
+fn kill_just_after_key(kid: &mut Kid, key: svshm::Key, rng: &mut Rng) {
+    let t0 = Instant::now();
+    while svshm::Segment::open(key, 0).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "nobody made the channel"
+        );
+    }
+    spin(rng.below(300));
+    kid.kill();
+}
+
+fn spin(micros: u64) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_micros(micros) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Waits until channel segment `id` is READY (its creator finished the header).
+fn wait_ready(id: i32) {
+    let t0 = Instant::now();
+    while !svshm_channel::inspect(id)
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.ready)
+    {
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Asserts that whatever `pid` left behind, `svshm gc` would remove: only
+/// segments nobody else can know of (a private one a process was killed
+/// while making) may outlive a dead process, and those must be judged
+/// abandoned. Removes them, so the test leaves nothing either.
+fn only_gc_material(pid: u32, what: &str) -> usize {
+    let left = left_by(pid);
+    for s in &left {
+        let verdict = svshm_channel::judge(s.id).unwrap();
+        assert!(
+            verdict.is_abandoned(),
+            "{what}: segment {} (key {:?}) of dead pid {pid} is not judged abandoned: {verdict:?}",
+            s.id,
+            s.key
+        );
+        let _ = svshm::Segment::from_id(s.id).remove();
+    }
+    left.len()
+}
+
+/// The first side of a named channel is killed before its peer joins, at
+/// random moments of its connect (before, while and after it creates the
+/// segment), then the other side connects by name: it reclaims the dead
+/// channel (never joins it, never waits on it), and nothing of the dead
+/// process remains.
+fn the_peer_reclaims_a_named_channel_whose_creator_was_killed(
+    creator_role: &str,
+    survivor: fn(&Endpoint, &Options) -> svshm_channel::Result<i32>,
+) {
+    let base = rand_u64();
+    println!("{creator_role}: base {base}");
+    let mut rng = Rng(base);
+    for round in 0..6 {
+        let name = unique("crash-named");
+        let mut creator = Kid::spawn(creator_role, &name, Stdio::null());
+        let pid = creator.pid();
+        let key = svshm_channel::channel_key(&name);
+        let dead = if round % 2 == 0 {
+            // After the channel is READY: the common crash.
+            wait_made(pid, 1);
+            let dead = left_by(pid)[0].id;
+            wait_ready(dead);
+            creator.kill();
+            Some(dead)
+        } else {
+            // Right after it made the segment, maybe before its header.
+            kill_just_after_key(&mut creator, key, &mut rng);
+            svshm::Segment::open(key, 0).ok().map(|s| s.id())
+        };
+        let t0 = Instant::now();
+        // The survivor's open must not wait on the dead (its own pending
+        // channel is fresh; dropping it removes it).
+        let id = survivor(&Endpoint::name(&name), &quick(1500))
+            .unwrap_or_else(|e| panic!("round {round}: the survivor failed: {e}"));
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "round {round}: the survivor took {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            dead != Some(id),
+            "round {round}: the survivor joined the dead channel {id}"
+        );
+        let left = left_by(pid);
+        assert!(
+            left.is_empty(),
+            "round {round}: the dead creator left {left:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stream_reader_reclaims_the_channel_of_a_writer_killed_before_it_joined() {
+    the_peer_reclaims_a_named_channel_whose_creator_was_killed("stream-writer", |ep, o| {
+        StreamReader::open(ep, o).map(|p| p.segment_id())
+    });
+}
+
+#[test]
+fn a_stream_writer_reclaims_the_channel_of_a_reader_killed_before_it_joined() {
+    the_peer_reclaims_a_named_channel_whose_creator_was_killed("stream-reader", |ep, o| {
+        StreamWriter::open(ep, o).map(|p| p.segment_id())
+    });
+}
+
+#[test]
+fn a_receiver_reclaims_the_channel_of_a_sender_killed_before_it_joined() {
+    the_peer_reclaims_a_named_channel_whose_creator_was_killed("sender", |ep, o| {
+        Receiver::open(ep, o).map(|p| p.segment_id())
+    });
+}
+
+#[test]
+fn a_sender_reclaims_the_channel_of_a_receiver_killed_before_it_joined() {
+    the_peer_reclaims_a_named_channel_whose_creator_was_killed("receiver", |ep, o| {
+        Sender::open(ep, o).map(|p| p.segment_id())
+    });
+}
+
+/// A private channel's creator killed while its end is pending: a peer told
+/// the id gets a clear error at once (not a timeout, not a connection to the
+/// dead), and the segment is removed.
+#[test]
+fn joining_a_private_pending_channel_of_a_killed_creator_fails_at_once_and_removes_it() {
+    for (role, join) in [
+        (
+            "private-sender",
+            (|id| Receiver::connect(&Endpoint::id(id), &quick(1500)).map(drop))
+                as fn(i32) -> svshm_channel::Result<()>,
+        ),
+        ("private-stream-reader", |id| {
+            StreamWriter::connect(&Endpoint::id(id), &quick(1500)).map(drop)
+        }),
+    ] {
+        let mut creator = Kid::spawn(role, "unused", Stdio::piped());
+        let pid = creator.pid();
+        let id: i32 = creator.line("READY ").parse().unwrap();
+        creator.kill();
+        let t0 = Instant::now();
+        match join(id) {
+            Err(Error::Invalid(why)) => eprintln!("{role}: refused: {why}"),
+            other => panic!("{role}: joining a dead creator's channel: {other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_millis(500), "{role}: slow");
+        assert!(segment_gone(id), "{role}: the dead channel {id} is left");
+        assert!(left_by(pid).is_empty());
+    }
+}
+
+/// A publisher killed (while creating its topic, or once it is there) before
+/// any subscriber came: the next subscriber reclaims the dead topic and
+/// waits for a new publisher (no `PeerDied` from a topic nobody joined), and
+/// the next publisher creates it afresh.
+#[test]
+fn a_topic_of_a_publisher_killed_before_any_subscriber_is_reclaimed_by_the_next_comer() {
+    let base = rand_u64();
+    println!("publisher kills: base {base}");
+    let mut rng = Rng(base);
+    for round in 0..6 {
+        let name = unique("crash-pub");
+        let mut publisher = Kid::spawn("publisher", &name, Stdio::piped());
+        let pid = publisher.pid();
+        if round % 2 == 0 {
+            publisher.line("READY");
+            publisher.kill();
+        } else {
+            kill_just_after_made(&mut publisher, 1, &mut rng);
+        }
+        let dead: Vec<i32> = left_by(pid).iter().map(|s| s.id).collect();
+        let ep = Endpoint::name(&name);
+        let t0 = Instant::now();
+        if round % 4 < 2 {
+            match Subscriber::connect(&ep, &quick(200)) {
+                Err(Error::Timeout { .. }) => {}
+                Err(Error::PeerDied { .. }) => {}
+                Err(e) => panic!("round {round}: a subscriber of a dead topic: {e}"),
+                Ok(s) => panic!(
+                    "round {round}: a subscriber joined the dead topic {}",
+                    s.segment_id()
+                ),
+            }
+            assert!(t0.elapsed() < Duration::from_secs(1), "round {round}: slow");
+        } else {
+            let p = Publisher::create(&ep, &quick(200))
+                .unwrap_or_else(|e| panic!("round {round}: a new publisher: {e}"));
+            assert!(!dead.contains(&p.segment_id()), "round {round}");
+            assert!(t0.elapsed() < Duration::from_secs(1), "round {round}: slow");
+        }
+        let left = left_by(pid);
+        assert!(
+            left.is_empty(),
+            "round {round}: the dead publisher left {left:?}"
+        );
+    }
+}
+
+/// Subscribers killed at random moments of their connect: the publisher
+/// keeps publishing (a dead subscriber holds nothing back for long), and
+/// the subscriber made no segment of its own that could be left.
+#[test]
+fn subscribers_killed_while_joining_leave_nothing_and_stall_nobody() {
+    let base = rand_u64();
+    println!("subscriber kills: base {base}");
+    let mut rng = Rng(base);
+    let name = unique("crash-sub");
+    let ep = Endpoint::name(&name);
+    let mut p = Publisher::create(&ep, &opts().capacity(1 << 12)).unwrap();
+    // How long a subscriber takes from its spawn to joined, measured in the
+    // even rounds; the odd ones kill at a random moment of that.
+    let mut took = Duration::ZERO;
+    for round in 0..6 {
+        let t0 = Instant::now();
+        let mut sub = Kid::spawn("subscriber", &name, Stdio::piped());
+        let pid = sub.pid();
+        if round % 2 == 0 {
+            sub.line("READY");
+            took = took.max(t0.elapsed());
+        } else {
+            spin(rng.below(took.as_micros() as u64 + 1));
+        }
+        sub.kill();
+        // Enough to fill the ring several times: a dead subscriber that
+        // still held the ring back would stall these.
+        let t0 = Instant::now();
+        for n in 0..64u32 {
+            p.send_timeout(&[n as u8; 200], Duration::from_secs(2))
+                .unwrap_or_else(|e| panic!("round {round}: send {n}: {e:?}"));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(1), "round {round}: slow");
+        assert!(left_by(pid).is_empty(), "round {round}");
+    }
+    let t0 = Instant::now();
+    while p.subscribers() != 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "dead subscribers still counted: {:?}",
+            p.subscriber_list()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Clients killed late in `Client::connect`: after both their channels are
+/// made, at a random moment around their post, or well after it. The
+/// server's next accepts give no connection for them and remove what they
+/// posted, and it keeps serving; what a client made but had not posted yet
+/// only `svshm gc` can know of, and it is judged abandoned.
+#[test]
+fn clients_killed_around_their_post_leave_only_gc_material_and_the_server_serves_on() {
+    let base = rand_u64();
+    println!("client kills: base {base}");
+    let mut rng = Rng(base);
+    let name = unique("crash-client");
+    let ep = Endpoint::name(&name);
+    let mut server = Server::bind(&ep, &opts()).unwrap();
+    let mut for_gc = 0;
+    for round in 0..8 {
+        let mut client = Kid::spawn("client", &name, Stdio::null());
+        let pid = client.pid();
+        // Both its channels made and READY (their headers written).
+        let t0 = Instant::now();
+        loop {
+            let made = left_by(pid);
+            if made.len() == 2
+                && made.iter().all(|s| {
+                    svshm_channel::inspect(s.id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|c| c.ready)
+                })
+            {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "no channels");
+        }
+        if round % 2 == 0 {
+            // Well after its post.
+            std::thread::sleep(Duration::from_millis(20));
+        } else {
+            spin(rng.below(200));
+        }
+        client.kill();
+        // Nobody completed its connect, so no accept yields it.
+        assert!(
+            server
+                .accept_timeout(Duration::from_millis(50))
+                .unwrap()
+                .is_none(),
+            "round {round}: a dead client was accepted"
+        );
+        if round % 2 == 0 {
+            let left = left_by(pid);
+            assert!(
+                left.is_empty(),
+                "round {round}: a posted dead client's channels are left: {left:?}"
+            );
+        } else {
+            for_gc += only_gc_material(pid, "a client killed around its post");
+        }
+    }
+    eprintln!("{for_gc} unposted client segments were left for gc");
+    // The server still serves.
+    let n2 = name.clone();
+    let caller = std::thread::spawn(move || {
+        Client::connect(&Endpoint::name(n2), &quick(5000))
+            .unwrap()
+            .call(b"ping")
+            .unwrap()
+    });
+    let mut conn = server
+        .accept_timeout(Duration::from_secs(5))
+        .unwrap()
+        .expect("a live client is accepted");
+    let req = conn.recv().unwrap().unwrap();
+    conn.reply(&req).unwrap();
+    assert_eq!(caller.join().unwrap(), b"ping");
 }
 
 /// Runs the `headerless` child under `key`, touching `touch`; returns the
@@ -114,4 +585,16 @@ fn a_headerless_segment_with_data_beyond_its_header_page_is_kept() {
         .read_at(8192, &mut b)
         .unwrap();
     assert_eq!(&b, b"data");
+}
+
+/// A private channel's creator killed between making its segment and
+/// writing the header (for a client: before it could post the id) leaves an
+/// empty segment nobody knows the id of. `svshm gc` must be able to remove
+/// it; it cannot yet: without a channel key nothing proves svshm made it.
+#[test]
+#[ignore = "an empty private segment is not provably a channel, so svshm gc keeps it"]
+fn a_private_segment_of_a_creator_killed_before_its_header_is_gc_material() {
+    let (id, _guard) = headerless(svshm::Key::PRIVATE, "nothing");
+    let verdict = svshm_channel::judge(id).unwrap();
+    assert!(verdict.is_abandoned(), "{verdict:?}");
 }
