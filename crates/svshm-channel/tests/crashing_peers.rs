@@ -69,6 +69,12 @@ fn child() {
             println!("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
+        "server" => {
+            let key = svshm::Key::new(std::env::var("KEY").unwrap().parse().unwrap());
+            let _s = Server::bind(&Endpoint::key(key), &opts()).unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
         "client" => {
             let _c = Client::connect(&ep, &opts());
             println!("READY");
@@ -80,7 +86,8 @@ fn child() {
         // header.
         "headerless" => {
             let key = svshm::Key::new(std::env::var("KEY").unwrap().parse().unwrap());
-            let seg = svshm::CreateOptions::new(4096 + (1 << 14))
+            let size = std::env::var("SIZE").map_or(4096 + (1 << 14), |s| s.parse().unwrap());
+            let seg = svshm::CreateOptions::new(size)
                 .key(key)
                 .mode(0o700)
                 .create()
@@ -172,24 +179,10 @@ fn wait_made(pid: u32, n: usize) {
     }
 }
 
-/// Kills `kid` a random moment (0 to 300 µs) after it has made `n`
-/// segments: in the middle of what it does right after, such as writing the
-/// header or posting. Polls without sleeping to be there in time.
-fn kill_just_after_made(kid: &mut Kid, n: usize, rng: &mut Rng) {
-    let pid = kid.pid();
-    let t0 = Instant::now();
-    while left_by(pid).len() < n {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "pid {pid} made no channel"
-        );
-    }
-    spin(rng.below(300));
-    kid.kill();
-}
-
-/// As [`kill_just_after_made`], for the creator of the channel under `key`:
-/// one system call a poll, so it can catch the creator before its header.
+/// Kills `kid` a random moment (0 to 300 µs) after a segment appeared under
+/// `key`: in the middle of what its creator does right after, such as
+/// writing the header. Polls without sleeping (one system call a poll) to
+/// be there in time.
 fn kill_just_after_key(kid: &mut Kid, key: svshm::Key, rng: &mut Rng) {
     let t0 = Instant::now();
     while svshm::Segment::open(key, 0).is_err() {
@@ -367,7 +360,7 @@ fn a_topic_of_a_publisher_killed_before_any_subscriber_is_reclaimed_by_the_next_
             publisher.line("READY");
             publisher.kill();
         } else {
-            kill_just_after_made(&mut publisher, 1, &mut rng);
+            kill_just_after_key(&mut publisher, svshm_channel::channel_key(&name), &mut rng);
         }
         let dead: Vec<i32> = left_by(pid).iter().map(|s| s.id).collect();
         let ep = Endpoint::name(&name);
@@ -522,11 +515,16 @@ fn clients_killed_around_their_post_leave_only_gc_material_and_the_server_serves
 /// Runs the `headerless` child under `key`, touching `touch`; returns the
 /// segment it left (removed when the guard drops).
 fn headerless(key: svshm::Key, touch: &str) -> (i32, svshm::RemoveOnDrop) {
+    headerless_sized(key, touch, 4096 + (1 << 14))
+}
+
+fn headerless_sized(key: svshm::Key, touch: &str, size: usize) -> (i32, svshm::RemoveOnDrop) {
     let mut c = spawn(
         "child",
         "headerless",
         &[
             ("NAME", String::new()),
+            ("SIZE", size.to_string()),
             ("KEY", key.raw().to_string()),
             ("TOUCH", touch.to_string()),
         ],
@@ -585,6 +583,72 @@ fn a_headerless_segment_with_data_beyond_its_header_page_is_kept() {
         .read_at(8192, &mut b)
         .unwrap();
     assert_eq!(&b, b"data");
+}
+
+/// A server killed between making its listener and writing its header
+/// (right after `shmget`, or while its first store faulted the page in):
+/// the next bind on the service reclaims the listener instead of failing,
+/// and a client meanwhile times out (it never waits on the dead listener
+/// longer than its timeout).
+#[test]
+fn a_server_killed_before_its_listener_was_ready_does_not_block_the_service() {
+    for touch in ["nothing", "header-page"] {
+        let key = svshm_channel::channel_key(&unique("crash-listener"));
+        let ep = Endpoint::key(key);
+        // A listener is a 4096-byte header and a 4096-byte accept area.
+        let (dead, _guard) = headerless_sized(key, touch, 8192);
+        let t0 = Instant::now();
+        let r = Client::connect(&ep, &quick(300));
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{touch}: {r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{touch}: slow");
+        assert!(
+            segment_gone(dead),
+            "{touch}: the client left the dead listener"
+        );
+        let (dead, _guard) = headerless_sized(key, touch, 8192);
+        let t0 = Instant::now();
+        let server = Server::bind(&ep, &quick(300))
+            .unwrap_or_else(|e| panic!("{touch}: bind over a dead listener: {e}"));
+        assert!(t0.elapsed() < Duration::from_secs(1), "{touch}: slow");
+        assert_ne!(server.segment_id(), dead);
+        assert!(segment_gone(dead), "{touch}: the dead listener is left");
+    }
+}
+
+/// Servers killed at random moments of their bind (right after `shmget`,
+/// or once they serve): the next bind on the service succeeds at once and
+/// nothing of the dead server remains.
+#[test]
+fn servers_killed_while_binding_never_block_the_next_bind() {
+    let base = rand_u64();
+    println!("server kills: base {base}");
+    let mut rng = Rng(base);
+    for round in 0..6 {
+        let key = svshm_channel::channel_key(&unique("crash-bind"));
+        let mut server = Kid(spawn(
+            "child",
+            "server",
+            &[("KEY", key.raw().to_string()), ("NAME", String::new())],
+            Stdio::piped(),
+        ));
+        let pid = server.pid();
+        if round % 2 == 0 {
+            server.line("READY");
+            server.kill();
+        } else {
+            kill_just_after_key(&mut server, key, &mut rng);
+        }
+        let t0 = Instant::now();
+        let s = Server::bind(&Endpoint::key(key), &quick(300))
+            .unwrap_or_else(|e| panic!("round {round}: bind after a killed server: {e}"));
+        assert!(t0.elapsed() < Duration::from_secs(1), "round {round}: slow");
+        drop(s);
+        let left = left_by(pid);
+        assert!(
+            left.is_empty(),
+            "round {round}: the dead server left {left:?}"
+        );
+    }
 }
 
 /// A private channel's creator killed between making its segment and
