@@ -35,19 +35,19 @@ fn child() {
     let name = std::env::var("NAME").unwrap();
     let ep = Endpoint::name(&name);
     // Each role makes its part, says READY (with a segment id where the peer
-    // needs it), then waits to be killed.
+    // needs it), then holds it until killed.
     match role.as_str() {
         "stream-writer" => {
-            let _w = StreamWriter::connect(&ep, &opts());
+            hold(StreamWriter::connect(&ep, &opts()));
         }
         "stream-reader" => {
-            let _r = StreamReader::connect(&ep, &opts());
+            hold(StreamReader::connect(&ep, &opts()));
         }
         "sender" => {
-            let _s = Sender::connect(&ep, &opts());
+            hold(Sender::connect(&ep, &opts()));
         }
         "receiver" => {
-            let _r = Receiver::connect(&ep, &opts());
+            hold(Receiver::connect(&ep, &opts()));
         }
         "private-sender" => {
             let p = Sender::open(&Endpoint::private(), &opts()).unwrap();
@@ -66,6 +66,12 @@ fn child() {
         }
         "subscriber" => {
             let _s = Subscriber::connect(&ep, &opts()).unwrap();
+            println!("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        // Binds but never accepts: a client's connect waits on it.
+        "server-idle" => {
+            let _s = Server::bind(&ep, &opts()).unwrap();
             println!("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
@@ -104,11 +110,15 @@ fn child() {
                 _ => {}
             }
             println!("READY {}", seg.id());
-            return;
         }
         r => panic!("unknown role {r}"),
     }
+}
+
+/// Holds what a child role made until the child is killed.
+fn hold<T>(made: T) {
     std::thread::sleep(Duration::from_secs(600));
+    drop(made);
 }
 
 /// A child process killed and reaped however the test ends.
@@ -649,6 +659,89 @@ fn servers_killed_while_binding_never_block_the_next_bind() {
             "round {round}: the dead server left {left:?}"
         );
     }
+}
+
+/// A joiner killed at a random moment of its join (just after it attached,
+/// in or after its claim), while the creator waits in `Pending::wait`: the
+/// creator never hangs. Either it connected to the dead joiner, and sending
+/// reports its death (and the name serves the next pair), or the dead
+/// joiner never claimed its side, and the next joiner gets in.
+#[test]
+fn a_joiner_killed_while_joining_never_hangs_the_waiting_creator() {
+    let base = rand_u64();
+    println!("joiner kills: base {base}");
+    let mut rng = Rng(base);
+    for round in 0..6 {
+        let name = unique("crash-joiner");
+        let pending = Sender::open(&Endpoint::name(&name), &quick(3000)).unwrap();
+        let id = pending.segment_id();
+        let mut joiner = Kid::spawn("receiver", &name, Stdio::null());
+        let pid = joiner.pid() as i32;
+        let t0 = Instant::now();
+        while svshm::Segment::from_id(id).stat().unwrap().attach_count < 2 {
+            assert!(t0.elapsed() < Duration::from_secs(20), "nobody joined");
+        }
+        spin(rng.below(300));
+        joiner.kill();
+        let n2 = name.clone();
+        let next = std::thread::spawn(move || {
+            let mut rx = Receiver::connect(&Endpoint::name(n2), &quick(1000)).ok()?;
+            rx.recv().ok().flatten()
+        });
+        let t0 = Instant::now();
+        let mut tx = pending
+            .wait()
+            .unwrap_or_else(|e| panic!("round {round}: the creator's wait: {e}"));
+        assert!(t0.elapsed() < Duration::from_secs(2), "round {round}: slow");
+        if tx.peer_pid() == pid {
+            let t0 = Instant::now();
+            let err = loop {
+                if let Err(e) = tx.send_timeout(&[7u8; 1000], Duration::from_secs(2)) {
+                    break e;
+                }
+                assert!(t0.elapsed() < Duration::from_secs(2), "round {round}");
+            };
+            assert!(
+                matches!(err, svshm_channel::SendTimeoutError::Failed(_, ref e) if e.is_peer_died()),
+                "round {round}: {err:?}"
+            );
+            // The name is free again: the next joiner made a new channel
+            // (or joins ours), and it works.
+            let mut tx = Sender::connect(&Endpoint::name(&name), &quick(1000)).unwrap();
+            tx.send(b"next").unwrap();
+            assert_eq!(next.join().unwrap().as_deref(), Some(&b"next"[..]));
+        } else {
+            tx.send(b"hi").unwrap();
+            assert_eq!(next.join().unwrap().as_deref(), Some(&b"hi"[..]));
+        }
+    }
+}
+
+/// The server dies while a client waits in `Client::connect` for it to
+/// accept: the client gets `PeerDied` within a fraction of a second (not
+/// its timeout), and the next bind takes the service over.
+#[test]
+fn a_server_killed_while_a_client_waits_to_be_accepted_fails_the_connect_at_once() {
+    let name = unique("crash-srv-wait");
+    let mut server = Kid::spawn("server-idle", &name, Stdio::piped());
+    server.line("READY");
+    let spid = server.pid();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        server.kill();
+    });
+    let t0 = Instant::now();
+    match Client::connect(&Endpoint::name(&name), &quick(10_000)) {
+        Err(Error::PeerDied { pid, .. }) => assert_eq!(pid, spid as i32),
+        other => panic!("expected PeerDied, got {:?}", other.map(|_| ())),
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    killer.join().unwrap();
+    // The dead server's listener: the next bind reclaims it.
+    let s = Server::bind(&Endpoint::name(&name), &quick(300)).unwrap();
+    drop(s);
+    let left = left_by(spid);
+    assert!(left.is_empty(), "the dead server left {left:?}");
 }
 
 /// A private channel's creator killed between making its segment and
