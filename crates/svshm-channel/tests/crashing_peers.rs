@@ -111,6 +111,15 @@ fn child() {
             }
             println!("READY {}", seg.id());
         }
+        // What a joiner killed between its claim's compare-and-swap and
+        // its next store leaves: its side CLAIMING, nobody's pid in it.
+        "claim-and-die" => {
+            let id: i32 = std::env::var("ID").unwrap().parse().unwrap();
+            let att = svshm::Segment::from_id(id).attach().unwrap();
+            // The reader's slot state: header byte 256.
+            att.write_at(256, &1u32.to_ne_bytes()).unwrap();
+            println!("READY");
+        }
         r => panic!("unknown role {r}"),
     }
 }
@@ -742,6 +751,31 @@ fn a_server_killed_while_a_client_waits_to_be_accepted_fails_the_connect_at_once
     drop(s);
     let left = left_by(spid);
     assert!(left.is_empty(), "the dead server left {left:?}");
+}
+
+/// A joiner killed right after its claim's compare-and-swap (its side left
+/// CLAIMING, with no pid to watch): the creator waiting in `Pending::wait`
+/// does not wait out its timeout for it; once nobody but the creator is
+/// attached, the side is free again and the next joiner gets in.
+#[test]
+fn a_joiner_killed_in_the_middle_of_its_claim_does_not_block_the_channel() {
+    let pending = Sender::open(&Endpoint::private(), &quick(3000)).unwrap();
+    let id = pending.segment_id();
+    let out = child_command("child", "claim-and-die")
+        .env("ID", id.to_string())
+        .env("NAME", "")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("READY"));
+    let next = std::thread::spawn(move || {
+        let mut rx = Receiver::connect(&Endpoint::id(id), &quick(2000))?;
+        rx.recv()
+    });
+    let t0 = Instant::now();
+    let mut tx = pending.wait().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    tx.send(b"in").unwrap();
+    assert_eq!(next.join().unwrap().unwrap().as_deref(), Some(&b"in"[..]));
 }
 
 /// A private channel's creator killed between making its segment and
