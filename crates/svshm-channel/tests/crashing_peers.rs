@@ -778,6 +778,47 @@ fn a_joiner_killed_in_the_middle_of_its_claim_does_not_block_the_channel() {
     assert_eq!(next.join().unwrap().unwrap().as_deref(), Some(&b"in"[..]));
 }
 
+/// Many clients find a killed server's listener at once: whichever of them
+/// reclaims it, the others neither fail on its removal nor hang; they all
+/// wait for a new server, and get it.
+#[test]
+fn clients_racing_to_reclaim_a_killed_servers_listener_all_wait_for_the_next_server() {
+    for round in 0..6 {
+        let name = unique("crash-srv-race");
+        let mut server = Kid::spawn("server-idle", &name, Stdio::piped());
+        server.line("READY");
+        server.kill();
+        let go = std::sync::Arc::new(std::sync::Barrier::new(9));
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let (n, go) = (name.clone(), go.clone());
+                std::thread::spawn(move || {
+                    go.wait();
+                    let mut c = Client::connect(&Endpoint::name(n), &quick(3000))?;
+                    c.call(b"up")
+                })
+            })
+            .collect();
+        go.wait();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut s = Server::bind(&Endpoint::name(&name), &quick(300))
+            .unwrap_or_else(|e| panic!("round {round}: bind: {e}"));
+        let t0 = Instant::now();
+        let mut served = 0;
+        while served < 8 && t0.elapsed() < Duration::from_secs(3) {
+            if let Some(mut conn) = s.accept_timeout(Duration::from_millis(100)).unwrap() {
+                let req = conn.recv().unwrap().unwrap();
+                conn.reply(&req).unwrap();
+                served += 1;
+            }
+        }
+        for c in clients {
+            let r = c.join().unwrap();
+            assert_eq!(r.as_deref().ok(), Some(&b"up"[..]), "round {round}: {r:?}");
+        }
+    }
+}
+
 /// A private channel's creator killed between making its segment and
 /// writing the header (for a client: before it could post the id) leaves an
 /// empty segment nobody knows the id of. `svshm gc` must be able to remove
