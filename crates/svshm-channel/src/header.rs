@@ -50,7 +50,9 @@ pub(crate) const KIND_TOPIC: u32 = 3;
 #[repr(C)]
 #[derive(Default)]
 pub(crate) struct Slot {
-    /// SLOT_EMPTY → SLOT_CLAIMING (CAS) → SLOT_ATTACHED → SLOT_CLOSED.
+    /// SLOT_EMPTY → SLOT_CLAIMING (CAS) → SLOT_ATTACHED → SLOT_CLOSED; a
+    /// claim whose claimer died (nobody but the waiting side attached) goes
+    /// back to SLOT_EMPTY.
     pub state: AtomicU32,
     /// Holder's pid.
     pub pid: AtomicU32,

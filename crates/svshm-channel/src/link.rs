@@ -495,7 +495,8 @@ impl Link {
     pub(crate) fn claim(&mut self, me: ProcessId) -> bool {
         let slot = self.slot(self.role);
         // SYNC: the CAS decides between two racing joiners of the same role:
-        // only one moves the slot out of EMPTY, and nothing moves it back. A
+        // only one moves the slot out of EMPTY, and only a claim whose
+        // claimer is provably gone moves it back (`wait_for_peer_while`). A
         // loser's Acquire load pairs with the winner's Release stores of
         // ATTACHED / CLOSED (`claim`, `mark_closed`) when it reads them.
         if slot
@@ -565,9 +566,29 @@ impl Link {
             }
             if now.duration_since(last_check) >= Duration::from_millis(100) {
                 last_check = now;
+                // SYNC: pairs with the claimer's CAS; read before the attach
+                // count below (see there).
+                let claiming = self.slot(self.role.peer()).state.load(Ordering::Acquire)
+                    == header::SLOT_CLAIMING;
                 // Someone removed the segment while we wait: the peer can never
                 // find it by key now.
                 if let Ok(info) = self.att.segment().stat() {
+                    // A joiner killed between its claim's CAS and its next
+                    // store leaves the peer's side CLAIMING with no pid to
+                    // watch: nobody would ever finish that claim, and we and
+                    // every later joiner would wait out our timeouts. A
+                    // claimer stays attached from before its CAS until its
+                    // claim is done, so if the side was CLAIMING before a
+                    // moment when nobody but us is attached, that claimer is
+                    // gone (only we move CLAIMING back): free the side.
+                    if claiming && info.attach_count == 1 {
+                        let _ = self.slot(self.role.peer()).state.compare_exchange(
+                            header::SLOT_CLAIMING,
+                            header::SLOT_EMPTY,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        );
+                    }
                     let came = read_slot(self.slot(self.role.peer())).is_some();
                     if info.is_marked_for_destruction() && self.created && !came {
                         return Err(Error::Invalid(format!(

@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | header READY | our magic | nobody attached (no initialising mark), or its creator is gone |
 //! | header being written | our magic | nobody attached and its creator is gone |
-//! | header all zero (creator killed between `shmget` and writing it) | a channel key ([`crate::channel_key`]), the initialising mark, channel geometry, and no page ever touched (no resident or swapped pages: nothing to lose) | nobody attached and its creator is gone |
+//! | header all zero (creator killed between `shmget` and writing it) | a channel key ([`crate::channel_key`]), the initialising mark, channel geometry, and nothing to lose: no page ever touched (no resident or swapped pages), or only the header page, all zero (the creator killed while its first store faulted it in) | nobody attached and its creator is gone |
 //! | anything else | none | never: refused with an error naming it |
 //!
 //! "Gone" is [`svshm::process::creator_status`] = `Dead`; a creator in a pid
@@ -85,6 +85,10 @@ pub(crate) struct HeaderFacts {
     pub recorded: Vec<ProcessId>,
     /// Whether the first 64 bytes are all zero.
     pub zero: bool,
+    /// Whether the whole segment reads zero although a page of it was
+    /// touched (see [`blank_header_page`]); set by the caller that has the
+    /// attachment.
+    pub blank: bool,
     /// For a READY header: whether its fields describe a ring that fits
     /// (`Err` says what is wrong).
     pub layout: Result<(), String>,
@@ -115,8 +119,36 @@ impl HeaderFacts {
             ready: ready && magic == header::MAGIC,
             recorded,
             zero,
+            blank: false,
         }
     }
+}
+
+/// Whether the one page the kernel counts for a segment is its header page
+/// and that page reads zero from end to end: then every byte of the segment
+/// is zero, as in one never written, and there is nothing to lose.
+///
+/// A creator killed while its first store (the magic) faulted the header
+/// page in leaves exactly this: the page is allocated, the store never
+/// happens. Without this, such a segment counted as written, was not
+/// provably ours, and blocked its channel name for good (not even
+/// `svshm gc` would remove it).
+///
+/// `info` is the kernel's record sampled before our attach. Reading a
+/// never-touched page of a shared memory segment allocates it, so had the
+/// header page been a hole (the counted page elsewhere, holding someone's
+/// data), our read of it raised the count: it is sampled again afterwards.
+pub(crate) fn blank_header_page(att: &svshm::Attachment, info: &SegmentInfo) -> bool {
+    let page = header::HEADER_SIZE;
+    let one_page = |i: &SegmentInfo| i.rss == Some(page as u64) && i.swap.unwrap_or(0) == 0;
+    if svshm::page_size() != page || !one_page(info) {
+        return false;
+    }
+    let mut bytes = vec![0u8; page];
+    if att.read_at(0, &mut bytes).is_err() || bytes.iter().any(|&b| b != 0) {
+        return false;
+    }
+    svshm::info::public_info_by_id(info.id).is_some_and(|now| one_page(&now))
 }
 
 /// The decision, from the kernel's record of the segment sampled *before* any
@@ -142,6 +174,8 @@ pub(crate) fn judge_shape(info: &SegmentInfo, facts: Option<&HeaderFacts>) -> Ve
         ));
     }
     let untouched = info.rss == Some(0) && info.swap.unwrap_or(0) == 0;
+    // All zero, whether or not a page was touched: nothing to lose.
+    let blank = untouched || facts.is_some_and(|f| f.blank);
     let marked = info.permissions() & INIT_MARK != 0;
     let recorded: &[ProcessId] = facts.map_or(&[], |f| &f.recorded);
     let creator = creator_status(info, recorded);
@@ -199,7 +233,7 @@ pub(crate) fn judge_shape(info: &SegmentInfo, facts: Option<&HeaderFacts>) -> Ve
                 // and not yet stored the magic (preempted in between).
                 return Verdict::InUse(format!("an empty channel segment being created; {who}"));
             }
-            if !untouched {
+            if !blank {
                 return Verdict::NotOurs(if facts.is_some() {
                     "its header is all zero but its pages have been written (it may hold someone's data)".into()
                 } else {
@@ -219,7 +253,12 @@ pub(crate) fn judge_shape(info: &SegmentInfo, facts: Option<&HeaderFacts>) -> Ve
             }
             if nobody && gone {
                 Verdict::Abandoned(format!(
-                    "its creator died before writing the header (empty, never written), and {who}"
+                    "its creator died before writing the header (empty, {}), and {who}",
+                    if untouched {
+                        "never written"
+                    } else {
+                        "its one page all zero"
+                    }
                 ))
             } else {
                 Verdict::InUse(format!("an empty channel segment being created; {who}"))
@@ -284,7 +323,11 @@ fn judge_info(seg: &Segment, info: &SegmentInfo) -> Verdict {
 fn read_and_judge(seg: &Segment, info: &SegmentInfo) -> Verdict {
     match seg.attach_read_only() {
         Ok(att) => match HeaderView::new(&att) {
-            Some(view) => judge_with(info, Some(&HeaderFacts::read(view, info.size))),
+            Some(view) => {
+                let mut facts = HeaderFacts::read(view, info.size);
+                facts.blank = facts.zero && blank_header_page(&att, info);
+                judge_with(info, Some(&facts))
+            }
             None => Verdict::NotOurs(format!(
                 "its attachment of {} bytes is shorter than a channel header",
                 att.len()

@@ -374,6 +374,7 @@ fn join(
         )));
     };
     let mut facts = HeaderFacts::read(view, info.size);
+    facts.blank = facts.zero && crate::reclaim::blank_header_page(&att, &info);
     // A READY header whose fields do not hold together is reported below as
     // a mismatch (another svshm version, or corrupt), and never reclaimed.
     let layout = std::mem::replace(&mut facts.layout, Ok(()));

@@ -144,7 +144,7 @@ impl<Req: ?Sized + Decode, Resp: ?Sized + Encode> Server<Req, Resp> {
                     pid: old.server().map_or(0, |p| p.pid),
                 });
             }
-            crate::reclaim::reclaim(old.segment_id())?;
+            reclaim_listener(old.segment_id())?;
             std::thread::sleep(Duration::from_millis(1));
         }
         Err(Error::Invalid(format!(
@@ -465,7 +465,7 @@ impl<Req: ?Sized + Encode, Resp: ?Sized + Decode> Client<Req, Resp> {
                     // A dead server's listener: reclaim it, and wait for a new one.
                     let id = l.segment_id();
                     drop(l);
-                    crate::reclaim::reclaim(id)?;
+                    reclaim_listener(id)?;
                 }
                 None => {}
             }
@@ -581,5 +581,24 @@ impl<Req: ?Sized, Resp: ?Sized> crate::select::Waitable for Server<Req, Resp> {
     fn has_exit_flag(&self) -> bool {
         // No peer to watch: nothing to probe.
         true
+    }
+}
+
+/// Reclaims a dead server's listener found under the service's key. Gone
+/// already is no error: when a server dies, its clients (and a new server's
+/// bind) all find the listener at once, and all but the first find it
+/// removed; the caller looks again and waits for the next server, as the
+/// others do.
+fn reclaim_listener(id: i32) -> Result<()> {
+    match crate::reclaim::reclaim(id) {
+        Err(Error::Sys(e))
+            if matches!(
+                e.kind(),
+                svshm::ErrorKind::InvalidId | svshm::ErrorKind::Removed
+            ) =>
+        {
+            Ok(())
+        }
+        r => r.map(drop),
     }
 }

@@ -177,7 +177,15 @@ impl Listener {
         let view = l.view();
         // SYNC: pairs with the Release store of READY in `create`.
         if view.state().load(Ordering::Acquire) != header::STATE_READY {
-            // Being created: the caller retries.
+            // Being created, or never finished: a server killed between
+            // making it and READY leaves it so for good, and every bind
+            // and connect on the service would find it "being created"
+            // until `svshm gc`. Reclaim it if it is provably abandoned
+            // (after our own detach, which would count as a user); a live
+            // creator's is kept. Either way the caller retries, and an
+            // error here (gone meanwhile) changes nothing for that.
+            drop(l);
+            let _ = crate::reclaim::reclaim(id);
             return Ok(None);
         }
         let snap = view

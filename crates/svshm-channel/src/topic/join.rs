@@ -234,7 +234,8 @@ fn look(seg: Segment, opts: &Options, by_id: bool, reclaimed: &mut Vec<Reclaimed
     let Some(view) = HeaderView::new(&att) else {
         return Err(not_ours("shorter than a channel header".into()));
     };
-    let facts = HeaderFacts::read(view, info.size);
+    let mut facts = HeaderFacts::read(view, info.size);
+    facts.blank = facts.zero && crate::reclaim::blank_header_page(&att, &info);
     match judge_shape(&info, Some(&facts)) {
         Verdict::NotOurs(why) => return Err(not_ours(why)),
         Verdict::Abandoned(why) => {
