@@ -585,6 +585,8 @@ impl Link {
                         let _ = self.slot(self.role.peer()).state.compare_exchange(
                             header::SLOT_CLAIMING,
                             header::SLOT_EMPTY,
+                            // SYNC: pairs with the next joiner's CAS in
+                            // `claim`, which takes the side from EMPTY anew.
                             Ordering::AcqRel,
                             Ordering::Relaxed,
                         );
