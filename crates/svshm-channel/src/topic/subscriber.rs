@@ -401,8 +401,22 @@ impl SubCore {
         for round in 0..2 {
             for i in 0..n {
                 let slot = self.shm.slot(i);
+                if slot.state.load(Ordering::Relaxed) != header::SLOT_EMPTY {
+                    continue;
+                }
+                // Stamped before the claim, not after: the publisher frees a
+                // claim whose stamp is over a second old, and between our
+                // CAS and a later store it would read the stamp of the
+                // slot's previous claim and free ours at once (the join then
+                // failed with "taken while joining"). A stamp written into a
+                // slot that another joiner claims first only makes that
+                // claim look younger. Published to the publisher by the
+                // CAS's Release.
+                slot.claimed_at.store(monotonic_ms(), Ordering::Relaxed);
                 // SYNC: the CAS decides between racing claimers; a slot
-                // freed by its holder (Release) is seen free here.
+                // freed by its holder (Release) is seen free here, and the
+                // publisher's Acquire load of the state that reads our
+                // CLAIMING sees the stamp above.
                 if slot
                     .state
                     .compare_exchange(
@@ -413,7 +427,6 @@ impl SubCore {
                     )
                     .is_ok()
                 {
-                    slot.claimed_at.store(monotonic_ms(), Ordering::Relaxed);
                     slot.pid.store(me.pid as u32, Ordering::Relaxed);
                     slot.start_time.store(me.start_time, Ordering::Relaxed);
                     slot.missed.store(0, Ordering::Relaxed);
