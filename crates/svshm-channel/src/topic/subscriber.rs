@@ -32,6 +32,12 @@ pub struct Subscriber<T: ?Sized = [u8]> {
 struct SubCore {
     /// Our slot index.
     slot: usize,
+    /// Whether our claim of the slot went through to ATTACHED (else it is
+    /// CLAIMING, or was taken from us).
+    attached: bool,
+    /// Whether our claim was taken from us before it went through: the
+    /// slot is someone else's now, and leaving must not touch it.
+    lost: bool,
     /// The next record to read: the authority, stored into the slot after
     /// each message.
     cursor: u64,
@@ -137,6 +143,8 @@ impl<T: ?Sized + Decode> Subscriber<T> {
         let (publisher_pid, publisher) = join::watch_publisher(&t.shm);
         let mut core = SubCore {
             slot: 0,
+            attached: false,
+            lost: false,
             cursor: 0,
             expected: None,
             max_message: t.max_message,
@@ -457,18 +465,19 @@ impl SubCore {
     fn leave(&mut self) {
         let slot = self.shm.slot(self.slot);
         let me = std::process::id();
-        if slot.pid.load(Ordering::Relaxed) == me {
+        if !self.lost && slot.pid.load(Ordering::Relaxed) == me {
+            // Only the state we left it in: trying both, one after the
+            // other, freed the claim of a joiner that took the slot between
+            // the two (its pid not yet stored, ours still there).
+            let ours = if self.attached {
+                header::SLOT_ATTACHED
+            } else {
+                header::SLOT_CLAIMING
+            };
             // SYNC: Release: our reads of the ring happen before a new
             // holder's (or the publisher's) use of the slot.
             let _ = slot.state.compare_exchange(
-                header::SLOT_ATTACHED,
-                header::SLOT_EMPTY,
-                Ordering::Release,
-                Ordering::Relaxed,
-            );
-            // SYNC: as above, for a slot we claimed and never attached.
-            let _ = slot.state.compare_exchange(
-                header::SLOT_CLAIMING,
+                ours,
                 header::SLOT_EMPTY,
                 Ordering::Release,
                 Ordering::Relaxed,
@@ -525,12 +534,14 @@ impl SubCore {
                     )
                     .is_err()
                 {
+                    self.lost = true;
                     return Err(Error::Invalid(format!(
                         "topic segment {}: our subscriber slot {slot_i} was taken while joining (the join took over a second); connect again",
                         self.id()
                     )));
                 }
                 attached = true;
+                self.attached = true;
             }
             // SYNC: the Dekker fence between our cursor store and the tail
             // load below (the publisher: tail store, fence, slot scan).
