@@ -122,6 +122,18 @@ impl HeaderFacts {
             blank: false,
         }
     }
+
+    /// [`read`](Self::read), with `blank` found from the attachment the
+    /// view is of and the kernel's record sampled before that attach.
+    pub(crate) fn read_attached(
+        view: HeaderView<'_>,
+        att: &svshm::Attachment,
+        info: &SegmentInfo,
+    ) -> Self {
+        let mut facts = HeaderFacts::read(view, info.size);
+        facts.blank = facts.zero && blank_header_page(att, info);
+        facts
+    }
 }
 
 /// Whether the one page the kernel counts for a segment is its header page
@@ -323,11 +335,7 @@ fn judge_info(seg: &Segment, info: &SegmentInfo) -> Verdict {
 fn read_and_judge(seg: &Segment, info: &SegmentInfo) -> Verdict {
     match seg.attach_read_only() {
         Ok(att) => match HeaderView::new(&att) {
-            Some(view) => {
-                let mut facts = HeaderFacts::read(view, info.size);
-                facts.blank = facts.zero && blank_header_page(&att, info);
-                judge_with(info, Some(&facts))
-            }
+            Some(view) => judge_with(info, Some(&HeaderFacts::read_attached(view, &att, info))),
             None => Verdict::NotOurs(format!(
                 "its attachment of {} bytes is shorter than a channel header",
                 att.len()

@@ -218,6 +218,24 @@ struct JoinState {
 /// it is refused as not a channel.
 const UNFINISHED_LIMIT: Duration = Duration::from_secs(2);
 
+/// The kernel's record of a segment about to be joined. `Ok(None)`: it is
+/// gone (removed, or its id reused), and a join by key looks again; by id
+/// that is an error. Another user's segment we may not even stat is
+/// `Error::Foreign`.
+pub(crate) fn stat_to_join(seg: &Segment, by_id: bool) -> Result<Option<svshm::SegmentInfo>> {
+    match seg.stat() {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(Error::Foreign {
+            id: seg.id(),
+            detail: e.message().to_string(),
+        }),
+        Err(e) if !by_id && matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Joins an existing segment. `Ok(None)`: not ready yet, closing, or reclaimed
 /// as abandoned — try again.
 ///
@@ -241,21 +259,8 @@ fn join(
     } = *req;
     let reclaimed = &mut state.reclaimed;
     let id = seg.id();
-    let mut info = match seg.stat() {
-        Ok(i) => i,
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            return Err(Error::Foreign {
-                id,
-                detail: e.message().to_string(),
-            });
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => {
-            if by_id {
-                return Err(e.into());
-            }
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(mut info) = stat_to_join(&seg, by_id)? else {
+        return Ok(None);
     };
     let expected = opts.owner.unwrap_or_else(svshm::euid);
     if info.creator_uid != expected || info.uid != expected {
@@ -373,8 +378,7 @@ fn join(
             att.len()
         )));
     };
-    let mut facts = HeaderFacts::read(view, info.size);
-    facts.blank = facts.zero && crate::reclaim::blank_header_page(&att, &info);
+    let mut facts = HeaderFacts::read_attached(view, &att, &info);
     // A READY header whose fields do not hold together is reported below as
     // a mismatch (another svshm version, or corrupt), and never reclaimed.
     let layout = std::mem::replace(&mut facts.layout, Ok(()));

@@ -71,10 +71,9 @@ impl WaitPolicy {
 pub(crate) fn block_on(
     word: &AtomicU32,
     policy: WaitPolicy,
-    ready: impl FnMut() -> Result<bool, RingError>,
+    mut ready: impl FnMut() -> Result<bool, RingError>,
     alive: impl FnMut() -> Liveness,
 ) -> Result<(), RingError> {
-    let mut ready = ready;
     block_on_quick(word, policy, &mut (), |_| true, |_| ready(), alive)
 }
 

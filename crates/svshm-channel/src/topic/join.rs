@@ -200,18 +200,8 @@ enum Look {
 /// publisher alive and publishing.
 fn look(seg: Segment, opts: &Options, by_id: bool, reclaimed: &mut Vec<Reclaimed>) -> Result<Look> {
     let id = seg.id();
-    let mut info = match seg.stat() {
-        Ok(i) => i,
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            return Err(Error::Foreign {
-                id,
-                detail: e.message().to_string(),
-            });
-        }
-        Err(e) if !by_id && matches!(e.kind(), ErrorKind::InvalidId | ErrorKind::Removed) => {
-            return Ok(Look::Retry);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(mut info) = crate::rendezvous::stat_to_join(&seg, by_id)? else {
+        return Ok(Look::Retry);
     };
     vet(&info, opts)?;
     if let Some(p) = svshm::info::public_info_by_id(id) {
@@ -234,8 +224,7 @@ fn look(seg: Segment, opts: &Options, by_id: bool, reclaimed: &mut Vec<Reclaimed
     let Some(view) = HeaderView::new(&att) else {
         return Err(not_ours("shorter than a channel header".into()));
     };
-    let mut facts = HeaderFacts::read(view, info.size);
-    facts.blank = facts.zero && crate::reclaim::blank_header_page(&att, &info);
+    let facts = HeaderFacts::read_attached(view, &att, &info);
     match judge_shape(&info, Some(&facts)) {
         Verdict::NotOurs(why) => return Err(not_ours(why)),
         Verdict::Abandoned(why) => {

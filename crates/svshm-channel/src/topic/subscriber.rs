@@ -512,7 +512,6 @@ impl SubCore {
     /// the newest message, or the last `history` ones.
     fn start(&mut self, history: usize) -> Result<()> {
         let slot_i = self.slot;
-        let mut attached = false;
         for _ in 0..1000 {
             let t = self.tail()?;
             let slot = self.shm.slot(slot_i);
@@ -521,7 +520,7 @@ impl SubCore {
             // raised tail below, or it sees our cursor.
             slot.cursor.store(t, Ordering::SeqCst);
             slot.seq.store(0, Ordering::Relaxed);
-            if !attached {
+            if !self.attached {
                 // SYNC: SeqCst with the publisher's scan of slot states (see
                 // the cursor store above); publishes our identity too.
                 if slot
@@ -540,7 +539,6 @@ impl SubCore {
                         self.id()
                     )));
                 }
-                attached = true;
                 self.attached = true;
             }
             // SYNC: the Dekker fence between our cursor store and the tail
